@@ -1,0 +1,1 @@
+"""One replication interface, chosen by the plan: postgres-logical, goldengate or none."""
