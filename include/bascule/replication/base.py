@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 
-class ReplicationState(str, enum.Enum):
+class ReplicationState(enum.StrEnum):
     NOT_CONFIGURED = "not_configured"
     INITIAL_SYNC = "initial_sync"
     STREAMING = "streaming"
