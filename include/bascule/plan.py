@@ -1,0 +1,700 @@
+"""The migration plan: one YAML file per migration, loaded into typed, self-validating objects.
+
+Every DAG parses the plan at import time, so loading must stay cheap and side-effect
+free: the only I/O is reading the plan file and stat'ing the release migration. A bad
+plan is reported as a single ``PlanError`` line naming the offending field, because
+the people reading it are on a cutover call, not in a debugger.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import os
+import re
+import types
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from bascule.durations import format_duration, parse_duration
+
+__all__ = [
+    "REQUIRED_GATES",
+    "Downtime",
+    "Endpoint",
+    "Engine",
+    "Gate",
+    "GoldenGate",
+    "Notifications",
+    "Plan",
+    "PlanError",
+    "PlanMode",
+    "PostgresLogical",
+    "Release",
+    "Replication",
+    "ReplicationMethod",
+    "Scope",
+    "TableMapping",
+    "Validation",
+    "default_plan_path",
+    "load_plan",
+]
+
+PLAN_ENV_VAR = "BASCULE_PLAN"
+REQUIRED_GATES: tuple[str, ...] = ("go_for_freeze", "go_live")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class PlanError(Exception):
+    """An invalid or unreadable plan, always renderable as ``<file>: <field>: <message>``."""
+
+    def __init__(self, path: str | os.PathLike[str], field: str, message: str) -> None:
+        self.path = os.fspath(path)
+        self.field = _one_line(field)
+        self.message = _one_line(message)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.field}: {self.message}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default Exception pickling replays ``args`` (one string) into a
+        # three-argument constructor; Airflow ships exceptions between processes.
+        return (type(self), (self.path, self.field, self.message))
+
+
+class _FieldError(ValueError):
+    """Raised inside model validators to blame a specific field below the model.
+
+    Pydantic keeps the original exception in the error's ``ctx``, which is how the
+    cross-field rules get a precise dotted path instead of the model's own location.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class PlanMode(enum.StrEnum):
+    LAB = "lab"
+    DEMO = "demo"
+    PRODUCTION = "production"
+
+
+class Engine(enum.StrEnum):
+    POSTGRES = "postgres"
+    ORACLE = "oracle"
+
+
+class ReplicationMethod(enum.StrEnum):
+    POSTGRES_LOGICAL = "postgres-logical"
+    GOLDENGATE = "goldengate"
+    NONE = "none"
+
+
+# Which engines each replication method can drive, on both sides.
+_METHOD_ENGINE: dict[ReplicationMethod, Engine | None] = {
+    ReplicationMethod.POSTGRES_LOGICAL: Engine.POSTGRES,
+    ReplicationMethod.GOLDENGATE: Engine.ORACLE,
+    ReplicationMethod.NONE: None,
+}
+
+
+# --------------------------------------------------------------------------- scalar types
+
+SLUG_RE = r"^[a-z][a-z0-9_-]{0,62}$"
+GATE_ID_RE = r"^[a-z][a-z0-9_]{0,62}$"
+CONN_ID_RE = r"^[A-Za-z0-9_.-]+$"
+# Oracle allows $ and # in unquoted identifiers; PostgreSQL allows $ after the first char.
+IDENT_RE = r"^[A-Za-z_][A-Za-z0-9_$#]{0,127}$"
+TABLE_RE = r"^[A-Za-z_][A-Za-z0-9_$#]*\.[A-Za-z_][A-Za-z0-9_$#]*$"
+COLUMN_RE = r"^[A-Za-z_][A-Za-z0-9_$#]*\.[A-Za-z_][A-Za-z0-9_$#]*\.[A-Za-z_][A-Za-z0-9_$#]*$"
+PG_NAME_RE = r"^[a-z_][a-z0-9_]{0,62}$"
+# GoldenGate caps Extract and integrated/classic Replicat group names at 8 characters.
+GG_GROUP_RE = r"^[A-Za-z][A-Za-z0-9_]{0,7}$"
+USERNAME_RE = r"^[A-Za-z0-9_.@+-]{1,256}$"
+SLACK_CHANNEL_RE = r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{8,})$"
+
+_PATTERN_HINTS: dict[str, str] = {
+    SLUG_RE: "must be a lowercase slug: a letter, then letters, digits, '_' or '-' (at most 63)",
+    GATE_ID_RE: "must be a lowercase id: a letter, then letters, digits or '_'",
+    CONN_ID_RE: "must be an Airflow connection id (letters, digits, '_', '.', '-')",
+    IDENT_RE: "must be a plain SQL identifier",
+    TABLE_RE: "must be 'schema.table'",
+    COLUMN_RE: "must be 'schema.table.column'",
+    PG_NAME_RE: "must be a lowercase PostgreSQL name (letters, digits, '_', at most 63)",
+    GG_GROUP_RE: "must be a GoldenGate group name: a letter, then up to 7 letters, digits or '_'",
+    USERNAME_RE: "must be an Airflow username",
+    SLACK_CHANNEL_RE: "must be '#channel-name' (lowercase, no spaces) or a channel id like C0123ABCD",
+}
+
+Slug = Annotated[str, StringConstraints(pattern=SLUG_RE)]
+GateId = Annotated[str, StringConstraints(pattern=GATE_ID_RE)]
+ConnId = Annotated[str, StringConstraints(pattern=CONN_ID_RE)]
+Identifier = Annotated[str, StringConstraints(pattern=IDENT_RE)]
+QualifiedTable = Annotated[str, StringConstraints(pattern=TABLE_RE)]
+QualifiedColumn = Annotated[str, StringConstraints(pattern=COLUMN_RE)]
+PgName = Annotated[str, StringConstraints(pattern=PG_NAME_RE)]
+GgGroup = Annotated[str, StringConstraints(pattern=GG_GROUP_RE)]
+Username = Annotated[str, StringConstraints(pattern=USERNAME_RE)]
+SlackChannel = Annotated[str, StringConstraints(pattern=SLACK_CHANNEL_RE)]
+Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+# Strict numbers: YAML turns "yes" into True and pydantic's lax mode would turn that
+# into 1.0; a typo must not silently become a one-second threshold.
+PositiveSeconds = Annotated[float, Field(strict=True, gt=0)]
+NonNegativeSeconds = Annotated[float, Field(strict=True, ge=0)]
+Fraction = Annotated[float, Field(strict=True, gt=0, lt=1)]
+
+
+def _duration(value: object) -> float:
+    return parse_duration(value)
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+
+
+def _sql_default(value: object) -> object:
+    # ``added: {visits: 0}`` in YAML is an int; the SQL text "0" is what was meant.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, bool):
+        raise ValueError(f"must be SQL expression text; quote it, e.g. 'true' (got {value!r})")
+    return value
+
+
+SqlDefault = Annotated[str, BeforeValidator(_sql_default), StringConstraints(min_length=1)]
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class _Section(BaseModel):
+    # Frozen: one Plan object is shared by every task parsed from a DAG file.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Endpoint(_Section):
+    """One side of the migration, as Airflow connections plus the application's role."""
+
+    conn_id: ConnId
+    engine: Engine
+    app_conn_id: ConnId | None = None
+    app_role: Identifier
+
+
+class Scope(_Section):
+    schemas: Annotated[tuple[Identifier, ...], Field(min_length=1)]
+    include_tables: tuple[QualifiedTable, ...] = ()
+    exclude_tables: tuple[QualifiedTable, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scope:
+        seen: set[str] = set()
+        for i, schema in enumerate(self.schemas):
+            if schema.lower() in seen:
+                raise _FieldError(("schemas", i), f"schema {schema!r} is listed twice")
+            seen.add(schema.lower())
+        for name in ("include_tables", "exclude_tables"):
+            for i, table in enumerate(getattr(self, name)):
+                if table.split(".", 1)[0].lower() not in seen:
+                    raise _FieldError(
+                        (name, i), f"table {table!r} is not in a scope schema ({', '.join(self.schemas)})"
+                    )
+        included = {t.lower() for t in self.include_tables}
+        for i, table in enumerate(self.exclude_tables):
+            if table.lower() in included:
+                raise _FieldError(("exclude_tables", i), f"table {table!r} is both included and excluded")
+        return self
+
+    def contains(self, schema: str, table: str) -> bool:
+        # Case-insensitive: Oracle reports unquoted names in upper case while plans
+        # are usually written in lower case.
+        if schema.lower() not in {s.lower() for s in self.schemas}:
+            return False
+        qualified = f"{schema}.{table}".lower()
+        if self.include_tables and qualified not in {t.lower() for t in self.include_tables}:
+            return False
+        return qualified not in {t.lower() for t in self.exclude_tables}
+
+
+class TableMapping(_Section):
+    """How one table's columns change between the old and the new release."""
+
+    renamed: dict[Identifier, Identifier] = Field(default_factory=dict)
+    added: dict[Identifier, SqlDefault | None] = Field(default_factory=dict)
+    dropped: tuple[Identifier, ...] = ()
+
+    @model_validator(mode="after")
+    def _no_conflicts(self) -> TableMapping:
+        dropped: set[str] = set()
+        for i, column in enumerate(self.dropped):
+            if column in dropped:
+                raise _FieldError(("dropped", i), f"column {column!r} is dropped twice")
+            if column in self.renamed:
+                raise _FieldError(("dropped", i), f"column {column!r} is both renamed and dropped")
+            dropped.add(column)
+        new_names = set(self.renamed.values())
+        if len(new_names) != len(self.renamed):
+            raise _FieldError(("renamed",), "two columns are renamed to the same new name")
+        for column in self.added:
+            if column in new_names:
+                raise _FieldError(("added", column), f"column {column!r} is both added and a rename target")
+            if column in self.renamed:
+                raise _FieldError(("added", column), f"column {column!r} is both added and renamed")
+        return self
+
+
+class Release(_Section):
+    """The new application release's schema change, applied to the target."""
+
+    migration: Text
+    column_mapping: dict[QualifiedTable, TableMapping] = Field(default_factory=dict)
+
+    @field_validator("migration")
+    @classmethod
+    def _migration_exists(cls, value: str, info: ValidationInfo) -> str:
+        # Only a stat: the file belongs to the release and may be large; the DAG
+        # reads it when the task runs. Without a plan directory (a Plan built in
+        # code) there is nothing to resolve a relative path against.
+        plan_dir = (info.context or {}).get("plan_dir")
+        if plan_dir is None:
+            return value
+        resolved = Path(os.path.normpath(Path(plan_dir) / value))
+        if not resolved.exists():
+            raise ValueError(f"no such file: {resolved}")
+        if not resolved.is_file():
+            raise ValueError(f"not a file: {resolved}")
+        return value
+
+
+class PostgresLogical(_Section):
+    publication: PgName = "bascule_pub"
+    subscription: PgName = "bascule_sub"
+    replication_conn_id: ConnId
+
+
+class GoldenGate(_Section):
+    conn_id: ConnId
+    extract: GgGroup
+    replicat: GgGroup
+    heartbeat_connection: ConnId
+
+
+class Replication(_Section):
+    method: ReplicationMethod
+    lag_threshold_s: PositiveSeconds = 5.0
+    stable_window_s: NonNegativeSeconds = 10.0
+    heartbeat_interval_s: PositiveSeconds = 2.0
+    poll_interval_s: PositiveSeconds = 0.5
+    postgres_logical: PostgresLogical | None = None
+    goldengate: GoldenGate | None = None
+
+    @model_validator(mode="after")
+    def _heartbeat_resolves_threshold(self) -> Replication:
+        # Lag is measured from heartbeats; with a heartbeat slower than the threshold
+        # the measured lag can never settle below it and the cutover would never start.
+        if self.heartbeat_interval_s >= self.lag_threshold_s:
+            raise _FieldError(
+                ("heartbeat_interval_s",),
+                f"must be < lag_threshold_s ({self.lag_threshold_s:g}) (got {self.heartbeat_interval_s:g})",
+            )
+        return self
+
+
+class Validation(_Section):
+    chunk_rows: Annotated[int, Field(strict=True, gt=0)] = 100_000
+    parallelism: Annotated[int, Field(strict=True, ge=1)] = 2
+    key_hash_conn_id: ConnId = "bascule_key_hmac"
+    identifying_keys: tuple[QualifiedColumn, ...] = ()
+    wait_and_confirm_s: NonNegativeSeconds = 5.0
+    suites: tuple[Slug, ...] = ()
+
+
+class Downtime(_Section):
+    budget: Duration = 7200.0
+    warn_at: tuple[Fraction, ...] = (0.5, 0.75, 0.9)
+    point_of_no_return: GateId = "go_live"
+
+    @field_validator("warn_at")
+    @classmethod
+    def _ascending(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        for before, after in zip(value, value[1:], strict=False):
+            if after <= before:
+                raise ValueError(f"must be strictly ascending (got {list(value)})")
+        return value
+
+
+class Gate(_Section):
+    title: Text
+    assigned_users: Annotated[tuple[Username, ...], Field(min_length=1)]
+    timeout: Duration | None = None
+    description: str | None = None
+
+
+class Notifications(_Section):
+    slack_conn_id: ConnId = "bascule_slack"
+    channel: SlackChannel
+    webhook_conn_id: ConnId | None = None
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+class Plan(_Section):
+    """A validated migration plan. Build it with :func:`load_plan`."""
+
+    version: Literal[1]
+    name: Slug
+    mode: PlanMode
+    description: str | None = None
+    source: Endpoint
+    target: Endpoint
+    scope: Scope
+    release: Release | None = None
+    replication: Replication
+    validation: Validation = Field(default_factory=Validation)
+    downtime: Downtime = Field(default_factory=Downtime)
+    gates: dict[GateId, Gate]
+    notifications: Notifications | None = None
+
+    _path: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Plan:
+        # Checked in field order so the first error reported is the earliest in the file.
+        if self.source.conn_id == self.target.conn_id:
+            raise _FieldError(
+                ("target", "conn_id"), f"must differ from source.conn_id (both {self.source.conn_id!r})"
+            )
+        if self.release is not None:
+            for table in self.release.column_mapping:
+                schema, name = table.split(".", 1)
+                if schema.lower() not in {s.lower() for s in self.scope.schemas}:
+                    raise _FieldError(
+                        ("release", "column_mapping", table),
+                        f"table {table!r} is not in a scope schema ({', '.join(self.scope.schemas)})",
+                    )
+                if not self.scope.contains(schema, name):
+                    raise _FieldError(
+                        ("release", "column_mapping", table), f"table {table!r} is excluded from scope"
+                    )
+        self._check_replication()
+        for i, key in enumerate(self.validation.identifying_keys):
+            schema, table, _ = key.split(".", 2)
+            if not self.scope.contains(schema, table):
+                raise _FieldError(
+                    ("validation", "identifying_keys", i), f"table {schema}.{table} is not in scope"
+                )
+        for gate_id in REQUIRED_GATES:
+            if gate_id not in self.gates:
+                raise _FieldError(("gates", gate_id), "required gate is missing")
+        if self.downtime.point_of_no_return not in self.gates:
+            raise _FieldError(
+                ("downtime", "point_of_no_return"),
+                f"must name a gate, one of {', '.join(self.gates)} (got {self.downtime.point_of_no_return!r})",
+            )
+        if self.mode is PlanMode.PRODUCTION and self.notifications is None:
+            # Gates wait for humans; in production nobody may be left unaware of one.
+            raise _FieldError(("notifications",), "is required in production mode")
+        return self
+
+    def _check_replication(self) -> None:
+        method = self.replication.method
+        wanted = _METHOD_ENGINE[method]
+        if wanted is not None and (self.source.engine, self.target.engine) != (wanted, wanted):
+            raise _FieldError(
+                ("replication", "method"),
+                f"{method.value} needs {wanted.value} on both sides "
+                f"(source is {self.source.engine.value}, target is {self.target.engine.value})",
+            )
+        sections = {
+            ReplicationMethod.POSTGRES_LOGICAL: ("postgres_logical", self.replication.postgres_logical),
+            ReplicationMethod.GOLDENGATE: ("goldengate", self.replication.goldengate),
+        }
+        for section_method, (section, value) in sections.items():
+            if section_method is method and value is None:
+                raise _FieldError(("replication", section), f"is required when method is {method.value}")
+            if section_method is not method and value is not None:
+                raise _FieldError(
+                    ("replication", section),
+                    f"only allowed when method is {section_method.value} (got {method.value})",
+                )
+
+    # ----------------------------------------------------------------- accessors
+
+    @property
+    def path(self) -> Path | None:
+        """Absolute path of the plan file, or None for a plan built in code."""
+        return self._path
+
+    @property
+    def allows_auto_answer(self) -> bool:
+        """Gates may be answered by automation only outside production."""
+        return self.mode in (PlanMode.LAB, PlanMode.DEMO)
+
+    @property
+    def budget_seconds(self) -> float:
+        return self.downtime.budget
+
+    @property
+    def release_migration_path(self) -> Path | None:
+        if self.release is None:
+            return None
+        base = self._path.parent if self._path is not None else Path.cwd()
+        return Path(os.path.normpath(base / self.release.migration))
+
+    def gate(self, gate_id: str) -> Gate:
+        try:
+            return self.gates[gate_id]
+        except KeyError:
+            raise KeyError(
+                f"plan {self.name!r} has no gate {gate_id!r} (gates: {', '.join(self.gates)})"
+            ) from None
+
+    def is_table_in_scope(self, schema: str, table: str) -> bool:
+        return self.scope.contains(schema, table)
+
+    def to_summary(self) -> dict[str, Any]:
+        """JSON-able overview for XCom, notifications and reports; connection ids only, no secrets."""
+        return {
+            "name": self.name,
+            "mode": self.mode.value,
+            "path": str(self._path) if self._path is not None else None,
+            "description": self.description,
+            "source": {"engine": self.source.engine.value, "conn_id": self.source.conn_id},
+            "target": {"engine": self.target.engine.value, "conn_id": self.target.conn_id},
+            "schemas": list(self.scope.schemas),
+            "include_tables": list(self.scope.include_tables),
+            "exclude_tables": list(self.scope.exclude_tables),
+            "release_migration": self.release.migration if self.release else None,
+            "replication_method": self.replication.method.value,
+            "lag_threshold_s": self.replication.lag_threshold_s,
+            "budget_seconds": self.budget_seconds,
+            "budget": format_duration(self.budget_seconds),
+            "warn_at": list(self.downtime.warn_at),
+            "point_of_no_return": self.downtime.point_of_no_return,
+            "allows_auto_answer": self.allows_auto_answer,
+            "gates": {
+                gate_id: {
+                    "title": gate.title,
+                    "assigned_users": list(gate.assigned_users),
+                    "timeout_seconds": gate.timeout,
+                }
+                for gate_id, gate in self.gates.items()
+            },
+            "notification_channel": self.notifications.channel if self.notifications else None,
+        }
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def default_plan_path() -> Path:
+    """``$BASCULE_PLAN`` if set, else the lab plan shipped in the repository."""
+    configured = os.environ.get(PLAN_ENV_VAR, "").strip()
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2] / "include" / "plans" / "lab.yaml"
+
+
+def load_plan(path: str | os.PathLike[str]) -> Plan:
+    """Read, parse and validate a plan file; raise :class:`PlanError` on any problem."""
+    shown = os.fspath(path)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(shown, "(file)", "no such file") from None
+    except IsADirectoryError:
+        raise PlanError(shown, "(file)", "is a directory, not a plan file") from None
+    except UnicodeDecodeError:
+        raise PlanError(shown, "(file)", "is not UTF-8 text") from None
+    except OSError as exc:
+        raise PlanError(shown, "(file)", f"cannot read: {exc.strerror or exc}") from None
+
+    try:
+        # _PlanLoader derives from SafeLoader: no arbitrary Python objects from a plan file.
+        data = yaml.load(text, Loader=_PlanLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise PlanError(shown, "(yaml)", f"{where}{exc.problem or exc.context or 'invalid YAML'}") from None
+    except yaml.YAMLError as exc:
+        raise PlanError(shown, "(yaml)", str(exc)) from None
+
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else _describe_input(data)
+        raise PlanError(shown, "(root)", f"must be a mapping of plan fields (got {got})")
+
+    absolute = file.absolute()
+    try:
+        plan = Plan.model_validate(data, context={"plan_dir": absolute.parent})
+    except ValidationError as exc:
+        field, message = _explain(exc.errors()[0])
+        raise PlanError(shown, field, message) from None
+    plan._path = absolute
+    return plan
+
+
+class _PlanLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: PyYAML would silently keep the last one."""
+
+
+def _construct_mapping(loader: _PlanLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            continue  # unhashable: SafeConstructor reports it below with its position
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_PlanLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+# --------------------------------------------------------------------------- error rendering
+
+
+def _explain(error: Any) -> tuple[str, str]:
+    """Turn pydantic's first error into (dotted field path, human message)."""
+    loc = tuple(part for part in error["loc"] if not _is_internal(part))
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    got = _describe_input(error.get("input"))
+    if kind == "value_error" and isinstance(ctx.get("error"), _FieldError):
+        cause = ctx["error"]
+        return _dotted(loc + cause.loc), cause.message
+    if kind == "extra_forbidden":
+        message = f"unknown field {loc[-1]!r}"
+        suggestion = difflib.get_close_matches(str(loc[-1]), _fields_at(loc[:-1]), n=1)
+        if suggestion:
+            message += f" (did you mean {suggestion[0]!r}?)"
+        return _dotted(loc), message
+    return _dotted(loc), _message(kind, ctx, got, error)
+
+
+def _message(kind: str, ctx: dict[str, Any], got: str, error: Any) -> str:
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"must be {bounds[kind]} {limit} (got {got})"
+    if kind == "missing":
+        return "is required"
+    if kind == "enum":
+        choices = str(ctx.get("expected", "")).replace(" or ", ", ").replace("'", "")
+        return f"must be one of {choices} (got {got})"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected')} (got {got})"
+    if kind == "string_pattern_mismatch":
+        return f"{_PATTERN_HINTS.get(ctx.get('pattern', ''), 'has an invalid format')} (got {got})"
+    if kind == "too_short":
+        return f"must not be empty (got {got})"
+    if kind == "too_long":
+        return f"is too long (at most {ctx.get('max_length')})"
+    if kind == "string_type":
+        return f"must be text (got {got})"
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        return f"must be a number (got {got})"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be a whole number (got {got})"
+    if kind in ("list_type", "tuple_type"):
+        return f"must be a list (got {got})"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"must be a mapping (got {got})"
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    return str(error.get("msg", "is invalid"))
+
+
+_INTERNAL_LOC = re.compile(r"^[a-z][a-z-]*\[.*\]$")
+
+
+def _is_internal(part: str | int) -> bool:
+    # Pydantic inserts schema steps into ``loc`` (``[key]``, ``function-after[...]``,
+    # union member tags); a plan author never wrote those.
+    return isinstance(part, str) and (part == "[key]" or _INTERNAL_LOC.match(part) is not None)
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+def _describe_input(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _unwrap(tp: Any) -> Any:
+    if get_origin(tp) is Annotated:
+        return _unwrap(get_args(tp)[0])
+    if get_origin(tp) in (Union, types.UnionType):
+        members = [arg for arg in get_args(tp) if arg is not type(None)]
+        return _unwrap(members[0]) if len(members) == 1 else tp
+    return tp
+
+
+def _fields_at(loc: tuple[str | int, ...]) -> list[str]:
+    """Field names of the section at ``loc``, to suggest a fix for a misspelt key."""
+    tp: Any = Plan
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return []
+            tp = field.annotation
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        elif get_origin(tp) is tuple:
+            tp = get_args(tp)[0]
+        else:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return list(tp.model_fields)
+    return []
