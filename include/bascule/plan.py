@@ -610,7 +610,9 @@ def _message(kind: str, ctx: dict[str, Any], got: str, error: Any) -> str:
     bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
     if kind in bounds:
         limit = next(iter(ctx.values()))
-        return f"must be {bounds[kind]} {limit} (got {got})"
+        # Field(gt=0) on a float field reports 0.0; the plan author wrote 0.
+        shown = f"{limit:g}" if isinstance(limit, float) else str(limit)
+        return f"must be {bounds[kind]} {shown} (got {got})"
     if kind == "missing":
         return "is required"
     if kind == "enum":
@@ -621,7 +623,7 @@ def _message(kind: str, ctx: dict[str, Any], got: str, error: Any) -> str:
     if kind == "string_pattern_mismatch":
         return f"{_PATTERN_HINTS.get(ctx.get('pattern', ''), 'has an invalid format')} (got {got})"
     if kind == "too_short":
-        return f"must not be empty (got {got})"
+        return "must not be empty"
     if kind == "too_long":
         return f"is too long (at most {ctx.get('max_length')})"
     if kind == "string_type":
