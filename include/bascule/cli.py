@@ -1,0 +1,195 @@
+"""The `bascule` command: the lab, plan checks, and the demo.
+
+    bascule lab up | down | status | reset | seed [--patients N] | destroy
+    bascule plan check FILE
+    bascule demo [--patients N]
+    bascule env                      # export lines for Airflow against the lab
+    bascule airflow ARGS...          # the airflow CLI, configured for the lab
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bascule.paths import LAB_PLAN, airflow_home, lab_dir
+
+if TYPE_CHECKING:
+    from bascule.lab.clusters import Lab
+
+DEFAULT_DEMO_PATIENTS = 10_000
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def _lab(purpose: str = "demo") -> Lab:
+    from bascule.lab.clusters import Lab
+
+    return Lab(lab_dir(purpose=purpose), echo=_echo)
+
+
+def _release_migration(plan_path: Path) -> Path | None:
+    from bascule.plan import load_plan
+
+    return load_plan(plan_path).release_migration_path
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from bascule.inventory import human_bytes
+
+    lab = _lab()
+    if args.action == "up":
+        lab.up()
+        _echo(f"lab: connections for Airflow in {lab.connections_file}")
+    elif args.action == "down":
+        lab.down()
+    elif args.action == "destroy":
+        lab.destroy()
+        _echo(f"lab: removed {lab.root}")
+    elif args.action == "status":
+        if not lab.state_file.exists():
+            _echo(f"lab: not created yet ({lab.root}); run `bascule lab up`")
+            return 0
+        for st in lab.status():
+            state = f"running (pid {st.pid})" if st.running else "stopped"
+            dbs = ", ".join(st.databases) if st.databases else "-"
+            _echo(f"{st.name:<8} 127.0.0.1:{st.port:<6} {state:<20} {human_bytes(st.size_bytes):>9}  databases: {dbs}")
+        seed = lab.state().seed
+        if seed:
+            _echo(f"seeded: patients={seed['patients']} seed={seed['seed']} rows={seed['rows']:,} "
+                  f"({seed['seconds']} s)")
+    elif args.action == "reset":
+        lab.reset()
+    elif args.action == "seed":
+        lab.up()
+        result = lab.seed(patients=args.patients, seed=args.seed, force=args.force,
+                          release_migration=_release_migration(Path(args.plan)))
+        _echo(f"patients={result['patients']} rows={result['rows']} seconds={result['seconds']}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from bascule.plan_cli import check_command
+
+    return check_command(args.file)
+
+
+def lab_airflow_env(*, purpose: str = "demo", metadata: str = "control") -> dict[str, str]:
+    """Airflow's settings for the running lab: metadata in the control cluster or SQLite."""
+    from bascule.airflow_env import airflow_env
+
+    lab = _lab(purpose)
+    home = airflow_home(purpose=purpose)
+    home.mkdir(parents=True, exist_ok=True)
+    url = lab.airflow_metadata_url() if metadata == "control" else None
+    return airflow_env(home=home, connections_file=lab.connections_file, sql_alchemy_conn=url)
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    import shlex
+
+    for key, value in sorted(lab_airflow_env(metadata=args.metadata).items()):
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    env = {**os.environ, **lab_airflow_env(metadata=args.metadata)}
+    airflow = Path(sys.executable).with_name("airflow")
+    os.execve(str(airflow), [str(airflow), *args.airflow_args], env)
+    return 0  # pragma: no cover - execve does not return
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Lab up, seed at a small scale, then run the main job with `dag.test()`."""
+    import subprocess
+
+    started = time.monotonic()
+    lab = _lab()
+    _echo("== bascule demo: the built-in hospital lab ==")
+    lab.up()
+    lab.seed(patients=args.patients, seed=42, release_migration=_release_migration(LAB_PLAN))
+    env = {**os.environ, **lab_airflow_env(metadata=args.metadata)}
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    _echo("demo: preparing Airflow's metadata database")
+    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, check=False)
+    if migrate.returncode != 0:
+        print(migrate.stderr[-2000:], file=sys.stderr)
+        return 1
+    _echo(f"demo: running the '{args.dag}' DAG with dag.test()")
+    runner = [sys.executable, "-m", "bascule.demo_run", args.dag]
+    proc = subprocess.run(runner, env=env, check=False)
+    _echo(f"demo: done in {time.monotonic() - started:.0f} s. The lab keeps running; stop it with "
+          f"`.venv/bin/bascule lab down`. Explore the run in the Airflow UI: "
+          f"`.venv/bin/bascule airflow standalone` (then http://localhost:8080).")
+    return proc.returncode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bascule", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    lab = sub.add_parser("lab", help="the built-in lab: three local PostgreSQL 15 clusters")
+    lab_sub = lab.add_subparsers(dest="action", required=True)
+    for action, text in (("up", "start the clusters (creating them if needed)"),
+                         ("down", "stop the clusters, leaving no process behind"),
+                         ("status", "show ports, processes, sizes and seed"),
+                         ("reset", "restore source and target from the seeded templates"),
+                         ("destroy", "stop the clusters and delete their files")):
+        lab_sub.add_parser(action, help=text)
+    seed = lab_sub.add_parser("seed", help="generate the synthetic hospital (source) and the target schema")
+    seed.add_argument("--patients", type=int, default=DEFAULT_DEMO_PATIENTS)
+    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument("--force", action="store_true", help="re-seed even if the template matches")
+    seed.add_argument("--plan", default=str(LAB_PLAN), help="plan whose release migration the target gets")
+    lab.set_defaults(func=cmd_lab)
+
+    plan = sub.add_parser("plan", help="migration plans")
+    plan_sub = plan.add_subparsers(dest="action", required=True)
+    check = plan_sub.add_parser("check", help="validate a plan file: exit 0, or one line and exit 2")
+    check.add_argument("file")
+    plan.set_defaults(func=cmd_plan)
+
+    demo = sub.add_parser("demo", help="set up the lab and run the main job on it")
+    demo.add_argument("--patients", type=int, default=DEFAULT_DEMO_PATIENTS)
+    demo.add_argument("--dag", default="inventory")
+    demo.add_argument("--metadata", choices=("control", "sqlite"), default="control")
+    demo.set_defaults(func=cmd_demo)
+
+    env = sub.add_parser("env", help="print export lines configuring Airflow for the lab")
+    env.add_argument("--metadata", choices=("control", "sqlite"), default="control")
+    env.set_defaults(func=cmd_env)
+
+    af = sub.add_parser("airflow", help="run the airflow CLI configured for the lab")
+    af.add_argument("--metadata", choices=("control", "sqlite"), default="control")
+    af.add_argument("airflow_args", nargs=argparse.REMAINDER)
+    af.set_defaults(func=cmd_airflow)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bascule.lab.clusters import LabError
+    from bascule.plan import PlanError
+
+    try:
+        return int(args.func(args))
+    except PlanError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except LabError as exc:
+        print(f"bascule: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Every DAG imports cleanly, follows the house rules, and does no I/O at parse time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bascule.paths import DAGS_DIR
+
+pytestmark = pytest.mark.unit
+
+DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+class _NoIO(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_env: dict[str, str]) -> Any:
+    """Parse the DAGs with every way out to a database, a connection or a Variable cut off."""
+    import psycopg
+    from airflow.models.dagbag import DagBag
+    from airflow.sdk import BaseHook, Variable
+
+    def refuse(*_a: Any, **_k: Any) -> Any:
+        raise _NoIO("I/O at DAG parse time")
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(psycopg, "connect", refuse)
+    mp.setattr(BaseHook, "get_connection", classmethod(refuse))
+    mp.setattr(Variable, "get", staticmethod(refuse))
+    try:
+        yield DagBag(dag_folder=str(DAGS_DIR))
+    finally:
+        mp.undo()
+
+
+def test_dag_files_exist() -> None:
+    assert DAG_FILES, f"no DAG files in {DAGS_DIR}"
+
+
+def test_no_import_errors(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+
+
+def test_each_file_defines_the_dag_named_after_its_function(dagbag: Any) -> None:
+    for path in DAG_FILES:
+        assert path.stem in dagbag.dag_ids, f"{path.name} should define a DAG named {path.stem!r}"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_house_rules(dagbag: Any, path: Path) -> None:
+    dag = dagbag.get_dag(path.stem)
+    assert dag is not None
+    assert "bascule" in dag.tags
+    assert any(t.startswith("plan:") for t in dag.tags)
+    assert dag.doc_md and dag.doc_md.strip().startswith("###"), "the module docstring is the DAG's doc_md"
+    assert dag.catchup is False
+    for task in dag.tasks:
+        assert task.owner == "bascule", f"{task.task_id}: owner"
+        assert task.retries is not None and task.retries >= 1 or getattr(task, "_bascule_no_retry", False), \
+            f"{task.task_id}: retries"
+        if _is_sensor(task):
+            assert task.timeout is not None and task.timeout.total_seconds() > 0, f"{task.task_id}: sensor timeout"
+            assert task.timeout.total_seconds() <= 24 * 3600
+
+
+def _is_sensor(task: Any) -> bool:
+    from airflow.sdk.bases.sensor import BaseSensorOperator
+
+    return isinstance(task, BaseSensorOperator)
+
+
+def test_a_bad_plan_is_an_import_error_naming_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        airflow_env: dict[str, str]) -> None:
+    from airflow.models.dagbag import DagBag
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: Bad Name\n")
+    monkeypatch.setenv("BASCULE_PLAN", str(bad))
+    bag = DagBag(dag_folder=str(DAGS_DIR / "inventory.py"))
+    (message,) = bag.import_errors.values()
+    assert f"{bad}: name:" in message
