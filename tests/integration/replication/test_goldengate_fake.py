@@ -1,0 +1,127 @@
+"""GoldenGateHook and GoldenGateReplication against a local fake Administration Service.
+
+The fake serves Oracle's documented example payloads (tests/fixtures/goldengate,
+SOURCES.md) and checks Basic auth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from bascule.hooks.goldengate import GoldenGateApiError, GoldenGateHook
+from bascule.replication.base import ReplicationState
+from bascule.replication.goldengate import GoldenGateReplication
+from bascule.testing.goldengate_fake import FakeGoldenGate
+
+pytestmark = pytest.mark.integration
+
+CONN_ID = "gg_fake"
+HEARTBEAT_CONNECTION = "OracleGoldenGate.oggadmin"
+LAG_THRESHOLD_SECONDS = 30.0  # ZDM's default acceptable GoldenGate lag
+
+
+@pytest.fixture
+def fake_gg(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGoldenGate]:
+    with FakeGoldenGate() as gg:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", gg.connection_json())
+        yield gg
+
+
+def _replication(**kwargs: object) -> GoldenGateReplication:
+    return GoldenGateReplication(goldengate_conn_id=CONN_ID, extract="EXT2", replicat="REP2",
+                                 heartbeat_connection=HEARTBEAT_CONNECTION, **kwargs)  # type: ignore[arg-type]
+
+
+def test_hook_reads_documented_replicat_status(fake_gg: FakeGoldenGate) -> None:
+    hook = GoldenGateHook(goldengate_conn_id=CONN_ID)
+    status = hook.get_process_status("replicat", "REP2")
+    assert status["$schema"] == "ogg:replicatStatus"
+    assert status["status"] == "running"
+    assert hook.get_lag("replicat", "REP2") == 0  # documented as the string "0"
+    assert fake_gg.requests[-1] == "/services/v2/replicats/REP2/info/status"
+
+
+def test_hook_reads_heartbeat_data(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.heartbeat = "lag_high"
+    beats = GoldenGateHook(goldengate_conn_id=CONN_ID).get_heartbeat_data(HEARTBEAT_CONNECTION)
+    assert beats[0]["lagSeconds"] == 53
+    assert beats[0]["ageSeconds"] == 97.78
+
+
+def test_wrong_password_names_endpoint_and_status_only(fake_gg: FakeGoldenGate,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = json.loads(fake_gg.connection_json())
+    conn["password"] = "wrong-password"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+    with pytest.raises(GoldenGateApiError) as err:
+        GoldenGateHook(goldengate_conn_id=CONN_ID).get_process_status("replicat", "REP2")
+    assert err.value.status == 401
+    assert str(err.value).startswith("GET /services/v2/replicats/REP2/info/status: HTTP 401")
+
+
+def test_running_with_fresh_heartbeat_streams_below_threshold(fake_gg: FakeGoldenGate) -> None:
+    reading = _replication().reading()
+    assert reading.state is ReplicationState.STREAMING
+    assert reading.lag_seconds == 2.0
+    assert reading.lag_seconds < LAG_THRESHOLD_SECONDS
+    assert reading.cause is None
+    assert reading.details["lag_source"] == "rest:heartbeatData"
+    assert reading.details["replicat_trail_position"] == "ea:0:0"
+    json.dumps(reading.to_json())  # XCom-able
+
+
+def test_lag_above_threshold_from_documented_heartbeat(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.heartbeat = "lag_high"
+    reading = _replication().reading()
+    assert reading.state is ReplicationState.STREAMING
+    # lag 53 s, last heartbeat 97.78 s old, one due every 60 s: at least 90.78 s behind.
+    assert reading.lag_seconds == pytest.approx(90.78)
+    assert reading.lag_seconds > LAG_THRESHOLD_SECONDS
+
+
+def test_abended_replicat_is_broken_with_one_line_cause(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.replicat = "abended"
+    reading = _replication().reading()
+    assert reading.state is ReplicationState.BROKEN
+    assert reading.cause == "replicat REP2 is ABENDED"
+
+
+def test_stopped_replicat_is_broken_when_expected_to_run(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.replicat = "stopped"
+    reading = _replication().reading()
+    assert reading.state is ReplicationState.BROKEN
+    assert reading.cause == "replicat REP2 is STOPPED but expected to run"
+
+
+def test_stopped_replicat_is_stopped_when_drained_on_purpose(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.replicat = "stopped"
+    fake_gg.scenario.extract = "stopped"
+    reading = _replication(expect_running=False).reading()
+    assert reading.state is ReplicationState.STOPPED
+    assert "\n" not in (reading.cause or "")
+
+
+def test_stopped_extract_is_broken(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.extract = "stopped"
+    reading = _replication().reading()
+    assert reading.state is ReplicationState.BROKEN
+    assert reading.cause == "extract EXT2 is STOPPED but expected to run"
+
+
+def test_unknown_replicat_is_broken(fake_gg: FakeGoldenGate) -> None:
+    reading = GoldenGateReplication(goldengate_conn_id=CONN_ID, extract="EXT2",
+                                    replicat="REPHOSP").reading()
+    assert reading.state is ReplicationState.BROKEN
+    assert reading.cause == "replicat REPHOSP does not exist in the GoldenGate deployment"
+
+
+def test_heartbeat_for_another_path_gives_no_lag(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.replicats = ("REP2", "REPX")
+    reading = GoldenGateReplication(goldengate_conn_id=CONN_ID, extract="EXT2", replicat="REPX",
+                                    heartbeat_connection=HEARTBEAT_CONNECTION).reading()
+    assert reading.state is ReplicationState.STREAMING
+    assert reading.lag_seconds is None  # unknown, so never "below threshold"
+    assert reading.details["lag_source"] == "none"
