@@ -5,6 +5,7 @@ Only structure and counts: an inventory never carries a row value.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,7 +52,8 @@ class SideInventory:
         return sum(t.total_bytes for t in self.tables)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Lists, not tuples: XCom would otherwise wrap each tuple in a typed envelope.
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self)))
         data["total_rows"] = self.total_rows
         data["total_bytes"] = self.total_bytes
         return data
@@ -111,10 +113,16 @@ def render_inventory(source: SideInventory, target: SideInventory) -> str:
     if seqs:
         s_seq = {f"{q.schema}.{q.name}": q for q in source.sequences}
         t_seq = {f"{q.schema}.{q.name}": q for q in target.sequences}
-        lines += ["", "sequences (last value)   source -> target"]
+        lines += ["", "sequences: last value on source -> target ('unused': never called yet)"]
         width = max(len(n) for n in seqs)
         for n in seqs:
             sv = s_seq[n].last_value if n in s_seq else None
             tv = t_seq[n].last_value if n in t_seq else None
-            lines.append(f"  {n.ljust(width)}  {sv if sv is not None else '-':>12} -> {tv if tv is not None else '-'}")
+            lines.append(f"  {n.ljust(width)}  {_seq(sv, n in s_seq):>12} -> {_seq(tv, n in t_seq)}")
     return "\n".join(lines)
+
+
+def _seq(value: int | None, present: bool) -> str:
+    if not present:
+        return "missing"
+    return "unused" if value is None else f"{value:,}"

@@ -15,7 +15,7 @@ class PostgresDialect(Dialect):
         return '"' + name.replace('"', '""') + '"'
 
     def server_version_sql(self) -> Query:
-        return "SELECT current_setting('server_version')", {}
+        return "SELECT split_part(current_setting('server_version'), ' ', 1)", {}
 
     def inventory_tables_sql(self, schemas: list[str]) -> Query:
         # Partitions are folded into their root: replication publishes through the
@@ -27,8 +27,10 @@ class PostgresDialect(Dialect):
                    c.relkind = 'p' AS partitioned,
                    (SELECT count(*) FROM pg_partition_tree(c.oid) pt WHERE pt.isleaf AND pt.relid <> c.oid)
                        AS partitions,
-                   (SELECT coalesce(sum(pg_total_relation_size(pt.relid)), 0)
-                      FROM pg_partition_tree(c.oid) pt)::bigint AS total_bytes,
+                   CASE WHEN c.relkind = 'p'
+                        THEN (SELECT coalesce(sum(pg_total_relation_size(pt.relid)), 0)
+                                FROM pg_partition_tree(c.oid) pt)
+                        ELSE pg_total_relation_size(c.oid) END::bigint AS total_bytes,
                    (SELECT string_agg(a.attname, ',' ORDER BY k.ord)
                       FROM pg_index i
                       CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
