@@ -64,11 +64,16 @@ PLANTED_WASTE: Mapping[str, tuple[str, ...]] = {
     # Left prefixes of a wider index on the same table.
     "redundant_prefix_indexes": (
         f"{SCHEMA}.patients_family_name_idx",  # of patients_name_idx
+        f"{SCHEMA}.prescriptions_patient_id_idx",  # of prescriptions_patient_prescribed_idx
         f"{SCHEMA}.observations_encounter_id_idx",  # of observations_encounter_observed_idx
         f"{SCHEMA}.audit_log_patient_id_idx",  # of audit_log_patient_logged_idx
     ),
     # No query of the application or of bascule ever filters or sorts on these.
-    "unused_indexes": (f"{SCHEMA}.observations_unit_observed_idx",),
+    "unused_indexes": (
+        f"{SCHEMA}.observations_unit_observed_idx",
+        f"{SCHEMA}.audit_log_client_addr_idx",
+        f"{SCHEMA}.audit_log_session_id_idx",
+    ),
     # Audit months older than AUDIT_RETENTION_MONTHS before REFERENCE_DATE.
     "archive_partitions": _archive_candidates(),
 }
@@ -332,3 +337,39 @@ def table_stats(conn: psycopg.Connection, schema: str = SCHEMA) -> list[TableSta
             ).fetchone() or (0,)
             stats.append(TableStat(name=table, rows=int(rows), total_bytes=int(size or 0)))
     return stats
+
+
+def reclaimable_bytes(conn: psycopg.Connection) -> tuple[int, int]:
+    """(bytes in schema clinic, bytes freed by dropping PLANTED_WASTE indexes and archiving its partitions).
+
+    Sizes are summed per relation (heap, TOAST, every index, every partition),
+    each counted once even where a planted index lives on an archived partition.
+    """
+    indexes = [name for key, names in PLANTED_WASTE.items() if key != "archive_partitions" for name in names]
+    with conn.transaction():
+        row = conn.execute(
+            """
+            WITH tables AS (
+                SELECT c.oid FROM pg_class AS c
+                WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind = 'r'
+            ), archived AS (
+                SELECT to_regclass(p)::oid AS oid FROM unnest(%(parts)s::text[]) AS p
+            ), planted AS (
+                -- pg_partition_tree is empty for an index that is not partitioned.
+                SELECT t.relid AS oid
+                FROM unnest(%(indexes)s::text[]) AS i, pg_partition_tree(to_regclass(i)) AS t
+                WHERE t.isleaf
+                UNION
+                SELECT c.oid FROM unnest(%(indexes)s::text[]) AS i
+                JOIN pg_class AS c ON c.oid = to_regclass(i) AND c.relkind = 'i'
+            )
+            SELECT (SELECT coalesce(sum(pg_total_relation_size(oid)), 0) FROM tables)::bigint,
+                   ((SELECT coalesce(sum(pg_total_relation_size(oid)), 0) FROM archived)
+                    + (SELECT coalesce(sum(pg_relation_size(x.oid)), 0) FROM planted AS x
+                       JOIN pg_index AS pi ON pi.indexrelid = x.oid
+                       WHERE pi.indrelid NOT IN (SELECT oid FROM archived)))::bigint
+            """,
+            {"schema": SCHEMA, "parts": list(PLANTED_WASTE["archive_partitions"]), "indexes": indexes},
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])

@@ -110,6 +110,8 @@ CREATE TABLE clinic.audit_log (
     object_id    bigint,
     client_addr  inet,
     workstation  text,
+    session_id   uuid,
+    details      jsonb,
     PRIMARY KEY (audit_id, logged_at)
 ) PARTITION BY RANGE (logged_at);
 
@@ -144,6 +146,7 @@ CREATE INDEX encounters_patient_id_idx ON clinic.encounters (patient_id);
 CREATE INDEX encounters_patient_idx ON clinic.encounters (patient_id);
 CREATE INDEX encounters_hospital_admitted_idx ON clinic.encounters (hospital_id, admitted_at);
 CREATE INDEX encounters_attending_staff_id_idx ON clinic.encounters (attending_staff_id);
+CREATE INDEX prescriptions_patient_prescribed_idx ON clinic.prescriptions (patient_id, prescribed_at);
 CREATE INDEX prescriptions_patient_id_idx ON clinic.prescriptions (patient_id);
 CREATE INDEX prescriptions_encounter_id_idx ON clinic.prescriptions (encounter_id);
 CREATE INDEX observations_encounter_observed_idx ON clinic.observations (encounter_id, observed_at);
@@ -153,6 +156,8 @@ CREATE INDEX clinical_notes_encounter_id_idx ON clinic.clinical_notes (encounter
 CREATE INDEX audit_log_patient_logged_idx ON clinic.audit_log (patient_id, logged_at);
 CREATE INDEX audit_log_patient_id_idx ON clinic.audit_log (patient_id);
 CREATE INDEX audit_log_staff_logged_idx ON clinic.audit_log (staff_id, logged_at);
+CREATE INDEX audit_log_client_addr_idx ON clinic.audit_log (client_addr, logged_at);
+CREATE INDEX audit_log_session_id_idx ON clinic.audit_log (session_id);
 
 ALTER TABLE clinic.staff
     ADD CONSTRAINT staff_hospital_id_fkey FOREIGN KEY (hospital_id) REFERENCES clinic.hospitals;

@@ -401,7 +401,7 @@ SELECT p.nobs - 10 + (c.n - 1) * 2 + k.k, p.nenc - 10 + (c.n - 1) * 2 + k.k,
 FROM seed_params AS p, generate_series(1, 5) AS c(n), generate_series(1, 2) AS k(k);
 
 -- @step clinical_notes
--- Most notes are one to three paragraphs; about one in seven runs past 8 kB.
+-- Most notes are one to three paragraphs; about one in twelve runs past 8 kB.
 INSERT INTO clinic.clinical_notes (note_id, encounter_id, author_id, note_type, written_at, note_text)
 SELECT x.c,
        x.e,
@@ -411,7 +411,7 @@ SELECT x.c,
            + pg_temp.u(x.c, 52, p.seed) * least(pg_temp.enc_length(x.e, p.seed), interval '3 days'),
        initcap(replace(x.note_type, '_', ' ')) || E' note.\n\n'
            || (SELECT string_agg(sp.body, E'\n\n' ORDER BY j)
-               FROM generate_series(1, 1 + floor(pg_temp.u(x.c, 53, p.seed) ^ 3 * 14)::integer) AS j
+               FROM generate_series(1, 1 + floor(pg_temp.u(x.c, 53, p.seed) ^ 5 * 14)::integer) AS j
                JOIN seed_paragraph AS sp ON sp.i = pg_temp.h(x.c * 16 + j, 54, p.seed) % 512)
 FROM seed_params AS p
 CROSS JOIN LATERAL (SELECT c, e, note_type, pg_temp.enc_hospital(e, p.seed, p.nreg) AS hosp
@@ -432,7 +432,7 @@ FROM seed_params AS p, generate_series(1, 5) AS c(n);
 -- Audit ids follow time, as an append-only log's would: row a falls in slot a
 -- of the 36 months before the reference date.
 INSERT INTO clinic.audit_log (audit_id, logged_at, staff_id, patient_id, action, object_type, object_id,
-                              client_addr, workstation)
+                              client_addr, workstation, session_id, details)
 SELECT x.a,
        x.logged_at,
        x.st,
@@ -443,7 +443,19 @@ SELECT x.a,
        CASE WHEN x.object_type <> 'patient' THEN 1 + pg_temp.h(x.a, 64, p.seed) % p.nobs END,
        ('10.' || (1 + (x.st - 1) % 38) || '.' || (pg_temp.h(x.st, 65, p.seed) % 256) || '.'
             || (1 + pg_temp.h(x.a, 66, p.seed) % 254))::inet,
-       'WS-' || upper(left(h.city, 4)) || '-' || lpad((pg_temp.h(x.a, 67, p.seed) % 4000)::text, 4, '0')
+       'WS-' || upper(left(h.city, 4)) || '-' || lpad((pg_temp.h(x.a, 67, p.seed) % 4000)::text, 4, '0'),
+       -- A session spans a few dozen consecutive actions of one user.
+       md5(p.seed::text || '/' || (x.a / 40)::text || '/' || x.st::text)::uuid,
+       jsonb_build_object(
+           'route', '/api/v1/' || x.object_type || 's/' || (1 + pg_temp.h(x.a, 69, p.seed) % p.nreg)::text,
+           'reason', (ARRAY['direct care', 'direct care', 'direct care', 'clinical audit', 'medication review',
+                            'discharge planning', 'safeguarding'])[1 + pg_temp.h(x.a, 70, p.seed) % 7],
+           'http_status', CASE WHEN pg_temp.u(x.a, 71, p.seed) < 0.01 THEN 403 ELSE 200 END,
+           'duration_ms', 5 + pg_temp.h(x.a, 72, p.seed) % 900,
+           'client', 'clinic-web/1.' || (pg_temp.h(x.st, 73, p.seed) % 9)::text,
+           'user_agent', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/'
+                         || (118 + pg_temp.h(x.st, 74, p.seed) % 12)::text || '.0.0.0 Safari/537.36 Edg/'
+                         || (118 + pg_temp.h(x.st, 74, p.seed) % 12)::text || '.0.0.0')
 FROM seed_params AS p
 CROSS JOIN LATERAL (
     SELECT a,
