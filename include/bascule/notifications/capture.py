@@ -73,6 +73,10 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         failure = owner.take_failure()
         record = owner.record(self.command, self.path, self.headers, raw, failure)
+        self._record = record
+        self._answer(owner, record, failure)
+
+    def _answer(self, owner: CaptureServer, record: dict[str, Any], failure: FailureMode) -> None:
         if failure is FailureMode.HANG:
             time.sleep(owner.hang_s)
         if failure is FailureMode.HTTP_500:
@@ -88,6 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, json.dumps(owner.api_response(record)).encode(), "application/json")
 
     def _reply(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        # Persist before answering: once the client has its answer, the file must already hold it.
+        self.server.owner.persist(self._record)
         try:
             self.send_response(status)
             self.send_header("Content-Type", f"{ctype}; charset=utf-8")
@@ -234,10 +240,14 @@ class CaptureServer:
                 "raw_body": text,
             }
             self.records.append(rec)
-            if self.out is not None:
-                with self.out.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(rec) + "\n")
         return rec
+
+    def persist(self, rec: dict[str, Any]) -> None:
+        """Append to ``out`` once the answer (and so the assigned ``ts``) is known."""
+        if self.out is None:
+            return
+        with self._lock, self.out.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
 
     def _next_ts(self) -> str:
         with self._lock:
