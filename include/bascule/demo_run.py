@@ -18,21 +18,25 @@ from typing import Any
 
 @contextlib.contextmanager
 def _output_to(path: Path) -> Iterator[None]:
+    # Both the file descriptors (child processes, C code) and sys.stdout/err
+    # (which pytest and others may have replaced) must point at the log.
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with path.open("ab") as fh:
+    saved_fds = os.dup(1), os.dup(2)
+    saved_streams = sys.stdout, sys.stderr
+    with path.open("a", buffering=1) as fh:
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
+        sys.stdout = sys.stderr = fh
         try:
             yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+            fh.flush()
+            sys.stdout, sys.stderr = saved_streams
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            os.close(saved_fds[0])
+            os.close(saved_fds[1])
 
 
 def run_dag(dag_id: str, log_path: Path) -> tuple[Any, dict[str, Any]]:

@@ -22,7 +22,7 @@ class _NoIO(Exception):
 def dagbag(airflow_env: dict[str, str]) -> Any:
     """Parse the DAGs with every way out to a database, a connection or a Variable cut off."""
     import psycopg
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import BaseHook, Variable
 
     def refuse(*_a: Any, **_k: Any) -> Any:
@@ -76,7 +76,7 @@ def _is_sensor(task: Any) -> bool:
 
 def test_a_bad_plan_is_an_import_error_naming_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         airflow_env: dict[str, str]) -> None:
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nname: Bad Name\n")
