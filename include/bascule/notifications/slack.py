@@ -328,9 +328,12 @@ class SlackNotifications(LoggingMixin):
             if self.settings.mode is DeliveryMode.WEB_API:
                 thread = self._load(event.dag_id, event.run_id)
                 if thread is None:
-                    thread = self.open_thread(
-                        RunStarted(dag_id=event.dag_id, run_id=event.run_id, plan_id=event.dag_id)
-                    )
+                    parent = RunStarted(dag_id=event.dag_id, run_id=event.run_id, plan_id=event.dag_id)
+                    parent_delivered, thread = self._send(parent, thread=None)
+                    if not parent_delivered:
+                        # The parent just failed: spend no second delivery budget on this event.
+                        self._account(event.kind, None, "no_thread")
+                        return False
             delivered, _ = self._send(event, thread=thread)
             return delivered
         except Exception:
