@@ -20,6 +20,9 @@ from bascule.airflow_env import airflow_env as _airflow_env
 from bascule.paths import REPO_ROOT, lab_dir
 
 TEST_PATIENTS = int(os.environ.get("BASCULE_TEST_PATIENTS", "2000"))
+# Concurrent test runs on one machine (several developers, a bench) each need
+# their own clusters: a reset in one would pull the rug from under the other.
+TEST_LAB = os.environ.get("BASCULE_TEST_LAB", "test")
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="bascule-airflow-"))
 _CONNECTIONS = _AIRFLOW_HOME / "connections.json"
@@ -61,7 +64,7 @@ def lab() -> Iterator[object]:
     """
     from bascule.lab.clusters import Lab, default_release_migration
 
-    the_lab = Lab(lab_dir(purpose="test"), echo=lambda line: print(line, file=sys.stderr))
+    the_lab = Lab(lab_dir(purpose=TEST_LAB), echo=lambda line: print(line, file=sys.stderr))
     the_lab.up()
     try:
         the_lab.seed(patients=TEST_PATIENTS, release_migration=default_release_migration())
