@@ -1,0 +1,117 @@
+"""A small client for Airflow 3's public REST API, as a person's browser would use it.
+
+It answers human-in-the-loop gates (`PATCH .../hitlDetails`), triggers and
+watches runs. Used by the lab's tests and benches, and by the demo's explicitly
+labelled auto-answer mode. Only identifiers and decisions travel through it.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import Any
+
+import requests
+
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+
+
+class AirflowApiError(RuntimeError):
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        super().__init__(f"Airflow API {method} {path} answered {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class AirflowApiClient:
+    def __init__(self, *, base_url: str, username: str, password: str, timeout: float = 10) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.timeout = timeout
+        self._session = requests.Session()
+        resp = self._session.post(f"{self.base_url}/auth/token",
+                                  json={"username": username, "password": password}, timeout=timeout)
+        if resp.status_code >= 300:
+            raise AirflowApiError("POST", "/auth/token", resp.status_code, f"cannot log in as {username}")
+        self._session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self._session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+        if resp.status_code >= 300:
+            try:
+                detail = resp.json().get("detail", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise AirflowApiError(method, path, resp.status_code, str(detail)[:300])
+        return resp.json() if resp.content else None
+
+    @staticmethod
+    def _q(value: str) -> str:
+        return urllib.parse.quote(value, safe="")
+
+    # -------------------------------------------------------------- runs
+    def unpause(self, dag_id: str) -> None:
+        self._call("PATCH", f"/api/v2/dags/{self._q(dag_id)}", json={"is_paused": False})
+
+    def wait_for_dag(self, dag_id: str, *, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._call("GET", f"/api/v2/dags/{self._q(dag_id)}")
+                return
+            except AirflowApiError as exc:
+                if exc.status != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
+
+    def trigger(self, dag_id: str, *, conf: dict[str, Any] | None = None, run_id: str | None = None) -> str:
+        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+        if run_id:
+            body["dag_run_id"] = run_id
+        run = self._call("POST", f"/api/v2/dags/{self._q(dag_id)}/dagRuns", json=body)
+        return str(run["dag_run_id"])
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        data = self._call("GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances",
+                          params={"limit": 1000})
+        return list(data["task_instances"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float = 600, poll: float = 0.5) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = str(self.run(dag_id, run_id)["state"])
+            if state in TERMINAL_RUN_STATES:
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} of {dag_id} still {state} after {timeout:.0f} s")
+            time.sleep(poll)
+
+    # ------------------------------------------------------------- gates
+    def pending_gates(self, dag_id: str, run_id: str = "~") -> list[dict[str, Any]]:
+        data = self._call("GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/hitlDetails",
+                          params={"response_received": "false"})
+        return list(data.get("hitl_details", []))
+
+    def wait_for_gate(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
+                      poll: float = 0.2) -> dict[str, Any]:
+        """Wait until the gate asks for a decision; fail early if the run ends without asking."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for detail in self.pending_gates(dag_id, run_id):
+                if detail["task_instance"]["task_id"] == task_id:
+                    return detail
+            state = str(self.run(dag_id, run_id)["state"])
+            if state in TERMINAL_RUN_STATES:
+                raise RuntimeError(f"run {run_id} ended ({state}) before gate {task_id} asked for a decision")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gate {task_id} of run {run_id} did not ask within {timeout:.0f} s")
+            time.sleep(poll)
+
+    def answer(self, dag_id: str, run_id: str, task_id: str, *, option: str,
+               params: dict[str, Any] | None = None, map_index: int = -1) -> dict[str, Any]:
+        path = (f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances/"
+                f"{self._q(task_id)}/{map_index}/hitlDetails")
+        return self._call("PATCH", path, json={"chosen_options": [option], "params_input": params or {}})
