@@ -231,8 +231,14 @@ class Lab:
                 self.echo(f"lab: {name:<8} already running on 127.0.0.1:{state.ports[name]}")
         self._save_state(state)
         self._ensure_roles(state)
+        self._pgbouncer().up()  # after the clusters: its auth file needs the roles' passwords
         self._write_connections(state)
         return state
+
+    def _pgbouncer(self) -> Any:
+        from bascule.lab.pgbouncer import LabPgBouncer
+
+        return LabPgBouncer(self)
 
     def _initdb(self, bindir: Path, name: str) -> None:
         self.echo(f"lab: initdb {name} in {self.data_dir(name)}")
@@ -305,6 +311,7 @@ class Lab:
     # ---------------------------------------------------------------- down
     def down(self) -> None:
         bindir = pg_bindir()
+        self._pgbouncer().down()  # before the clusters, so no client is cut mid-switch by a dead server
         for name in CLUSTERS:
             pid = self._pid(name)
             if pid is None:
@@ -340,6 +347,9 @@ class Lab:
     # -------------------------------------------------------------- status
     def status(self) -> list[ClusterStatus]:
         state = self.state()
+        pgb = self._pgbouncer().status()
+        self.echo(f"pgbouncer 127.0.0.1:{pgb.port or '-':<6} "
+                  f"{f'running (pid {pgb.pid})' if pgb.running else 'stopped':<20} -> {pgb.points_to or '-'}")
         out = []
         for name in CLUSTERS:
             pid = self._pid(name)
@@ -405,6 +415,7 @@ class Lab:
             "bascule_new_app": pg(TARGET, "clinic_app", "lab target, as the hospital application"),
             "bascule_legacy_repl": pg(SOURCE, "bascule_repl", "lab source, replication role"),
             "bascule_new_repl": pg(TARGET, "bascule_repl", "lab target, replication role (reverse)"),
+            **self._pgbouncer().connections(),
             "bascule_key_hmac": {
                 "conn_type": "generic", "password": state.hmac_key,
                 "description": "secret for keyed hashes of identifying keys",
