@@ -1,0 +1,111 @@
+"""Go/no-go gates: a human decides in the Airflow UI (or its REST API), and only the plan's people may.
+
+A gate is Airflow's own human-in-the-loop branch operator, with:
+- the options GO and NO-GO, each mapped to the task that follows it;
+- ``assigned_users`` from the plan, so anyone else gets 403 from the API;
+- a body rendered from the evidence an earlier task pushed (lag, drain ETA,
+  validation, forecast downtime, open findings), never a row value;
+- Slack: "waiting for <people>" when it opens, "GO/NO-GO by <who>" when decided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLBranchOperator
+
+from bascule.plan import Plan
+
+GO, NO_GO = "GO", "NO-GO"
+EVIDENCE_XCOM_KEY = "gate_body"
+DECISION_XCOM_KEY = "bascule_decision"
+
+
+class GateOperator(HITLBranchOperator):
+    """GO / NO-GO, answered by the gate's assigned users; branches to ``go_task_id`` or ``no_go_task_id``."""
+
+    template_fields: Sequence[str] = ("subject", "body")
+    ui_color = "#ffe0e6"
+
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        gate_id: str,
+        go_task_id: str,
+        no_go_task_id: str,
+        evidence_task_id: str,
+        **kwargs: Any,
+    ) -> None:
+        gate = plan.gate(gate_id)
+        self.gate_id = gate_id
+        self.plan_name = plan.name
+        self.assigned = list(gate.assigned_users)
+        self.has_notifications = plan.notifications is not None
+        self._plan = plan
+        super().__init__(
+            subject=gate.title,
+            body=("{{ ti.xcom_pull(task_ids='" + evidence_task_id + "', key='" + EVIDENCE_XCOM_KEY + "') }}"),
+            options=[GO, NO_GO],
+            options_mapping={GO: go_task_id, NO_GO: no_go_task_id},
+            assigned_users=[{"id": user, "name": user} for user in gate.assigned_users],
+            response_timeout=None if gate.timeout is None else _timedelta(gate.timeout),
+            **kwargs,
+        )
+
+    def execute(self, context: Any) -> Any:
+        from bascule.notifications.events import GateWaiting, TaskRef
+
+        ti = context["ti"]
+        self._notify(context, GateWaiting(
+            dag_id=ti.dag_id, run_id=ti.run_id, gate_id=self.gate_id, asked=tuple(self.assigned),
+            task=TaskRef(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id),
+            timeout_s=None if self.response_timeout is None else self.response_timeout.total_seconds(),
+        ))
+        self.log.info("gate %s waiting for a decision from %s", self.gate_id, ", ".join(self.assigned))
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from bascule.notifications.events import GateDecided, GateDecision
+
+        ti = context["ti"]
+        chosen = list(event.get("chosen_options") or [])
+        by = event.get("responded_by_user") or {}
+        who = str(by.get("id") or by.get("name") or "unknown")
+        decision = {
+            "gate": self.gate_id,
+            "decision": chosen[0] if chosen else None,
+            "by": who,
+            "at": _iso(event.get("responded_at")),
+            "recorded_at": datetime.now(UTC).isoformat(),
+        }
+        ti.xcom_push(key=DECISION_XCOM_KEY, value=decision)
+        self.log.info("gate %s: %s by %s", self.gate_id, decision["decision"], who)
+        if chosen:
+            self._notify(context, GateDecided(
+                dag_id=ti.dag_id, run_id=ti.run_id, gate_id=self.gate_id,
+                decision=GateDecision.GO if chosen[0] == GO else GateDecision.NO_GO, decided_by=who,
+            ))
+        return super().execute_complete(context, event)
+
+    def _notify(self, context: Any, event: Any) -> None:
+        if not self.has_notifications:
+            return
+        from bascule.notifications.slack import NotificationSettings, SlackNotifications
+
+        SlackNotifications(settings=NotificationSettings.from_plan(self._plan.notifications),
+                           ti=context["ti"]).notify(event)
+
+
+def _timedelta(seconds: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds)
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

@@ -1,0 +1,123 @@
+"""One runbook step = one task: timed, announced, and safe to show in any log.
+
+Each step of the cutover runs a library function (an *action*) through
+``RunbookStepOperator``. The operator measures the action's own execution
+(what the report calls work), announces start and end on the critical path,
+checks the downtime clock, and turns any database error into a one-line,
+value-free message before it reaches the task log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from bascule.notifications.sanitize import sanitize_error_text
+from bascule.plan import Plan, default_plan_path, load_plan
+
+STEP_XCOM_KEY = "bascule_step"
+
+
+class RunbookStepError(RuntimeError):
+    """A step failed; the message is sanitised (no row value) and names the step."""
+
+
+@dataclass
+class StepContext:
+    """What an action sees: the plan, the Airflow context, and the results of earlier steps."""
+
+    plan: Plan
+    airflow: Any
+    step: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ti(self) -> Any:
+        return self.airflow["ti"]
+
+    @property
+    def dag_id(self) -> str:
+        return str(self.ti.dag_id)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.ti.run_id)
+
+    @property
+    def conf(self) -> dict[str, Any]:
+        dag_run = self.airflow.get("dag_run")
+        return dict(getattr(dag_run, "conf", None) or {})
+
+    def result_of(self, task_id: str) -> dict[str, Any] | None:
+        """The action result of an earlier step of this run, or None if it did not run."""
+        record = self.ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY)
+        return None if record is None else record.get("result")
+
+    def log(self, line: str) -> None:
+        self.notes.append(line)
+        print(f"[{self.step}] {line}", flush=True)
+
+
+Action = Callable[[StepContext], dict[str, Any] | None]
+
+
+class RunbookStepOperator(BaseOperator):
+    """Run one runbook step (``action``) and record its timing and result."""
+
+    template_fields: Sequence[str] = ("step",)
+    ui_color = "#fff4e0"
+
+    def __init__(
+        self,
+        *,
+        step: str,
+        action: Action,
+        plan_path: str | None = None,
+        critical_path: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.step = step
+        self.action = action
+        self.plan_path = plan_path
+        self.critical_path = critical_path
+
+    @cached_property
+    def plan(self) -> Plan:
+        return load_plan(self.plan_path or default_plan_path())
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from bascule.runbook import runtime
+
+        ctx = StepContext(plan=self.plan, airflow=context, step=self.step)
+        runtime.step_started(ctx, critical_path=self.critical_path)
+        started_at = datetime.now(UTC)
+        t0 = time.perf_counter()
+        try:
+            result = self.action(ctx) or {}
+        except Exception as exc:
+            seconds = time.perf_counter() - t0
+            runtime.step_finished(ctx, ok=False, seconds=seconds, critical_path=self.critical_path)
+            # `from None`: the original exception text may hold row values (DETAIL lines).
+            raise RunbookStepError(f"step {self.step} failed: {type(exc).__name__}: "
+                                   f"{sanitize_error_text(str(exc))}") from None
+        seconds = time.perf_counter() - t0
+        record = {
+            "step": self.step,
+            "task_id": self.task_id,
+            "started_at": started_at.isoformat(),
+            "ended_at": datetime.now(UTC).isoformat(),
+            "seconds": round(seconds, 4),
+            "critical_path": self.critical_path,
+            "result": result,
+        }
+        context["ti"].xcom_push(key=STEP_XCOM_KEY, value=record)
+        runtime.step_finished(ctx, ok=True, seconds=seconds, critical_path=self.critical_path)
+        self.log.info("step %s done in %.2f s", self.step, seconds)
+        return record

@@ -1,0 +1,156 @@
+"""The cutover report: every step planned against actual, downtime against budget, decisions, writes.
+
+Built only from step records (timings and value-free results), gate decisions
+and counts, so it can be posted, archived and read by anyone. Planned durations
+come from the previous run of the same plan (the last rehearsal), when there is one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+def reports_dir() -> Path:
+    base = os.environ.get("BASCULE_REPORTS_DIR")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("AIRFLOW_HOME", ".")) / "reports"
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def previous_report(plan_name: str, dag_id: str, *, before_run: str) -> dict[str, Any] | None:
+    folder = reports_dir() / plan_name / dag_id
+    if not folder.exists():
+        return None
+    candidates = sorted(
+        (p for p in folder.glob("*/report.json") if p.parent.name != _safe(before_run)),
+        key=lambda p: p.stat().st_mtime,
+    )
+    return json.loads(candidates[-1].read_text()) if candidates else None
+
+
+def _safe(run_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+
+
+def build_report(
+    *,
+    plan_name: str,
+    dag_id: str,
+    run_id: str,
+    budget_s: float,
+    steps: Iterable[Mapping[str, Any]],
+    decisions: Iterable[Mapping[str, Any]],
+    outcome: str,
+    frozen_at: str | None,
+    downtime_end: str | None,
+    rows_validated: int | None = None,
+    validation: Mapping[str, Any] | None = None,
+    writes: Mapping[str, Any] | None = None,
+    notifications: Mapping[str, Any] | None = None,
+    previous: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    planned = {s["step"]: s["actual_s"] for s in (previous or {}).get("steps", [])}
+    ordered = sorted(steps, key=lambda s: s["started_at"])
+    step_rows = [{
+        "step": s["step"],
+        "task_id": s.get("task_id", s["step"]),
+        "started_at": s["started_at"],
+        "ended_at": s["ended_at"],
+        "actual_s": round(float(s["seconds"]), 3),
+        "planned_s": planned.get(s["step"]),
+        "critical_path": bool(s.get("critical_path", True)),
+    } for s in ordered]
+    frozen, ended = _ts(frozen_at), _ts(downtime_end)
+    downtime_s = (ended - frozen).total_seconds() if frozen and ended else None
+    in_window = [r for r in step_rows if frozen and ended and frozen <= _ts(r["started_at"]) <= ended]  # type: ignore[operator]
+    work_s = sum(r["actual_s"] for r in in_window)
+    report: dict[str, Any] = {
+        "plan": plan_name, "dag_id": dag_id, "run_id": run_id, "outcome": outcome,
+        "frozen_at": frozen_at, "downtime_end": downtime_end,
+        "downtime_s": None if downtime_s is None else round(downtime_s, 3),
+        "budget_s": budget_s,
+        "budget_used_pct": None if downtime_s is None else round(100 * downtime_s / budget_s, 2),
+        "work_s": round(work_s, 3),
+        "overhead_s": None if downtime_s is None else round(downtime_s - work_s, 3),
+        "overhead_pct": None if not downtime_s else round(100 * (downtime_s - work_s) / downtime_s, 2),
+        "steps": step_rows,
+        "decisions": list(decisions),
+        "rows_validated": rows_validated,
+        "validation": dict(validation) if validation else None,
+        "writes": dict(writes) if writes else None,
+        "notifications": dict(notifications) if notifications else None,
+        "compared_with_run": (previous or {}).get("run_id"),
+    }
+    return report
+
+
+def write_report(report: Mapping[str, Any]) -> Path:
+    folder = reports_dir() / str(report["plan"]) / str(report["dag_id"]) / _safe(str(report["run_id"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    render_gantt(report, folder / "timeline.png")
+    (folder / "summary.txt").write_text(summary_text(report) + "\n")
+    return folder
+
+
+def render_gantt(report: Mapping[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = list(report["steps"])
+    if not steps:
+        return
+    t0 = min(_ts(s["started_at"]) for s in steps)  # type: ignore[type-var]
+    fig, ax = plt.subplots(figsize=(10, 0.4 * len(steps) + 1.5))
+    for i, s in enumerate(steps):
+        start = (_ts(s["started_at"]) - t0).total_seconds()  # type: ignore[operator]
+        ax.barh(i, max(s["actual_s"], 0.05), left=start, color="#d9534f" if s["critical_path"] else "#5bc0de")
+        if s.get("planned_s"):
+            ax.barh(i, s["planned_s"], left=start, fill=False, edgecolor="#333333", linestyle="--")
+    if report.get("frozen_at") and report.get("downtime_end"):
+        f = (_ts(report["frozen_at"]) - t0).total_seconds()  # type: ignore[operator]
+        e = (_ts(report["downtime_end"]) - t0).total_seconds()  # type: ignore[operator]
+        ax.axvspan(f, e, color="#f0ad4e", alpha=0.15, label=f"downtime {report['downtime_s']:.1f} s")
+        ax.legend(loc="lower right")
+    ax.set_yticks(range(len(steps)), [s["step"] for s in steps])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the first step (dashed: planned, from the previous run)")
+    ax.set_title(f"{report['dag_id']} {report['outcome']} - plan {report['plan']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary_text(report: Mapping[str, Any]) -> str:
+    lines = [f"cutover report: plan {report['plan']}, run {report['run_id']}: {str(report['outcome']).upper()}"]
+    if report.get("downtime_s") is not None:
+        lines.append(f"downtime {report['downtime_s']:.1f} s of a {report['budget_s']:.0f} s budget "
+                     f"({report['budget_used_pct']}%), work {report['work_s']:.1f} s, "
+                     f"overhead {report['overhead_s']:.1f} s ({report['overhead_pct']}%)")
+    width = max((len(s["step"]) for s in report["steps"]), default=4)
+    lines.append(f"  {'step'.ljust(width)}  {'actual':>9}  {'planned':>9}")
+    for s in report["steps"]:
+        planned = f"{s['planned_s']:.2f} s" if s.get("planned_s") is not None else "-"
+        lines.append(f"  {s['step'].ljust(width)}  {s['actual_s']:>7.2f} s  {planned:>9}")
+    for d in report["decisions"]:
+        lines.append(f"gate {d['gate']}: {d['decision']} by {d['by']} at {d['at']}")
+    if report.get("rows_validated") is not None:
+        lines.append(f"rows validated: {report['rows_validated']:,}")
+    if report.get("writes"):
+        w = report["writes"]
+        lines.append("simulator writes: " + ", ".join(f"{k} {v}" for k, v in w.items()))
+    if report.get("notifications"):
+        totals = report["notifications"].get("totals", {})
+        lines.append(f"notifications: {totals.get('delivered', 0)} delivered, {totals.get('failed', 0)} failed")
+    return "\n".join(lines)

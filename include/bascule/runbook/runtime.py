@@ -1,0 +1,63 @@
+"""What every runbook step does around its action: announce, and watch the clock.
+
+Notifications never fail a step (the notification layer swallows Slack's
+failures); the downtime clock is bascule's own, started at the freeze.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bascule.notifications.slack import SlackNotifications
+    from bascule.operators.steps import StepContext
+
+FREEZE_TASK_ID = "freeze_source"
+
+
+def notifier(ctx: StepContext) -> SlackNotifications | None:
+    if ctx.plan.notifications is None:
+        return None
+    from bascule.notifications.slack import NotificationSettings, SlackNotifications
+
+    return SlackNotifications(settings=NotificationSettings.from_plan(ctx.plan.notifications), ti=ctx.ti)
+
+
+def task_ref(ctx: StepContext) -> Any:
+    from bascule.notifications.events import TaskRef
+
+    return TaskRef(dag_id=ctx.dag_id, run_id=ctx.run_id, task_id=str(ctx.ti.task_id),
+                   try_number=getattr(ctx.ti, "try_number", None))
+
+
+def notify(ctx: StepContext, event: Any) -> None:
+    slack = notifier(ctx)
+    if slack is not None:
+        slack.notify(event)
+
+
+def step_started(ctx: StepContext, *, critical_path: bool) -> None:
+    from bascule.notifications.events import StepStarted
+
+    notify(ctx, StepStarted(dag_id=ctx.dag_id, run_id=ctx.run_id, step=ctx.step, task=task_ref(ctx),
+                            critical_path=critical_path))
+    check_clock(ctx)
+
+
+def step_finished(ctx: StepContext, *, ok: bool, seconds: float, critical_path: bool) -> None:
+    from bascule.notifications.events import StepFinished, StepOutcome
+
+    notify(ctx, StepFinished(dag_id=ctx.dag_id, run_id=ctx.run_id, step=ctx.step, task=task_ref(ctx),
+                             outcome=StepOutcome.SUCCEEDED if ok else StepOutcome.FAILED,
+                             duration_s=max(0.0, seconds), critical_path=critical_path))
+    check_clock(ctx)
+
+
+def check_clock(ctx: StepContext, *, forecast_remaining_s: float | None = None) -> dict[str, Any] | None:
+    """Log the downtime clock and fire its warnings, once the source is frozen."""
+    freeze = ctx.result_of(FREEZE_TASK_ID) if ctx.step != FREEZE_TASK_ID else None
+    if not freeze:
+        return None
+    from bascule.runbook import clock_glue
+
+    return clock_glue.check(ctx, freeze, forecast_remaining_s=forecast_remaining_s)
