@@ -110,6 +110,14 @@ class Engine(enum.StrEnum):
     ORACLE = "oracle"
 
 
+class EndpointKind(enum.StrEnum):
+    """How the application is switched from source to target at the cutover."""
+
+    PGBOUNCER = "pgbouncer"
+    COMMAND = "command"
+    NONE = "none"
+
+
 class ReplicationMethod(enum.StrEnum):
     POSTGRES_LOGICAL = "postgres-logical"
     GOLDENGATE = "goldengate"
@@ -362,6 +370,36 @@ class Notifications(_Section):
     webhook_conn_id: ConnId | None = None
 
 
+class PgBouncerEndpoint(_Section):
+    admin_conn_id: ConnId = "bascule_endpoint_admin"
+    app_conn_id: ConnId = "bascule_endpoint_app"
+    database: PgName = "clinic"
+
+
+class AppEndpoint(_Section):
+    """The application's way in: PgBouncer (lab), or a command (DNS, alias, Oracle service)."""
+
+    kind: EndpointKind = EndpointKind.NONE
+    pgbouncer: PgBouncerEndpoint | None = None
+    # Run as `command <verb> [side]`, verb one of current, pause, resume, point_to.
+    command: tuple[Text, ...] = ()
+
+    @model_validator(mode="after")
+    def _kind_has_its_settings(self) -> AppEndpoint:
+        if self.kind is EndpointKind.PGBOUNCER and self.pgbouncer is None:
+            raise _FieldError(("pgbouncer",), "is required when kind is pgbouncer")
+        if self.kind is EndpointKind.COMMAND and not self.command:
+            raise _FieldError(("command",), "is required when kind is command")
+        return self
+
+
+class Cutover(_Section):
+    endpoint: AppEndpoint = Field(default_factory=AppEndpoint)
+    # Logical replication does not carry sequences: the target's are moved past the
+    # source's by this many values, so no key handed out after go-live can collide.
+    sequence_margin: Annotated[int, Field(strict=True, ge=0)] = 1000
+
+
 # --------------------------------------------------------------------------- the plan
 
 
@@ -381,6 +419,7 @@ class Plan(_Section):
     downtime: Downtime = Field(default_factory=Downtime)
     gates: dict[GateId, Gate]
     notifications: Notifications | None = None
+    cutover: Cutover = Field(default_factory=Cutover)
 
     _path: Path | None = PrivateAttr(default=None)
 
