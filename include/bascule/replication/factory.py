@@ -1,0 +1,89 @@
+"""Build the plan's replication method, in either direction, from the plan or from a JSON-able config.
+
+Triggers run in the triggerer and are rebuilt from serialised kwargs, so the
+config (``replication_config``) is plain data: method name plus constructor
+arguments, connection ids only, never a secret.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from bascule.replication.base import Replication
+
+
+class Direction(enum.StrEnum):
+    FORWARD = "forward"  # source -> target, during preparation
+    REVERSE = "reverse"  # target -> source, after go-live (the way back)
+
+
+def _reverse_replication_conn_id(plan: Any) -> str:
+    # The plan names one replication connection, the source's. By convention the
+    # target's is the same id with the source's connection id swapped for the
+    # target's (lab: bascule_legacy_repl -> bascule_new_repl).
+    forward = plan.replication.postgres_logical.replication_conn_id
+    if plan.source.conn_id in forward:
+        return forward.replace(plan.source.conn_id, plan.target.conn_id, 1)
+    raise ValueError(
+        f"replication.postgres_logical.replication_conn_id: cannot derive the reverse connection from "
+        f"{forward!r}; pass reverse_replication_conn_id"
+    )
+
+
+def replication_config(plan: Any, direction: str = "forward", *,
+                       reverse_replication_conn_id: str | None = None) -> dict[str, Any]:
+    """The plan's replication, as data a trigger can carry."""
+    direction = Direction(direction)
+    method = plan.replication.method.value
+    if method == "none":
+        return {"method": "none"}
+    if method == "goldengate":
+        gg = plan.replication.goldengate
+        if gg is None:
+            raise ValueError("replication.goldengate: required when method is goldengate")
+        if direction is Direction.REVERSE:
+            raise ValueError("replication.goldengate: the plan names no reverse extract/replicat; "
+                             "reverse GoldenGate replication is configured outside bascule")
+        return {
+            "method": "goldengate", "goldengate_conn_id": gg.conn_id, "extract": gg.extract,
+            "replicat": gg.replicat, "heartbeat_connection": gg.heartbeat_connection,
+            "source_oracle_conn_id": plan.source.conn_id, "target_oracle_conn_id": plan.target.conn_id,
+        }
+    pl = plan.replication.postgres_logical
+    if pl is None:
+        raise ValueError("replication.postgres_logical: required when method is postgres-logical")
+    scope = {"schemas": list(plan.scope.schemas), "include_tables": list(plan.scope.include_tables),
+             "exclude_tables": list(plan.scope.exclude_tables)}
+    if direction is Direction.FORWARD:
+        return {"method": "postgres-logical", "publisher_conn_id": plan.source.conn_id,
+                "subscriber_conn_id": plan.target.conn_id, "replication_conn_id": pl.replication_conn_id,
+                "publication": pl.publication, "subscription": pl.subscription, "direction": "forward", **scope}
+    return {"method": "postgres-logical", "publisher_conn_id": plan.target.conn_id,
+            "subscriber_conn_id": plan.source.conn_id,
+            "replication_conn_id": reverse_replication_conn_id or _reverse_replication_conn_id(plan),
+            "publication": f"{pl.publication}_reverse", "subscription": f"{pl.subscription}_reverse",
+            "direction": "reverse", **scope}
+
+
+def replication_from_config(config: dict[str, Any], **overrides: Any) -> Replication:
+    kwargs = {**config, **overrides}
+    method = kwargs.pop("method", None)
+    if method == "postgres-logical":
+        from bascule.replication.postgres_logical import PostgresLogicalReplication
+
+        return PostgresLogicalReplication(**kwargs)
+    if method == "goldengate":
+        from bascule.replication.goldengate import GoldenGateReplication
+
+        return GoldenGateReplication(**kwargs)
+    if method == "none":
+        from bascule.replication.none import NoReplication
+
+        return NoReplication()
+    raise ValueError(f"replication method must be postgres-logical, goldengate or none (got {method!r})")
+
+
+def replication_from_plan(plan: Any, direction: str = "forward", **overrides: Any) -> Replication:
+    """The plan's replication method as a ``Replication``; ``direction`` is forward or reverse."""
+    return replication_from_config(replication_config(plan, direction), **overrides)

@@ -1,0 +1,159 @@
+"""Sensors on replication: lag under the threshold, and the target caught up with the frozen source.
+
+Both defer to a trigger (the triggerer polls; no worker slot is held) and work for
+every method through the ``Replication`` interface: build their
+``replication_config`` with :func:`bascule.replication.factory.replication_config`
+(or use :meth:`from_plan`). A broken flow fails the task at once with the cause
+in its message (``AirflowFailException``: retrying cannot mend a dropped slot or a
+disabled subscription; a person must look).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.exceptions import AirflowFailException
+from airflow.sdk import BaseSensorOperator
+
+from bascule.replication.base import Replication, ReplicationState
+from bascule.replication.factory import replication_config, replication_from_config
+from bascule.triggers.replication import ReplicationCaughtUpTrigger, ReplicationLagTrigger
+
+DEFAULT_TIMEOUT_S = 6 * 3600.0
+
+
+class _ReplicationSensor(BaseSensorOperator):
+    def __init__(self, *, replication_config: dict[str, Any], poll_interval: float = 0.5,
+                 timeout: float = DEFAULT_TIMEOUT_S, deferrable: bool = True, **kwargs: Any) -> None:
+        super().__init__(poke_interval=poll_interval, timeout=timeout, **kwargs)
+        if not isinstance(replication_config, dict) or "method" not in replication_config:
+            raise ValueError(f"{self.task_id}: replication_config must be a dict with a 'method' "
+                             "(build it with bascule.replication.factory.replication_config)")
+        self.replication_config = replication_config
+        self.poll_interval = float(poll_interval)
+        self.deferrable = deferrable
+
+    @cached_property
+    def replication(self) -> Replication:
+        return replication_from_config(self.replication_config)
+
+    def _fail(self, event: dict[str, Any]) -> None:
+        raise AirflowFailException(
+            f"{self.task_id}: replication is broken: {event.get('cause') or 'unknown cause'} "
+            f"(after {event.get('waited_s', 0):.1f} s)"
+        )
+
+    def _complete(self, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") != "success":
+            self._fail(event)
+        reading = event.get("reading") or {}
+        self.log.info("%s: %s after %.1f s (lag %s s, %s bytes)", self.task_id, reading.get("state"),
+                      event.get("waited_s", 0.0), reading.get("lag_seconds"), reading.get("lag_bytes"))
+        return event
+
+
+class ReplicationLagSensor(_ReplicationSensor):
+    """Wait until replication lag stays at or under ``lag_threshold_s`` for ``stable_window_s``.
+
+    :param replication_config: the method and its connection ids (``replication_config(plan)``).
+    :param lag_threshold_s: end-to-end lag, in seconds, that counts as caught up.
+    :param stable_window_s: how long the lag must stay under the threshold.
+    :param poll_interval: seconds between readings.
+    :param timeout: seconds before the sensor gives up.
+    """
+
+    template_fields: Sequence[str] = ("replication_config", "lag_threshold_s", "stable_window_s")
+    ui_color = "#fdf1d6"
+
+    def __init__(self, *, replication_config: dict[str, Any], lag_threshold_s: float, stable_window_s: float = 0.0,
+                 **kwargs: Any) -> None:
+        super().__init__(replication_config=replication_config, **kwargs)
+        self.lag_threshold_s = lag_threshold_s
+        self.stable_window_s = stable_window_s
+
+    @classmethod
+    def from_plan(cls, plan: Any, *, direction: str = "forward", **kwargs: Any) -> ReplicationLagSensor:
+        r = plan.replication
+        kwargs.setdefault("lag_threshold_s", r.lag_threshold_s)
+        kwargs.setdefault("stable_window_s", r.stable_window_s)
+        kwargs.setdefault("poll_interval", r.poll_interval_s)
+        return cls(replication_config=replication_config(plan, direction), **kwargs)
+
+    def _trigger(self) -> ReplicationLagTrigger:
+        return ReplicationLagTrigger(replication_config=self.replication_config,
+                                     lag_threshold_s=float(self.lag_threshold_s),
+                                     stable_window_s=float(self.stable_window_s),
+                                     poll_interval_s=self.poll_interval)
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        self.defer(trigger=self._trigger(), method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+
+    def poke(self, context: Any) -> bool:
+        reading = self.replication.reading()
+        if reading.state is ReplicationState.BROKEN:
+            self._fail({"cause": reading.cause, "waited_s": 0.0})
+        # Without the trigger, the stable window is not tracked: one good reading is enough.
+        return reading.state is ReplicationState.STREAMING and reading.lag_seconds is not None \
+            and reading.lag_seconds <= float(self.lag_threshold_s)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        return self._complete(event)
+
+
+class ReplicationCaughtUpSensor(_ReplicationSensor):
+    """Once the source is frozen, wait until the target has applied everything up to its position.
+
+    :param replication_config: the method and its connection ids (``replication_config(plan)``).
+    :param position: the source's frozen position (LSN / SCN), templated; read from the source at
+        execution when omitted, so run this sensor only after the freeze.
+    :param poll_interval: seconds between readings.
+    :param timeout: seconds before the sensor gives up.
+    """
+
+    template_fields: Sequence[str] = ("replication_config", "position")
+    ui_color = "#e3f5e1"
+
+    def __init__(self, *, replication_config: dict[str, Any], position: str | None = None, **kwargs: Any) -> None:
+        super().__init__(replication_config=replication_config, **kwargs)
+        self.position = position
+
+    @classmethod
+    def from_plan(cls, plan: Any, *, direction: str = "forward", **kwargs: Any) -> ReplicationCaughtUpSensor:
+        kwargs.setdefault("poll_interval", plan.replication.poll_interval_s)
+        return cls(replication_config=replication_config(plan, direction), **kwargs)
+
+    def _frozen_position(self, context: Any) -> str | None:
+        if self.position:
+            return str(self.position)
+        position = self.replication.source_position()
+        self.log.info("%s: source position at the freeze: %s", self.task_id, position)
+        context["ti"].xcom_push(key="frozen_position", value=position)
+        return position
+
+    def execute(self, context: Any) -> Any:
+        position = self._frozen_position(context)
+        if position is None:  # method "none": nothing flows, nothing to wait for
+            return {"status": "success", "position": None, "reading": self.replication.reading().to_json()}
+        if not self.deferrable:
+            self.position = position
+            return super().execute(context)
+        self.defer(trigger=ReplicationCaughtUpTrigger(replication_config=self.replication_config,
+                                                      position=position, poll_interval_s=self.poll_interval),
+                   method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+
+    def poke(self, context: Any) -> bool:
+        from bascule.replication.base import ReplicationBroken
+
+        try:
+            return self.replication.applied_through(str(self.position))
+        except ReplicationBroken as exc:
+            self._fail({"cause": exc.cause, "waited_s": 0.0})
+            return False
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        return self._complete(event)
