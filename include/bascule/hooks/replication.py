@@ -118,3 +118,33 @@ class PostgresLogicalReplicationHook(BaseHook):
 
     def replication_login(self) -> str:
         return str(self.get_connection(self.replication_conn_id).login)
+
+
+class ReplicationHistoryHook(BaseHook):
+    """The ``bascule_meta.replication_history`` table on the target: readings only, never row values."""
+
+    conn_name_attr = "history_conn_id"
+    hook_name = "bascule replication history"
+
+    def __init__(self, *, history_conn_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.history_conn_id = history_conn_id
+
+    def _sql_hook(self) -> Any:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        return PostgresHook(postgres_conn_id=self.history_conn_id)
+
+    def record(self, row: dict[str, Any], *, method: str, direction: str) -> list[tuple[Any, float]]:
+        """Insert one reading; return the recent ``(observed_at, lag_seconds)`` history, newest first."""
+        from bascule.engines import postgres_replication as q
+
+        with self._sql_hook().get_conn() as conn:
+            conn.autocommit = True
+            cur = conn.cursor()
+            for stmt in (q.create_meta_schema(), q.create_history_table()):
+                cur.execute(stmt)
+            cur.execute(q.insert_history(), {**row, "method": method, "direction": direction})
+            sql_text, params = q.recent_history(method, direction, 50)
+            cur.execute(sql_text, params)
+            return [tuple(r) for r in cur.fetchall()]

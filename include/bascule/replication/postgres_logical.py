@@ -235,6 +235,10 @@ class PostgresLogicalReplication(Replication):
             self.hook.execute("publisher", q.set_publication_tables(self.publication, wanted))
         return wanted
 
+    def subscription_facts(self) -> tuple | None:
+        """(enabled, slot, publications, worker pid, ...) of the subscription, None when it does not exist."""
+        return self._subscription()
+
     def _subscription(self) -> tuple | None:
         rows = self.hook.records("subscriber", q.subscription_facts(self.subscription))
         return rows[0] if rows else None
