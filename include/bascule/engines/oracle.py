@@ -5,7 +5,18 @@ Bind variables are named (``:s0``) because oracledb does not bind lists.
 
 from __future__ import annotations
 
-from bascule.engines.base import Dialect, Query
+from typing import Any
+
+from bascule.engines.base import (
+    ColumnKind,
+    Dialect,
+    HashColumn,
+    HashMode,
+    KeyRange,
+    Query,
+    ValidationDialect,
+    _require_integer,
+)
 
 
 def _in_list(prefix: str, values: list[str]) -> tuple[str, dict[str, str]]:
@@ -13,7 +24,197 @@ def _in_list(prefix: str, values: list[str]) -> tuple[str, dict[str, str]]:
     return ", ".join(f":{k}" for k in binds), binds
 
 
-class OracleDialect(Dialect):
+# --- Validation ---------------------------------------------------------------------------------------
+
+_ORA_KINDS: tuple[tuple[tuple[str, ...], ColumnKind], ...] = (
+    (("INTEGER", "SMALLINT"), ColumnKind.INTEGER),
+    (("NUMBER", "DECIMAL", "NUMERIC"), ColumnKind.NUMERIC),
+    (("BINARY_FLOAT", "BINARY_DOUBLE", "FLOAT"), ColumnKind.FLOAT),
+    (("VARCHAR2", "NVARCHAR2", "CHAR", "NCHAR", "VARCHAR"), ColumnKind.TEXT),
+    (("CLOB", "NCLOB", "LONG"), ColumnKind.LARGE_TEXT),
+    # Oracle DATE carries a time of day to the second: it is a timestamp, not a date.
+    (("DATE",), ColumnKind.TIMESTAMP),
+    (("TIMESTAMP",), ColumnKind.TIMESTAMP),
+    (("TIMESTAMP WITH TIME ZONE", "TIMESTAMP WITH LOCAL TIME ZONE"), ColumnKind.TIMESTAMPTZ),
+    (("BOOLEAN",), ColumnKind.BOOLEAN),
+    (("RAW", "BLOB"), ColumnKind.BINARY),
+    (("JSON",), ColumnKind.JSON),
+)
+
+_TS_FORMAT = "'YYYY-MM-DD HH24:MI:SS.FF6'"
+
+
+class OracleValidation(ValidationDialect):
+    """Oracle half of the comparison, as text: ORA_HASH for same-engine, STANDARD_HASH for canonical.
+
+    Values are rendered to text by explicit TO_CHAR formats (never the session's NLS
+    defaults), and the session's NLS settings are pinned anyway for whatever is left.
+    """
+
+    def param(self, name: str) -> str:
+        return f":{name}"
+
+    def session_setup_sql(self, *, parallel_workers: int) -> list[str]:
+        workers = _require_integer(parallel_workers, "parallel_workers")
+        statements = [
+            "ALTER SESSION SET TIME_ZONE = 'UTC'",
+            "ALTER SESSION SET NLS_DATE_FORMAT = 'YYYY-MM-DD HH24:MI:SS'",
+            "ALTER SESSION SET NLS_TIMESTAMP_FORMAT = 'YYYY-MM-DD HH24:MI:SS.FF6'",
+            "ALTER SESSION SET NLS_TIMESTAMP_TZ_FORMAT = 'YYYY-MM-DD HH24:MI:SS.FF6 TZH:TZM'",
+            "ALTER SESSION SET NLS_NUMERIC_CHARACTERS = '.,'",
+        ]
+        if workers > 1:
+            statements.append(f"ALTER SESSION FORCE PARALLEL QUERY PARALLEL {workers}")
+        return statements
+
+    def table_columns_sql(self, schema: str, table: str) -> Query:
+        return (
+            """
+            SELECT column_name,
+                   data_type || CASE WHEN data_type = 'NUMBER' AND data_scale = 0 THEN '(INTEGER)' ELSE '' END
+              FROM all_tab_columns
+             WHERE owner = :owner AND table_name = :table_name
+             ORDER BY column_id
+            """,
+            {"owner": schema.upper(), "table_name": table.upper()},
+        )
+
+    def primary_key_sql(self, schema: str, table: str) -> Query:
+        return (
+            """
+            SELECT cc.column_name, tc.data_type
+              FROM all_constraints c
+              JOIN all_cons_columns cc ON cc.owner = c.owner AND cc.constraint_name = c.constraint_name
+              JOIN all_tab_columns tc
+                ON tc.owner = c.owner AND tc.table_name = c.table_name AND tc.column_name = cc.column_name
+             WHERE c.owner = :owner AND c.table_name = :table_name AND c.constraint_type = 'P'
+             ORDER BY cc.position
+            """,
+            {"owner": schema.upper(), "table_name": table.upper()},
+        )
+
+    def column_kind(self, declared_type: str) -> ColumnKind:
+        t = declared_type.upper().strip()
+        if t.startswith("NUMBER") and "(INTEGER)" in t:
+            return ColumnKind.INTEGER
+        base = t.split("(", 1)[0].strip()
+        if base.startswith("TIMESTAMP"):
+            return ColumnKind.TIMESTAMPTZ if "TIME ZONE" in t else ColumnKind.TIMESTAMP
+        for names, kind in _ORA_KINDS:
+            if base in names:
+                return kind
+        return ColumnKind.OTHER
+
+    def value_expr(self, column: HashColumn, mode: HashMode, alias: str = "t") -> str:
+        c = f"{alias}.{self.quote_ident(column.name)}"
+        kind = column.kind
+        if kind is ColumnKind.INTEGER:
+            return f"TO_CHAR({c})"
+        if kind is ColumnKind.NUMERIC:
+            # TM9 drops trailing zeros but writes .5 for 0.5: PostgreSQL's trim_scale writes 0.5.
+            return f"REGEXP_REPLACE(TO_CHAR({c}, 'TM9'), '^(-?)\\.', '\\10.')"
+        if kind is ColumnKind.FLOAT:
+            return f"TO_CHAR({c}, 'TM9')"
+        if kind is ColumnKind.TEXT:
+            return c
+        if kind is ColumnKind.LARGE_TEXT:
+            # A CLOB cannot be concatenated past 4000 bytes: its MD5 stands for it, as
+            # md5() does on PostgreSQL (same bytes in AL32UTF8). Needs EXECUTE on DBMS_CRYPTO.
+            return f"LOWER(RAWTOHEX(DBMS_CRYPTO.HASH({c}, 2)))"
+        if kind is ColumnKind.DATE:
+            return f"TO_CHAR({c}, 'YYYY-MM-DD')"
+        if kind is ColumnKind.TIMESTAMP:
+            return f"TO_CHAR(CAST({c} AS TIMESTAMP(6)), {_TS_FORMAT})"
+        if kind is ColumnKind.TIMESTAMPTZ:
+            return f"TO_CHAR(CAST(SYS_EXTRACT_UTC({c}) AS TIMESTAMP(6)), {_TS_FORMAT})"
+        if kind is ColumnKind.BOOLEAN:
+            return f"CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END"
+        if kind is ColumnKind.BINARY:
+            return f"LOWER(RAWTOHEX(DBMS_CRYPTO.HASH({c}, 2)))"
+        return f"TO_CHAR({c})"
+
+    def _row_text(self, columns: list[HashColumn], mode: HashMode, alias: str) -> str:
+        # Same length-prefixed form as PostgreSQL's canonical text; LENGTH counts characters on both.
+        return " || '|' || ".join(
+            f"NVL2(({v}), LENGTH({v}) || ':' || ({v}), '-')"
+            for v in (self.value_expr(c, mode, alias) for c in columns)
+        )
+
+    def row_hash_expr(self, columns: list[HashColumn], mode: HashMode, alias: str = "t") -> str:
+        if not columns:
+            raise ValueError("columns must not be empty")
+        text = self._row_text(columns, mode, alias)
+        if mode is HashMode.NATIVE:
+            # Two 32-bit ORA_HASH seeds make one 64-bit hash: one seed alone lets a changed
+            # row go unnoticed once in 4 billion.
+            return f"(ORA_HASH({text}, 4294967295, 0) * 4294967296 + ORA_HASH({text}, 4294967295, 1))"
+        return f"TO_NUMBER(SUBSTR(RAWTOHEX(STANDARD_HASH({text}, 'MD5')), 1, 15), 'XXXXXXXXXXXXXXX')"
+
+    def key_bounds_sql(self, schema: str, table: str, key_column: str) -> Query:
+        k = self.quote_ident(key_column)
+        return f"SELECT MIN({k}), MAX({k}) FROM {self.qualified(schema, table)}", {}
+
+    def _range_where(self, key: str, within: KeyRange | None, params: dict[str, Any]) -> str:
+        if within is None:
+            return ""
+        params["r_lo"], params["r_hi"] = _require_integer(within.lo, "lo"), _require_integer(within.hi, "hi")
+        return f" WHERE t.{key} >= :r_lo AND t.{key} < :r_hi"
+
+    def range_hashes_sql(
+        self, schema: str, table: str, *, key_column: str, row_hash: str, lo: int, width: int,
+        within: KeyRange | None = None,
+    ) -> Query:
+        k = self.quote_ident(key_column)
+        params: dict[str, Any] = {"lo": _require_integer(lo, "lo"), "width": _require_integer(width, "width")}
+        where = self._range_where(k, within, params)
+        return (
+            f"SELECT FLOOR((t.{k} - :lo) / :width) AS bucket, COUNT(*), SUM({row_hash})"
+            f" FROM {self.qualified(schema, table)} t{where} GROUP BY FLOOR((t.{k} - :lo) / :width)",
+            params,
+        )
+
+    def _key_hash(self, key_columns: list[str]) -> str:
+        keys = " || '|' || ".join(f"TO_CHAR(t.{self.quote_ident(c)})" for c in key_columns)
+        return f"MOD(ORA_HASH({keys}, 4294967295, 7), :buckets)"
+
+    def hash_buckets_sql(
+        self, schema: str, table: str, *, key_columns: list[str], row_hash: str, buckets: int,
+    ) -> Query:
+        bucket = self._key_hash(key_columns)
+        return (
+            f"SELECT {bucket} AS bucket, COUNT(*), SUM({row_hash})"
+            f" FROM {self.qualified(schema, table)} t GROUP BY {bucket}",
+            {"buckets": _require_integer(buckets, "buckets")},
+        )
+
+    def leaf_rows_sql(
+        self, schema: str, table: str, *, key_columns: list[str], row_hash: str,
+        within: KeyRange | None = None, hash_bucket: tuple[int, int] | None = None,
+    ) -> Query:
+        keys = ", ".join(f"t.{self.quote_ident(c)}" for c in key_columns)
+        params: dict[str, Any] = {}
+        where = self._range_where(self.quote_ident(key_columns[0]), within, params)
+        if hash_bucket is not None:
+            params["buckets"], params["bucket"] = hash_bucket
+            where += (" AND " if where else " WHERE ") + f"{self._key_hash(key_columns)} = :bucket"
+        return f"SELECT {keys}, {row_hash} FROM {self.qualified(schema, table)} t{where}", params
+
+    def rows_by_keys_sql(
+        self, schema: str, table: str, *, key_columns: list[tuple[str, str]], row_hash: str, count: int,
+    ) -> Query:
+        # oracledb binds no arrays into SQL: one bind per key value, in batches (IN lists cap at 1000).
+        count = _require_integer(count, "count")
+        if not 1 <= count <= 1000:
+            raise ValueError(f"count must be between 1 and 1000 for Oracle (got {count})")
+        keys = ", ".join(f"t.{self.quote_ident(n)}" for n, _ in key_columns)
+        tuples = ", ".join(
+            "(" + ", ".join(f":k{c}_{r}" for c in range(len(key_columns))) + ")" for r in range(count)
+        )
+        return (f"SELECT {keys}, {row_hash} FROM {self.qualified(schema, table)} t WHERE ({keys}) IN ({tuples})",
+                {})
+
+
+class OracleDialect(Dialect, OracleValidation):
     name = "oracle"
 
     def quote_ident(self, name: str) -> str:

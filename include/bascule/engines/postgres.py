@@ -2,13 +2,231 @@
 
 from __future__ import annotations
 
-from bascule.engines.base import Dialect, Query
+from typing import Any
+
+from bascule.engines.base import (
+    ColumnKind,
+    Dialect,
+    HashColumn,
+    HashMode,
+    KeyRange,
+    Query,
+    ValidationDialect,
+    _require_integer,
+)
 
 # relreplident letters, spelt out for people reading an inventory.
 REPLICA_IDENTITY = {"d": "default", "n": "nothing", "f": "full", "i": "index"}
 
 
-class PostgresDialect(Dialect):
+# --- Validation ---------------------------------------------------------------------------------------
+
+_PG_KINDS: tuple[tuple[tuple[str, ...], ColumnKind], ...] = (
+    (("smallint", "integer", "bigint"), ColumnKind.INTEGER),
+    (("numeric",), ColumnKind.NUMERIC),
+    (("real", "double precision"), ColumnKind.FLOAT),
+    (("character varying", "character", "varchar", "char", "bpchar", "citext", "name"), ColumnKind.TEXT),
+    (("text",), ColumnKind.LARGE_TEXT),
+    (("date",), ColumnKind.DATE),
+    (("timestamp with time zone",), ColumnKind.TIMESTAMPTZ),
+    (("timestamp without time zone", "timestamp"), ColumnKind.TIMESTAMP),
+    (("boolean",), ColumnKind.BOOLEAN),
+    (("bytea",), ColumnKind.BINARY),
+    (("json", "jsonb"), ColumnKind.JSON),
+)
+
+# Values' text depends on these; both sides pin the same ones (platform facts: t::text
+# differs with TimeZone and DateStyle). extra_float_digits=1 is the shortest exact text.
+_PG_SESSION = (
+    "SET TimeZone = 'UTC'",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 1",
+    "SET bytea_output = 'hex'",
+    # One query per table over millions of rows: compiling it would cost more than it saves.
+    "SET jit = off",
+)
+
+
+class PostgresValidation(ValidationDialect):
+    """PostgreSQL half of the comparison: ``hashtextextended`` over the row's text, parallel-safe."""
+
+    def param(self, name: str) -> str:
+        return f"%({name})s"
+
+    def session_setup_sql(self, *, parallel_workers: int) -> list[str]:
+        workers = _require_integer(parallel_workers, "parallel_workers")
+        return [*_PG_SESSION, f"SET max_parallel_workers_per_gather = {max(0, workers)}"]
+
+    def table_columns_sql(self, schema: str, table: str) -> Query:
+        return (
+            """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+              FROM pg_attribute a
+             WHERE a.attrelid = to_regclass(%(rel)s) AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum
+            """,
+            {"rel": self.qualified(schema, table)},
+        )
+
+    def primary_key_sql(self, schema: str, table: str) -> Query:
+        return (
+            """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+              FROM pg_index i
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = to_regclass(%(rel)s) AND i.indisprimary
+             ORDER BY k.ord
+            """,
+            {"rel": self.qualified(schema, table)},
+        )
+
+    def column_kind(self, declared_type: str) -> ColumnKind:
+        base = declared_type.split("(", 1)[0].strip().lower()
+        if base.endswith("[]"):
+            return ColumnKind.OTHER
+        for names, kind in _PG_KINDS:
+            if base in names:
+                return kind
+        return ColumnKind.OTHER
+
+    def value_expr(self, column: HashColumn, mode: HashMode, alias: str = "t") -> str:
+        c = f"{alias}.{self.quote_ident(column.name)}"
+        if mode is HashMode.NATIVE and not column.canonical:
+            return c
+        kind = column.kind
+        if kind is ColumnKind.INTEGER:
+            return f"{c}::text"
+        if kind is ColumnKind.NUMERIC:
+            return f"trim_scale({c})::text"
+        if kind is ColumnKind.FLOAT:
+            return f"{c}::float8::text"
+        if kind is ColumnKind.TEXT:
+            # Oracle stores '' as NULL: the canonical form does the same.
+            return f"nullif({c}::text, '')"
+        if kind is ColumnKind.LARGE_TEXT:
+            return f"md5(nullif({c}, ''))"
+        if kind is ColumnKind.DATE:
+            return f"to_char({c}, 'YYYY-MM-DD')"
+        if kind is ColumnKind.TIMESTAMP:
+            return f"to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"
+        if kind is ColumnKind.TIMESTAMPTZ:
+            return f"to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        if kind is ColumnKind.BOOLEAN:
+            return f"CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END"
+        if kind is ColumnKind.BINARY:
+            return f"md5({c})"
+        return f"{c}::text"
+
+    def row_hash_expr(self, columns: list[HashColumn], mode: HashMode, alias: str = "t") -> str:
+        if not columns:
+            raise ValueError("columns must not be empty")
+        if mode is HashMode.NATIVE:
+            # The row constructor's text quotes values and leaves NULL empty: '' and NULL,
+            # 'a' and 'a ' all differ. hashtextextended is parallel-safe.
+            values = ", ".join(self.value_expr(c, mode, alias) for c in columns)
+            return f"hashtextextended(ROW({values})::text, 0)"
+        # Length-prefixed, so no value can forge a separator; '-' marks NULL.
+        parts = " || '|' || ".join(
+            f"coalesce(length(v{i}) || ':' || v{i}, '-')".replace(f"v{i}", f"({self.value_expr(c, mode, alias)})")
+            for i, c in enumerate(columns)
+        )
+        # 60 bits of the MD5: non-negative on both engines, so sums agree (Oracle: TO_NUMBER(.., 'X..')).
+        return f"('x' || lpad(substr(md5({parts}), 1, 15), 16, '0'))::bit(64)::bigint"
+
+    def key_bounds_sql(self, schema: str, table: str, key_column: str) -> Query:
+        k = self.quote_ident(key_column)
+        return f"SELECT min({k})::bigint, max({k})::bigint FROM {self.qualified(schema, table)}", {}
+
+    def _range_where(self, key: str, within: KeyRange | None, params: dict[str, Any]) -> str:
+        if within is None:
+            return ""
+        params["r_lo"], params["r_hi"] = _require_integer(within.lo, "lo"), _require_integer(within.hi, "hi")
+        return f" WHERE t.{key} >= %(r_lo)s AND t.{key} < %(r_hi)s"
+
+    def range_hashes_sql(
+        self, schema: str, table: str, *, key_column: str, row_hash: str, lo: int, width: int,
+        within: KeyRange | None = None,
+    ) -> Query:
+        k = self.quote_ident(key_column)
+        params: dict[str, Any] = {"lo": _require_integer(lo, "lo"), "width": _require_integer(width, "width")}
+        where = self._range_where(k, within, params)
+        return (
+            f"SELECT ((t.{k} - %(lo)s) / %(width)s)::bigint AS bucket, count(*), sum({row_hash})"
+            f" FROM {self.qualified(schema, table)} t{where} GROUP BY 1",
+            params,
+        )
+
+    def _key_hash(self, key_columns: list[str]) -> str:
+        keys = ", ".join(f"t.{self.quote_ident(c)}" for c in key_columns)
+        return f"abs(hashtextextended(ROW({keys})::text, 1) % %(buckets)s)"
+
+    def hash_buckets_sql(
+        self, schema: str, table: str, *, key_columns: list[str], row_hash: str, buckets: int,
+    ) -> Query:
+        return (
+            f"SELECT {self._key_hash(key_columns)} AS bucket, count(*), sum({row_hash})"
+            f" FROM {self.qualified(schema, table)} t GROUP BY 1",
+            {"buckets": _require_integer(buckets, "buckets")},
+        )
+
+    def leaf_rows_sql(
+        self, schema: str, table: str, *, key_columns: list[str], row_hash: str,
+        within: KeyRange | None = None, hash_bucket: tuple[int, int] | None = None,
+    ) -> Query:
+        keys = ", ".join(f"t.{self.quote_ident(c)}" for c in key_columns)
+        params: dict[str, Any] = {}
+        where = self._range_where(self.quote_ident(key_columns[0]), within, params)
+        if hash_bucket is not None:
+            params["buckets"], params["bucket"] = hash_bucket
+            where += (" AND " if where else " WHERE ") + f"{self._key_hash(key_columns)} = %(bucket)s"
+        return f"SELECT {keys}, {row_hash} FROM {self.qualified(schema, table)} t{where}", params
+
+    def rows_by_keys_sql(
+        self, schema: str, table: str, *, key_columns: list[tuple[str, str]], row_hash: str, count: int,
+    ) -> Query:
+        # Arrays, not one bind per key: one plan whatever the count, and an index lookup per key.
+        keys = ", ".join(f"t.{self.quote_ident(n)}" for n, _ in key_columns)
+        arrays = ", ".join(f"%(k{i})s::{typ}[]" for i, (_, typ) in enumerate(key_columns))
+        cols = ", ".join(f"k{i}" for i in range(len(key_columns)))
+        return (
+            f"SELECT {keys}, {row_hash} FROM {self.qualified(schema, table)} t"
+            f" WHERE ({keys}) IN (SELECT {cols} FROM unnest({arrays}) AS u({cols}))",
+            {},
+        )
+
+    def bind_keys(self, key_columns: list[tuple[str, str]], keys: list[tuple[Any, ...]]) -> dict[str, Any]:
+        return {f"k{i}": [k[i] for k in keys] for i in range(len(key_columns))}
+
+    # Logical decoding of the keys touched since a full comparison (ADR 0021).
+
+    def create_change_slot_sql(self, slot: str) -> Query:
+        return "SELECT lsn::text FROM pg_create_logical_replication_slot(%(slot)s, 'test_decoding')", {"slot": slot}
+
+    def drop_change_slot_sql(self, slot: str) -> Query:
+        return (
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %(slot)s",
+            {"slot": slot},
+        )
+
+    def change_slot_exists_sql(self, slot: str) -> Query:
+        return "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %(slot)s", {"slot": slot}
+
+    def read_changes_sql(self, slot: str) -> Query:
+        # Consumed (get, not peek): the slot then holds no WAL back for what was read.
+        return (
+            "SELECT data FROM pg_logical_slot_get_changes(%(slot)s, NULL, NULL,"
+            " 'include-xids', '0', 'skip-empty-xacts', '1')",
+            {"slot": slot},
+        )
+
+    def physical_limit_sql(self, schema: str, table: str) -> Query:
+        """The physical limit of a one-pass comparison (the bench's reference)."""
+        return f"SELECT sum(hashtextextended(t::text, 0)) FROM {self.qualified(schema, table)} t", {}
+
+
+class PostgresDialect(Dialect, PostgresValidation):
     name = "postgres"
 
     def quote_ident(self, name: str) -> str:
@@ -57,3 +275,4 @@ class PostgresDialect(Dialect):
             """,
             {"schemas": list(schemas)},
         )
+

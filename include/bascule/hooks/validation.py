@@ -1,0 +1,195 @@
+"""All database I/O of a comparison: one connection per side and per table, pinned session settings.
+
+The comparison engine (``bascule.validation.compare``) decides what to ask; this
+hook asks it, with the SQL of the engine's dialect. Only keys, counts and hashes
+come back from the queries it runs; the one exception, logical decoding, extracts
+the key columns inside PostgreSQL so no other value leaves the server (ADR 0021).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from bascule.engines.base import KeyRange
+from bascule.hooks.database import MigrationDatabaseHook
+from bascule.notifications.sanitize import sanitize_error_text
+from bascule.validation.keys import KeyHasher
+
+
+class ValidationDatabaseError(RuntimeError):
+    """A database error during a comparison, its text already stripped of row values."""
+
+
+def _plain(value: Any) -> Any:
+    # Sums and keys arrive as Decimal from one engine and int from the other.
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+class ComparisonSession:
+    """One side's connection for one table (or one slot): the queries a comparison runs."""
+
+    def __init__(self, hook: ValidationHook, conn: Any) -> None:
+        self.hook = hook
+        self.dialect = hook.dialect
+        self.conn = conn
+
+    def rows(self, query: tuple[str, dict[str, Any]]) -> list[tuple[Any, ...]]:
+        sql, params = query
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, params or None)
+                return [tuple(_plain(v) for v in row) for row in cur.fetchall()]
+        except Exception as exc:  # any driver error may quote row values
+            raise ValidationDatabaseError(
+                f"{self.hook.db_conn_id}: {type(exc).__name__}: {sanitize_error_text(exc)}"
+            ) from None
+
+    def columns(self, schema: str, table: str) -> list[tuple[str, str]]:
+        return [(str(n), str(t)) for n, t in self.rows(self.dialect.table_columns_sql(schema, table))]
+
+    def primary_key(self, schema: str, table: str) -> list[tuple[str, str]]:
+        return [(str(n), str(t)) for n, t in self.rows(self.dialect.primary_key_sql(schema, table))]
+
+    def bounds(self, schema: str, table: str, key_column: str) -> tuple[int | None, int | None]:
+        lo, hi = self.rows(self.dialect.key_bounds_sql(schema, table, key_column))[0]
+        return lo, hi
+
+    def range_hashes(self, schema: str, table: str, *, key_column: str, row_hash: str, lo: int, width: int,
+                     within: KeyRange | None = None) -> dict[int, tuple[int, int]]:
+        query = self.dialect.range_hashes_sql(schema, table, key_column=key_column, row_hash=row_hash,
+                                              lo=lo, width=width, within=within)
+        return {int(b): (int(n), int(h or 0)) for b, n, h in self.rows(query)}
+
+    def hash_buckets(self, schema: str, table: str, *, key_columns: list[str], row_hash: str,
+                     buckets: int) -> dict[int, tuple[int, int]]:
+        query = self.dialect.hash_buckets_sql(schema, table, key_columns=key_columns, row_hash=row_hash,
+                                              buckets=buckets)
+        return {int(b): (int(n), int(h or 0)) for b, n, h in self.rows(query)}
+
+    def leaf_rows(self, schema: str, table: str, *, key_columns: list[str], row_hash: str,
+                  within: KeyRange | None = None, hash_bucket: tuple[int, int] | None = None,
+                  ) -> dict[tuple[Any, ...], int]:
+        query = self.dialect.leaf_rows_sql(schema, table, key_columns=key_columns, row_hash=row_hash,
+                                           within=within, hash_bucket=hash_bucket)
+        n = len(key_columns)
+        return {tuple(r[:n]): int(r[n]) for r in self.rows(query)}
+
+    def rows_by_keys(self, schema: str, table: str, *, key_columns: list[tuple[str, str]], row_hash: str,
+                     keys: list[tuple[Any, ...]], batch: int = 1000) -> dict[tuple[Any, ...], int]:
+        found: dict[tuple[Any, ...], int] = {}
+        n = len(key_columns)
+        for start in range(0, len(keys), batch):
+            chunk = keys[start:start + batch]
+            sql, params = self.dialect.rows_by_keys_sql(schema, table, key_columns=key_columns,
+                                                        row_hash=row_hash, count=len(chunk))
+            params = {**params, **self.dialect.bind_keys(key_columns, chunk)}
+            found.update({tuple(r[:n]): int(r[n]) for r in self.rows((sql, params))})
+        return found
+
+    # --- logical decoding (PostgreSQL) ---
+
+    def _require_decoding(self) -> Any:
+        if not hasattr(self.dialect, "create_change_slot_sql"):
+            raise NotImplementedError(
+                f"{self.hook.db_conn_id}: incremental comparison needs logical decoding, which bascule "
+                f"implements for PostgreSQL only (engine {self.hook.engine}); see docs/adr/0021"
+            )
+        return self.dialect
+
+    def create_change_slot(self, slot: str) -> str:
+        d = self._require_decoding()
+        self.rows(d.drop_change_slot_sql(slot))
+        return str(self.rows(d.create_change_slot_sql(slot))[0][0])
+
+    def drop_change_slot(self, slot: str) -> None:
+        self.rows(self._require_decoding().drop_change_slot_sql(slot))
+
+    def change_slot_exists(self, slot: str) -> bool:
+        return bool(self.rows(self._require_decoding().change_slot_exists_sql(slot))[0][0])
+
+    def changed_keys(self, slot: str, key_columns: dict[str, list[str]]) -> Iterator[tuple[str, str, list[str]]]:
+        """(qualified table, operation, key texts...) per decoded change of the tables given.
+
+        The key columns are cut out of each change by a regular expression inside
+        PostgreSQL: the other columns' values never reach this process.
+        """
+        d = self._require_decoding()
+        slot_sql, params = d.read_changes_sql(slot)
+        cases = []
+        for i, (table, cols) in enumerate(sorted(key_columns.items())):
+            params[f"t{i}"] = table
+            arrays = []
+            for j, col in enumerate(cols):
+                params[f"re{i}_{j}"] = "(?:^| )" + re.escape(col) + r"\[[^]]*\]:('(?:[^']|'')*'|[^ ]+)"
+                arrays.append(f"to_jsonb(ARRAY(SELECT x[1] FROM regexp_matches(c.data, %(re{i}_{j})s, 'g') x))")
+            cases.append(f"WHEN %(t{i})s THEN jsonb_build_array({', '.join(arrays)})")
+        sql = (
+            f"SELECT m[1], m[2], CASE m[1] {' '.join(cases)} END::text"
+            f" FROM ({slot_sql}) c CROSS JOIN LATERAL regexp_match(c.data, '^table ([^ ]+): ([A-Z]+):') m"
+        )
+        for table, op, keys in self.rows((sql, params)):
+            values = json.loads(keys) if keys else []
+            yield str(table), str(op), values
+
+
+class ValidationHook(MigrationDatabaseHook):
+    """Source or target of a comparison: sessions with the session settings values' text depends on."""
+
+    hook_name = "bascule validation database"
+
+    def __init__(self, *, db_conn_id: str, engine: str, parallel_workers: int = 2, **kwargs: Any) -> None:
+        super().__init__(db_conn_id=db_conn_id, engine=engine, **kwargs)
+        self.parallel_workers = parallel_workers
+
+    @contextmanager
+    def session(self) -> Iterator[ComparisonSession]:
+        try:
+            conn = self.sql_hook.get_conn()
+        except Exception as exc:  # any driver error may quote row values
+            raise ValidationDatabaseError(
+                f"{self.db_conn_id}: cannot connect: {type(exc).__name__}: {sanitize_error_text(exc)}"
+            ) from None
+        try:
+            if hasattr(conn, "autocommit"):
+                conn.autocommit = True
+            session = ComparisonSession(self, conn)
+            for statement in self.dialect.session_setup_sql(parallel_workers=self.parallel_workers):
+                self._execute(conn, statement)
+            yield session
+        finally:
+            conn.close()
+
+    def _execute(self, conn: Any, statement: str) -> None:
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        except Exception as exc:  # any driver error may quote row values
+            raise ValidationDatabaseError(
+                f"{self.db_conn_id}: session setup failed: {sanitize_error_text(exc)}"
+            ) from None
+
+
+class KeyHashHook(BaseHook):
+    """The HMAC secret for identifying keys, from the password of an Airflow connection."""
+
+    conn_name_attr = "key_hash_conn_id"
+    hook_name = "bascule key hash"
+
+    def __init__(self, *, key_hash_conn_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.key_hash_conn_id = key_hash_conn_id
+
+    def get_hasher(self) -> KeyHasher:
+        secret = self.get_connection(self.key_hash_conn_id).password
+        if not secret:
+            raise ValueError(f"connection {self.key_hash_conn_id!r}: password (the HMAC secret) is empty")
+        return KeyHasher(secret.encode())

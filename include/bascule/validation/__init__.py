@@ -1,0 +1,1 @@
+"""Data validation: pushdown range-hash comparison, incremental re-checks, reports, GX suites."""

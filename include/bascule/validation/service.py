@@ -1,0 +1,87 @@
+"""The calls a DAG task makes (and the bench times): full and incremental comparisons of a plan's scope."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bascule.hooks.validation import KeyHashHook, ValidationHook
+from bascule.validation.compare import Comparator, CompareSettings, TableRef, tables_from_plan
+from bascule.validation.incremental import ChangeTracker, incremental_compare, slot_name
+from bascule.validation.keys import KeyHasher
+
+# bascule's own bookkeeping (the replication heartbeat): never part of what is compared.
+EXCLUDED_SCHEMAS = frozenset({"bascule_meta"})
+
+
+def hooks_for(plan: Any, *, parallel_workers: int = 2) -> tuple[ValidationHook, ValidationHook]:
+    return (
+        ValidationHook(db_conn_id=plan.source.conn_id, engine=plan.source.engine.value,
+                       parallel_workers=parallel_workers),
+        ValidationHook(db_conn_id=plan.target.conn_id, engine=plan.target.engine.value,
+                       parallel_workers=parallel_workers),
+    )
+
+
+def tables_in_scope(plan: Any, source: ValidationHook) -> list[TableRef]:
+    """The plan's tables as the source's catalog lists them (partitions folded into their root)."""
+    schemas = [s for s in plan.scope.schemas if s.lower() not in EXCLUDED_SCHEMAS]
+    names = [(r[0], r[1]) for r in source.records(source.dialect.inventory_tables_sql(schemas))]
+    return tables_from_plan(plan, names)
+
+
+def comparator_for(plan: Any, *, hasher: KeyHasher | None = None, **overrides: Any) -> Comparator:
+    settings = CompareSettings.from_plan(plan, **overrides)
+    source, target = hooks_for(plan, parallel_workers=settings.parallel_workers)
+    if hasher is None and plan.validation.identifying_keys:
+        hasher = KeyHashHook(key_hash_conn_id=plan.validation.key_hash_conn_id).get_hasher()
+    return Comparator(source=source, target=target, settings=settings,
+                      identifying_keys=plan.validation.identifying_keys, hasher=hasher)
+
+
+def full_comparison(plan: Any, *, track_changes: bool = True, tables: list[str] | None = None,
+                    hasher: KeyHasher | None = None, **overrides: Any) -> dict[str, Any]:
+    """Compare every table in scope; with ``track_changes``, first start the slots an incremental
+    comparison reads. Returns the JSON report."""
+    comparator = comparator_for(plan, hasher=hasher, **overrides)
+    refs = _select(tables_in_scope(plan, comparator.source), tables)
+    tracking = None
+    if track_changes:
+        tracking = ChangeTracker(source=comparator.source, target=comparator.target,
+                                 slot=slot_name(plan.name)).start()
+    report = comparator.compare(refs)
+    report.tracking = tracking
+    return report.to_json()
+
+
+def incremental_comparison(plan: Any, previous: dict[str, Any] | None, *, tables: list[str] | None = None,
+                           hasher: KeyHasher | None = None, **overrides: Any) -> dict[str, Any]:
+    """Re-check what changed since the full comparison whose report is ``previous``."""
+    comparator = comparator_for(plan, hasher=hasher, **overrides)
+    refs = _select(tables_in_scope(plan, comparator.source), tables)
+    slot = (previous or {}).get("tracking", {}) or {}
+    tracker = ChangeTracker(source=comparator.source, target=comparator.target,
+                            slot=slot.get("slot") or slot_name(plan.name))
+    return incremental_compare(comparator, tracker, refs, previous).to_json()
+
+
+def stop_tracking(plan: Any) -> None:
+    source, target = hooks_for(plan)
+    ChangeTracker(source=source, target=target, slot=slot_name(plan.name)).stop()
+
+
+def write_report(report: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, sort_keys=True))
+    return path
+
+
+def _select(refs: list[TableRef], tables: list[str] | None) -> list[TableRef]:
+    if not tables:
+        return refs
+    known = {r.qualified.lower(): r for r in refs}
+    unknown = [t for t in tables if t.lower() not in known]
+    if unknown:
+        raise ValueError(f"tables not in scope: {', '.join(unknown)}")
+    return [known[t.lower()] for t in tables]
