@@ -43,6 +43,10 @@ def _release_migration(plan_path: Path) -> Path | None:
 def cmd_lab(args: argparse.Namespace) -> int:
     from bascule.inventory import human_bytes
 
+    if args.action == "seed-remote":
+        from bascule.lab import remote
+
+        return remote.main(args.remote_args)
     lab = _lab()
     if args.action == "up":
         lab.up()
@@ -149,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=42)
     seed.add_argument("--force", action="store_true", help="re-seed even if the template matches")
     seed.add_argument("--plan", default=str(LAB_PLAN), help="plan whose release migration the target gets")
+    remote = lab_sub.add_parser(
+        "seed-remote", add_help=False,
+        help="seed two running servers named by BASCULE_SOURCE_DSN / BASCULE_TARGET_DSN (compose lab profile)")
+    remote.add_argument("remote_args", nargs=argparse.REMAINDER)
     lab.set_defaults(func=cmd_lab)
 
     plan = sub.add_parser("plan", help="migration plans")
