@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--plan", default=str(LAB_PLAN), help="plan whose release migration the target gets")
     remote = lab_sub.add_parser(
         "seed-remote", add_help=False,
-        help="seed two running servers named by BASCULE_SOURCE_DSN / BASCULE_TARGET_DSN (compose lab profile)")
+        help="seed two running servers named by BASCULE_LAB_SOURCE_DSN / BASCULE_LAB_TARGET_DSN (compose)")
     remote.add_argument("remote_args", nargs=argparse.REMAINDER)
     lab.set_defaults(func=cmd_lab)
 
@@ -183,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["lab", "seed-remote"]:
+        # Its options belong to bascule.lab.remote; argparse would claim them here.
+        from bascule.lab import remote
+
+        return remote.main(argv[2:])
     args = build_parser().parse_args(argv)
     from bascule.lab.clusters import LabError
     from bascule.plan import PlanError
