@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.exceptions import AirflowFailException
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.hooks.replication import ReplicationHistoryHook
 from bascule.replication.base import LagReading, Replication, ReplicationState

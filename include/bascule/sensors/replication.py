@@ -15,8 +15,8 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.exceptions import AirflowFailException
 from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.replication.base import Replication, ReplicationState
 from bascule.replication.factory import replication_config, replication_from_config
