@@ -9,7 +9,9 @@ starts or stops a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ AUDIT_HISTORY_MONTHS = 36
 _SEED_MAINTENANCE_WORK_MEM = "512MB"
 
 _STEP = re.compile(r"^-- @step (\S+)\s*$", re.MULTILINE)
+_SLICES = re.compile(r"^-- @slices (\d+)\s*$", re.MULTILINE)
 
 
 def _months_back(ref: datetime, months: int) -> tuple[int, int]:
@@ -208,12 +211,59 @@ def _set_reference_sql() -> str:
 
 
 @dataclass(frozen=True)
+class _Task:
+    """One unit of the load, run on whichever seeding session is free.
+
+    ``locks`` names the table-level lock each statement takes; two tasks whose
+    locks conflict are never started together, so a session never sits blocked
+    behind the other one.
+    """
+
+    name: str
+    text: str
+    locks: tuple[tuple[str, str], ...]
+    after: frozenset[str]
+    # Earlier first among the tasks that can start: big loads before small ones so
+    # that the session finishing last is left with short work.
+    priority: tuple[int, float]
+    step: str | None = None
+
+
+# PostgreSQL's conflict table, restricted to the modes the seed's statements take.
+_CONFLICTS: Mapping[str, frozenset[str]] = {
+    "ROW SHARE": frozenset({"ACCESS EXCLUSIVE"}),
+    "ROW EXCLUSIVE": frozenset({"SHARE", "SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"}),
+    "SHARE UPDATE EXCLUSIVE": frozenset({"SHARE UPDATE EXCLUSIVE", "SHARE", "SHARE ROW EXCLUSIVE",
+                                         "ACCESS EXCLUSIVE"}),
+    "SHARE": frozenset({"ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"}),
+    "SHARE ROW EXCLUSIVE": frozenset({"ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE", "SHARE ROW EXCLUSIVE",
+                                      "ACCESS EXCLUSIVE"}),
+    "ACCESS EXCLUSIVE": frozenset({"ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE",
+                                   "SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"}),
+}
+
+
+# Relative cost of each table's load (seconds at 1M patients, one session); only
+# the order matters: the scheduler starts the biggest work first.
+_LOAD_WEIGHT: Mapping[str, float] = {
+    "hospitals": 0.1, "staff": 0.1, "patients": 10, "encounters": 16, "prescriptions": 12,
+    "observations": 26, "clinical_notes": 31, "audit_log": 50,
+}
+# Loads that read another seeded table (audit rows take the workstation's city).
+_LOAD_AFTER: Mapping[str, tuple[str, ...]] = {"audit_log": ("hospitals",)}
+# Steps that build or drop a session's own temporary helpers: every session runs them.
+_SESSION_STEPS = ("setup", "cleanup")
+# Sessions loading at once. Each INSERT ... SELECT runs on one core (PostgreSQL 15
+# has no parallel insert), so one session per core keeps both busy.
+_SESSIONS = 2
+
+
+@dataclass(frozen=True)
 class _PostData:
-    """Secondary indexes and constraints to drop before a bulk load and restore after."""
+    """Secondary indexes and constraints to drop before a bulk load and rebuild after, as tasks."""
 
     drop: list[str]
-    indexes: list[str]
-    foreign_keys: list[str]
+    tasks: list[_Task]
 
 
 def _collect_post_data(conn: psycopg.Connection) -> _PostData:
@@ -222,9 +272,13 @@ def _collect_post_data(conn: psycopg.Connection) -> _PostData:
     # cheaper to build once, sorted, than to maintain row by row.
     constraints = conn.execute(
         """
-        SELECT c.contype, c.conrelid::regclass::text, quote_ident(c.conname),
-               pg_get_constraintdef(c.oid)
+        SELECT c.contype, quote_ident(n.nspname) || '.' || quote_ident(t.relname), quote_ident(c.conname),
+               pg_get_constraintdef(c.oid),
+               (SELECT quote_ident(rn.nspname) || '.' || quote_ident(r.relname)
+                FROM pg_class AS r JOIN pg_namespace AS rn ON rn.oid = r.relnamespace WHERE r.oid = c.confrelid)
         FROM pg_constraint AS c
+        JOIN pg_class AS t ON t.oid = c.conrelid
+        JOIN pg_namespace AS n ON n.oid = t.relnamespace
         WHERE c.connamespace = %s::regnamespace AND c.contype IN ('f', 'u') AND c.conparentid = 0
         ORDER BY c.contype, c.conname
         """,
@@ -232,30 +286,85 @@ def _collect_post_data(conn: psycopg.Connection) -> _PostData:
     ).fetchall()
     indexes = conn.execute(
         """
-        SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname), pg_get_indexdef(i.indexrelid)
+        SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname),
+               quote_ident(tn.nspname) || '.' || quote_ident(t.relname), pg_get_indexdef(i.indexrelid)
         FROM pg_index AS i
         JOIN pg_class AS ic ON ic.oid = i.indexrelid
         JOIN pg_namespace AS n ON n.oid = ic.relnamespace
+        JOIN pg_class AS t ON t.oid = i.indrelid
+        JOIN pg_namespace AS tn ON tn.oid = t.relnamespace
         WHERE n.nspname = %s AND NOT i.indisprimary AND NOT ic.relispartition
           AND NOT EXISTS (SELECT FROM pg_constraint AS c WHERE c.conindid = i.indexrelid)
         ORDER BY ic.relname
         """,
         (SCHEMA,),
     ).fetchall()
-    fks = [(rel, name, d) for kind, rel, name, d in constraints if kind == "f"]
-    uniques = [(rel, name, d) for kind, rel, name, d in constraints if kind == "u"]
-    drop = [f"ALTER TABLE {rel} DROP CONSTRAINT {name}" for rel, name, _ in fks + uniques]
-    drop += [f"DROP INDEX {name}" for name, _ in indexes]
-    # pg_get_indexdef writes "ON ONLY" for a partitioned index; the rebuild must
-    # cascade to the partitions instead.
-    build = [d.replace(" ON ONLY ", " ON ", 1) for _, d in indexes]
-    build += [f"ALTER TABLE {rel} ADD CONSTRAINT {name} {d}" for rel, name, d in uniques]
-    restore_fks = [f"ALTER TABLE {rel} ADD CONSTRAINT {name} {d}" for rel, name, d in fks]
-    return _PostData(drop=drop, indexes=build, foreign_keys=restore_fks)
+    fks = [(rel, name, d, ref) for kind, rel, name, d, ref in constraints if kind == "f"]
+    uniques = [(rel, name, d) for kind, rel, name, d, _ in constraints if kind == "u"]
+    drop = [f"ALTER TABLE {rel} DROP CONSTRAINT {name}" for rel, name, *_ in fks + uniques]
+    drop += [f"DROP INDEX {name}" for name, _, _ in indexes]
+    tasks = []
+    for name, rel, d in indexes:
+        # pg_get_indexdef writes "ON ONLY" for a partitioned index; the rebuild must
+        # cascade to the partitions instead.
+        tasks.append(_post_task(f"index {name}", d.replace(" ON ONLY ", " ON ", 1), {rel: "SHARE"}))
+    for rel, name, d in uniques:
+        # ADD CONSTRAINT ... UNIQUE locks the table ACCESS EXCLUSIVE.
+        tasks.append(_post_task(f"unique {rel}.{name}", f"ALTER TABLE {rel} ADD CONSTRAINT {name} {d}",
+                                {rel: "ACCESS EXCLUSIVE"}))
+    for rel, name, d, ref in fks:
+        # Validated in the same statement: NOT VALID + VALIDATE would add a
+        # second pass over the locks for no less work.
+        tasks.append(_post_task(f"foreign key {rel}.{name}", f"ALTER TABLE {rel} ADD CONSTRAINT {name} {d}",
+                                {rel: "SHARE ROW EXCLUSIVE", ref: "SHARE ROW EXCLUSIVE"}))
+    return _PostData(drop=drop, tasks=tasks)
+
+
+def _bare(table: str) -> str:
+    return table.rsplit(".", 1)[-1].strip('"')
+
+
+def _post_task(name: str, text: str, locks: Mapping[str, str]) -> _Task:
+    tables = sorted(locks)
+    return _Task(
+        name=name, text=text, locks=tuple(sorted(locks.items())),
+        after=frozenset(f"load {_bare(t)}" for t in tables),
+        priority=(1, -max(_LOAD_WEIGHT.get(_bare(t), 1.0) for t in tables)),
+    )
+
+
+def _load_tasks(steps: list[tuple[str, str]], tables: list[str], *, parallel: bool) -> list[_Task]:
+    """One task per ``-- @step``, or per slice of a step marked ``-- @slices n`` when sessions run in parallel."""
+    tasks = []
+    for step, text in steps:
+        if step in _SESSION_STEPS:
+            continue
+        if step in tables:
+            marker = _SLICES.search(text)
+            slices = int(marker.group(1)) if marker and parallel else 1
+            for k in range(1, slices + 1):
+                prefix = f"SELECT set_config('bascule.slice', '{k}/{slices}', false);\n"
+                tasks.append(_Task(
+                    name=f"load {step}" + (f".{k}" if slices > 1 else ""), text=prefix + text,
+                    locks=((f"{SCHEMA}.{step}", "ROW EXCLUSIVE"),),
+                    after=frozenset(f"load {t}" for t in _LOAD_AFTER.get(step, ())),
+                    priority=(0, -_LOAD_WEIGHT.get(step, 1.0) / slices), step=step,
+                ))
+        else:
+            # sequences: read what every load wrote.
+            tasks.append(_Task(name=step, text=text, locks=(), after=frozenset({"load *"}),
+                               priority=(0, 0.0), step=step))
+    return tasks
 
 
 def seed_data(conn: psycopg.Connection, spec: SeedSpec, progress: Progress | None = None) -> SeedResult:
-    """Fill the empty ``clinic`` schema with ``spec``'s synthetic dataset, indexed and analysed."""
+    """Fill the empty ``clinic`` schema with ``spec``'s synthetic dataset, indexed and analysed.
+
+    The load, the index builds, the foreign keys and ANALYZE run as tasks on
+    ``_SESSIONS`` extra sessions opened with ``conn``'s parameters; when ``conn``
+    holds a transaction open (so other sessions cannot see the schema) they all
+    run on ``conn`` instead, one after the other.
+    """
     report = progress or (lambda _msg: None)
     started = time.perf_counter()
     # Each block is its own transaction on an idle connection, and a savepoint
@@ -263,33 +372,40 @@ def seed_data(conn: psycopg.Connection, spec: SeedSpec, progress: Progress | Non
     with conn.transaction():
         if conn.execute("SELECT EXISTS (SELECT FROM clinic.patients)").fetchone() != (False,):
             raise RuntimeError("clinic.patients is not empty; seed_data needs a freshly created schema")
-        conn.execute(
-            "SELECT set_config('bascule.patients', %s, false), set_config('bascule.seed', %s, false),"
-            " set_config('bascule.reference_date', %s, false),"
-            " set_config('maintenance_work_mem', %s, false)",
-            (str(spec.patients), str(spec.seed), REFERENCE_DATE.isoformat(), _SEED_MAINTENANCE_WORK_MEM),
-        )
         post = _collect_post_data(conn)
+        tables = [t for (t,) in conn.execute(_TABLES_SQL, (SCHEMA,)).fetchall()]
 
     _timed(conn, report, "drop secondary indexes and foreign keys", ";\n".join(post.drop), count=len(post.drop))
 
-    for step, text in split_steps(_read("seed.sql")):
-        t0 = time.perf_counter()
-        rows = _run(conn, text)
-        if step in spec.expected_rows():
-            report(f"{step}: {rows} rows in {time.perf_counter() - t0:.1f}s")
-        else:
-            report(f"{step}: done in {time.perf_counter() - t0:.1f}s")
-
-    _timed(conn, report, "indexes", ";\n".join(post.indexes), count=len(post.indexes))
-    _timed(conn, report, "foreign keys", ";\n".join(post.foreign_keys), count=len(post.foreign_keys))
-    t0 = time.perf_counter()
-    with conn.transaction():
-        tables = [t for (t,) in conn.execute(_TABLES_SQL, (SCHEMA,)).fetchall()]
-    for table in tables:
-        with conn.transaction():
-            conn.execute(sql.SQL("ANALYZE {}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table)))
-    report(f"analyze: done in {time.perf_counter() - t0:.1f}s")
+    steps = split_steps(_read("seed.sql"))
+    session_steps = [(s, t) for s, t in steps if s in _SESSION_STEPS]
+    analyze = [
+        _Task(name=f"analyze {t}", text=f"ANALYZE {SCHEMA}.{t}",
+              locks=((f"{SCHEMA}.{t}", "SHARE UPDATE EXCLUSIVE"),),
+              after=frozenset({f"load {t}"}), priority=(1, -_LOAD_WEIGHT.get(t, 1.0)))
+        for t in tables
+    ]
+    settings = {
+        "bascule.patients": str(spec.patients), "bascule.seed": str(spec.seed),
+        "bascule.reference_date": REFERENCE_DATE.isoformat(),
+        "maintenance_work_mem": _SEED_MAINTENANCE_WORK_MEM,
+        # Nothing here is worth an fsync per commit: a crash mid-seed means re-seeding anyway.
+        "synchronous_commit": "off",
+    }
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        sessions = [_open_like(conn) for _ in range(_SESSIONS)]
+        owned = True
+    else:
+        sessions, owned = [conn], False
+    tasks = _load_tasks(steps, tables, parallel=len(sessions) > 1) + post.tasks + analyze
+    try:
+        for session in sessions:
+            _configure(session, settings)
+        _Scheduler(sessions, tasks, session_steps, spec, report).run()
+    finally:
+        if owned:
+            for session in sessions:
+                session.close()
 
     stats = table_stats(conn)
     return SeedResult(
@@ -298,6 +414,138 @@ def seed_data(conn: psycopg.Connection, spec: SeedSpec, progress: Progress | Non
         seconds=time.perf_counter() - started,
         tables=stats,
     )
+
+
+# Session settings that change how the seed's expressions evaluate (timestamptz
+# arithmetic over days follows TimeZone), copied so every session writes the same rows.
+_COPIED_SETTINGS = ("TimeZone", "DateStyle", "IntervalStyle", "extra_float_digits")
+
+
+def _open_like(conn: psycopg.Connection) -> psycopg.Connection:
+    params = conn.info.get_parameters()
+    if conn.info.password:
+        params["password"] = conn.info.password
+    other = psycopg.connect(**params, autocommit=True)
+    with other.transaction():
+        for name in _COPIED_SETTINGS:
+            other.execute("SELECT set_config(%s, %s, false)", (name, _show(conn, name)))
+    return other
+
+
+def _show(conn: psycopg.Connection, name: str) -> str:
+    row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _configure(conn: psycopg.Connection, settings: Mapping[str, str]) -> None:
+    with conn.transaction():
+        for name, value in settings.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+
+class _Scheduler:
+    """Run tasks on a few sessions: dependencies first, never two conflicting locks at once."""
+
+    def __init__(self, sessions: list[psycopg.Connection], tasks: list[_Task],
+                 session_steps: list[tuple[str, str]], spec: SeedSpec, report: Progress) -> None:
+        self.sessions = sessions
+        self.pending = sorted(tasks, key=lambda t: t.priority)
+        self.session_steps = dict(session_steps)
+        self.spec = spec
+        self._report = report
+        self.loads = {t.name for t in tasks if t.name.startswith("load ")}
+        self.done: set[str] = set()
+        self.running: list[_Task] = []
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+        self.timings: dict[str, float] = {}
+
+    def report(self, line: str) -> None:
+        with self.cond:
+            self._report(line)
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        if len(self.sessions) == 1:
+            self._work(self.sessions[0])
+        else:
+            threads = [threading.Thread(target=self._work, args=(s,), name=f"seed-{i}", daemon=True)
+                       for i, s in enumerate(self.sessions)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if self.error is not None:
+            raise self.error
+        kinds: dict[str, list[float]] = {}
+        for name, seconds in self.timings.items():
+            kinds.setdefault(name.split(" ", 1)[0], []).append(seconds)
+        summary = ", ".join(f"{k} {len(v)} ({sum(v):.1f}s)" for k, v in kinds.items())
+        self.report(f"all tasks on {len(self.sessions)} session(s) in {time.perf_counter() - t0:.1f}s: {summary}")
+
+    def _ready(self, task: _Task) -> bool:
+        for dep in task.after:
+            if dep == "load *":
+                if not self.loads <= self.done:
+                    return False
+            elif any(t.name == dep or t.name.startswith(dep + ".") for t in self.pending + self.running):
+                return False
+        for table, mode in task.locks:
+            for other in self.running:
+                for other_table, other_mode in other.locks:
+                    if other_table == table and other_mode in _CONFLICTS[mode]:
+                        return False
+        return True
+
+    def _next(self) -> _Task | None:
+        with self.cond:
+            while True:
+                if self.error is not None or not self.pending:
+                    return None
+                for task in self.pending:
+                    if self._ready(task):
+                        self.pending.remove(task)
+                        self.running.append(task)
+                        return task
+                self.cond.wait()
+
+    def _work(self, session: psycopg.Connection) -> None:
+        try:
+            if "setup" in self.session_steps:
+                _run(session, self.session_steps["setup"])
+            while (task := self._next()) is not None:
+                t0 = time.perf_counter()
+                try:
+                    rows = _run(session, task.text)
+                except BaseException as exc:
+                    with self.cond:
+                        self.error = self.error or exc
+                        self.cond.notify_all()
+                    self._cancel_others(session)
+                    return
+                seconds = time.perf_counter() - t0
+                if task.step in self.spec.expected_rows():
+                    self.report(f"{task.name.removeprefix('load ')}: {rows} rows in {seconds:.1f}s")
+                else:
+                    self.report(f"{task.name}: done in {seconds:.1f}s")
+                with self.cond:
+                    self.timings[task.name] = seconds
+                    self.running.remove(task)
+                    self.done.add(task.name)
+                    self.cond.notify_all()
+            if "cleanup" in self.session_steps and self.error is None:
+                _run(session, self.session_steps["cleanup"])
+        except BaseException as exc:
+            with self.cond:
+                self.error = self.error or exc
+                self.cond.notify_all()
+
+    def _cancel_others(self, session: psycopg.Connection) -> None:
+        for other in self.sessions:
+            if other is not session:
+                with contextlib.suppress(psycopg.Error):
+                    other.cancel_safe()
 
 
 def _timed(conn: psycopg.Connection, report: Progress, what: str, text: str, *, count: int) -> None:

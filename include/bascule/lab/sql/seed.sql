@@ -46,6 +46,17 @@ CREATE FUNCTION pg_temp.u(i bigint, k integer, s bigint) RETURNS double precisio
     AS $$ SELECT ((hashint8extended(i * 101 + k, s) >> 11) & 9007199254740991)::double precision
                  / 9007199254740992.0 $$;
 
+-- A step marked "-- @slices n" may run as n statements at once, each on the
+-- numbers of its slice: bascule.slice = 'k/n' (unset: the whole range).
+CREATE FUNCTION pg_temp.slice_first(total bigint) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$ SELECT 1 + total * (split_part(s, '/', 1)::bigint - 1) / split_part(s, '/', 2)::bigint
+          FROM (SELECT coalesce(nullif(current_setting('bascule.slice', true), ''), '1/1') AS s) AS x $$;
+CREATE FUNCTION pg_temp.slice_last(total bigint) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$ SELECT total * split_part(s, '/', 1)::bigint / split_part(s, '/', 2)::bigint
+          FROM (SELECT coalesce(nullif(current_setting('bascule.slice', true), ''), '1/1') AS s) AS x $$;
+
 -- Encounter attributes other tables derive from, recomputed instead of joined
 -- so that every table is one generate_series scan.
 CREATE FUNCTION pg_temp.enc_patient(e bigint, s bigint, nreg bigint) RETURNS bigint
@@ -429,6 +440,7 @@ SELECT p.nnotes - 5 + c.n, p.nenc - 10 + c.n * 2, 1 + (c.n * 7) % 38, 'discharge
 FROM seed_params AS p, generate_series(1, 5) AS c(n);
 
 -- @step audit_log
+-- @slices 2
 -- Audit ids follow time, as an append-only log's would: row a falls in slot a
 -- of the 36 months before the reference date.
 INSERT INTO clinic.audit_log (audit_id, logged_at, staff_id, patient_id, action, object_type, object_id,
@@ -465,7 +477,7 @@ CROSS JOIN LATERAL (
            (p.ref - interval '36 months')
                + ((a - 1 + pg_temp.u(a, 68, p.seed)) / p.naudit) * (p.ref - (p.ref - interval '36 months'))
                AS logged_at
-    FROM generate_series(1, p.naudit) AS a OFFSET 0) AS x
+    FROM generate_series(pg_temp.slice_first(p.naudit), pg_temp.slice_last(p.naudit)) AS a OFFSET 0) AS x
 JOIN clinic.hospitals AS h ON h.hospital_id = 1 + (x.st - 1) % 38;
 
 -- @step sequences
@@ -480,5 +492,5 @@ SELECT setval(pg_get_serial_sequence('clinic.audit_log', 'audit_id'), (SELECT ma
 
 -- @step cleanup
 DROP TABLE seed_params, seed_family, seed_given, seed_street, seed_drug, seed_vital, seed_paragraph;
-DROP FUNCTION pg_temp.enc_hospital, pg_temp.patient_hospital, pg_temp.staff_at, pg_temp.enc_length,
+DROP FUNCTION pg_temp.slice_first, pg_temp.slice_last, pg_temp.enc_hospital, pg_temp.patient_hospital, pg_temp.staff_at, pg_temp.enc_length,
               pg_temp.enc_admitted, pg_temp.enc_type, pg_temp.enc_patient, pg_temp.u, pg_temp.h;
