@@ -34,7 +34,10 @@ def _reverse_replication_conn_id(plan: Any) -> str:
 def replication_config(plan: Any, direction: str = "forward", *,
                        reverse_replication_conn_id: str | None = None) -> dict[str, Any]:
     """The plan's replication, as data a trigger can carry."""
-    direction = Direction(direction)
+    try:
+        direction = Direction(direction)
+    except ValueError:
+        raise ValueError(f"direction must be 'forward' or 'reverse' (got {direction!r})") from None
     method = plan.replication.method.value
     if method == "none":
         return {"method": "none"}
