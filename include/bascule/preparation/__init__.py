@@ -1,0 +1,1 @@
+"""The three months before the night: assessment, schema comparison, replay, storage, rehearsals, readiness."""
