@@ -11,6 +11,8 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from bascule.notifications.sanitize import sanitize_error_text
 
 
@@ -114,8 +116,11 @@ class ComparisonReport:
         }
 
 
-class ValidationFailed(Exception):
-    """A comparison or a suite run found differences: names the tables and where the full report is."""
+class ValidationFailed(AirflowFailException):
+    """A comparison or a suite run found differences: names the tables and where the full report is.
+
+    An AirflowFailException: differences are data, not a transient fault, so the task is not retried.
+    """
 
     def __init__(self, what: str, tables: list[str], where: str) -> None:
         self.tables = list(tables)
