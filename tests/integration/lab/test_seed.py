@@ -225,6 +225,32 @@ def test_same_seed_same_data_other_seed_different(cluster: Cluster, db: psycopg.
     assert {"patients", "encounters", "clinical_notes", "audit_log"} <= differing
 
 
+def _schema_objects(conn: psycopg.Connection) -> set[tuple[str, str]]:
+    indexes = conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'clinic'").fetchall()
+    constraints = conn.execute(
+        "SELECT conname, pg_get_constraintdef(oid) || convalidated::text FROM pg_constraint"
+        " WHERE connamespace = 'clinic'::regnamespace"
+    ).fetchall()
+    return {(str(n), str(d)) for n, d in indexes + constraints}
+
+
+def test_one_session_inside_a_transaction_writes_the_same_lab(cluster: Cluster, db: psycopg.Connection) -> None:
+    # Other sessions cannot see a schema created in an open transaction, so the
+    # seed falls back to running every task on the caller's connection.
+    cluster.create_database("seed_serial")
+    with cluster.connect("seed_serial") as conn:
+        with conn.transaction():
+            seed.create_schema(conn)
+            result = seed.seed_data(conn, seed.SeedSpec(patients=PATIENTS, seed=42))
+        assert {t.name: t.rows for t in result.tables} == seed.SeedSpec(patients=PATIENTS).expected_rows()
+        assert _table_hashes(conn) == _table_hashes(db)
+        assert _schema_objects(conn) == _schema_objects(db)
+        (analysed,) = conn.execute(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'clinic' AND last_analyze IS NOT NULL"
+        ).fetchone()  # type: ignore[misc]
+        assert analysed >= len(TABLES)
+
+
 def test_clinic_app_is_least_privilege(cluster: Cluster, seeded: seed.SeedResult) -> None:
     with cluster.connect("seed_a", user="clinic_app") as app:
         app.execute(

@@ -9,7 +9,11 @@
 -- Expects the empty schema from schema.sql. bascule.lab.seed runs it one
 -- "-- @step" at a time (to report progress per table) around its own
 -- drop/rebuild of secondary indexes and foreign keys; loading into bare heaps
--- and building indexes once afterwards is several times faster.
+-- and building indexes once afterwards is several times faster. The steps
+-- between setup and sequences are independent of one another (ids are
+-- explicit, foreign keys come after), so it runs them on two sessions at once,
+-- each session running setup for its own temporary helpers; a step marked
+-- "-- @slices n" is split into n statements over its row numbers.
 --
 -- Proportions (kept in step with bascule.lab.seed.SeedSpec): 38 hospitals,
 -- staff 0.0085/patient (min 200), encounters 2, prescriptions 1.5,
