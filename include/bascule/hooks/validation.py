@@ -132,9 +132,13 @@ class ComparisonSession:
                 params[f"re{i}_{j}"] = "(?:^| )" + re.escape(col) + r"\[[^]]*\]:('(?:[^']|'')*'|[^ ]+)"
                 arrays.append(f"to_jsonb(ARRAY(SELECT x[1] FROM regexp_matches(c.data, %(re{i}_{j})s, 'g') x))")
             cases.append(f"WHEN %(t{i})s THEN jsonb_build_array({', '.join(arrays)})")
+        # Changes to a partition are decoded under the partition's name: fold them into the root.
         sql = (
-            f"SELECT m[1], m[2], CASE m[1] {' '.join(cases)} END::text"
+            f"SELECT r.name, m[2], CASE r.name {' '.join(cases)} END::text"
             f" FROM ({slot_sql}) c CROSS JOIN LATERAL regexp_match(c.data, '^table ([^ ]+): ([A-Z]+):') m"
+            " CROSS JOIN LATERAL (SELECT coalesce((SELECT n.nspname || '.' || k.relname FROM pg_class k"
+            " JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = coalesce("
+            "pg_partition_root(to_regclass(m[1])), to_regclass(m[1]))), m[1]) AS name) r"
         )
         for table, op, keys in self.rows((sql, params)):
             values = json.loads(keys) if keys else []
