@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -116,7 +117,8 @@ def _break_trial(lab: Lab, repl: Any, config: dict[str, Any], trial: int, how: s
     broken_at: list[float] = []
 
     def break_it() -> None:
-        time.sleep(1.0)
+        # A random offset: a fixed delay would land at the same phase of the poll cycle every time.
+        time.sleep(1.0 + random.uniform(0.0, poll_s))
         if how == "disable_subscription":
             with lab.connect("new", "clinic") as conn:
                 conn.execute("ALTER SUBSCRIPTION bascule_sub DISABLE")
