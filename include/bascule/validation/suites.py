@@ -128,8 +128,8 @@ def datasource_env_var(side: str) -> str:
     return f"BASCULE_GX_{side.upper()}_URL"
 
 
-def build_context(root: Path, *, side: str, engine: str, suites: list[dict[str, Any]]) -> Any:
-    """A GX file context under ``root`` with the suites, one data source and one checkpoint per suite."""
+def suites_context(root: Path, suites: list[dict[str, Any]]) -> Any:
+    """A GX file context under ``root`` holding the suites (and nothing that connects anywhere yet)."""
     quiet_gx()
     import great_expectations as gx
 
@@ -139,6 +139,14 @@ def build_context(root: Path, *, side: str, engine: str, suites: list[dict[str, 
         (project / "expectations" / f"{doc['name']}.json").write_text(json.dumps(doc, indent=2))
     context = gx.get_context(mode="file", project_root_dir=str(root))
     context.variables.progress_bars = {"globally": False}
+    return context
+
+
+def build_context(root: Path, *, side: str, engine: str, suites: list[dict[str, Any]]) -> Any:
+    """The suites' context plus one data source and one BOOLEAN_ONLY checkpoint per suite."""
+    import great_expectations as gx
+
+    context = suites_context(root, suites)
     env = "${" + datasource_env_var(side) + "}"
     if engine == "postgres":
         source = context.data_sources.add_or_update_postgres(name=side, connection_string=env)
