@@ -34,7 +34,8 @@ STAGE = "performance_replay"
 SCRIPTS_DIR = Path(__file__).with_name("pgbench")
 # Weights of the clinic's transaction mix (chart reads dominate a hospital's day).
 DEFAULT_WORKLOAD: Mapping[str, int] = {
-    "chart_read": 40, "admission_insert": 10, "prescription_insert": 25, "observation_insert": 25,
+    "chart_read": 35, "patient_search": 10, "admission_insert": 10, "prescription_insert": 20,
+    "observation_insert": 25,
 }
 # The lab's "stretch of clinic activity" adds updates and deletes (bloat) to the mix.
 ACTIVITY_WORKLOAD: Mapping[str, int] = {

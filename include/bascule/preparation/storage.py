@@ -149,6 +149,8 @@ def classify_indexes(source_indexes: Sequence[IndexFact]) -> tuple[list[tuple[In
     """(indexes to drop with the reason, indexes kept on purpose with the reason), from the source's facts."""
     drop: dict[str, tuple[IndexFact, str]] = {}
     kept: list[tuple[IndexFact, str]] = []
+    # An index that takes over the lookups of a dropped, used duplicate or prefix must stay.
+    serving: dict[str, str] = {}
     by_table: dict[tuple[str, str], list[IndexFact]] = defaultdict(list)
     for ix in source_indexes:
         by_table[(ix.schema, ix.table)].append(ix)
@@ -164,6 +166,8 @@ def classify_indexes(source_indexes: Sequence[IndexFact]) -> tuple[list[tuple[In
             for ix in same:
                 if ix is not keep and not ix.protected:
                     drop[ix.qualified] = (ix, f"duplicate of {keep.qualified}")
+                    if ix.scans > 0:
+                        serving[keep.qualified] = ix.qualified
         # Left prefixes of a wider index with the same predicate.
         for ix in indexes:
             if ix.qualified in drop or ix.protected or ix.exprs:
@@ -174,12 +178,16 @@ def classify_indexes(source_indexes: Sequence[IndexFact]) -> tuple[list[tuple[In
                         and wider.opclasses[:len(ix.opclasses)] == ix.opclasses
                         and wider.predicate == ix.predicate):
                     drop[ix.qualified] = (ix, f"left prefix of {wider.qualified}")
+                    if ix.scans > 0:
+                        serving[wider.qualified] = ix.qualified
                     break
         # Unused since the source's statistics began.
         for ix in indexes:
             if ix.qualified in drop or ix.scans > 0:
                 continue
-            if ix.protected:
+            if ix.qualified in serving:
+                kept.append((ix, f"takes over the lookups of {serving[ix.qualified]}"))
+            elif ix.protected:
                 kept.append((ix, "unused but enforces a constraint"))
             elif ix.fk and not any(o is not ix and o.qualified not in drop and o.keys[:len(ix.keys)] == ix.keys
                                    for o in indexes):
