@@ -29,6 +29,10 @@ from bascule.engines.postgres_cutover import (
 )
 
 
+class CutoverDatabaseError(RuntimeError):
+    """A cutover statement failed; the database's text is sanitised (a DETAIL can carry row values)."""
+
+
 class FreezeError(RuntimeError):
     """The freeze could not be made complete; the message names what still lets the application write."""
 
@@ -127,14 +131,28 @@ class CutoverDatabaseHook(BaseHook):
     def _session(self) -> Iterator[Any]:
         conn = self.get_conn()
         try:
+            yield from self._guarded(conn)
+        finally:
+            conn.close()
+
+    def _guarded(self, conn: Any) -> Iterator[Any]:
+        from bascule.notifications.sanitize import sanitize_error_text
+
+        try:
             if self.engine == "postgres":
                 # The freeze must not be held up by, nor hold up, the application.
                 with conn.cursor() as cur:
                     cur.execute("SET lock_timeout = '10s'")
                 conn.commit()
             yield conn
-        finally:
-            conn.close()
+        except (FreezeError, CutoverDatabaseError):
+            raise
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] not in ("psycopg", "psycopg2", "oracledb"):
+                raise
+            # from None: the original exception (and its DETAIL) stays out of the traceback.
+            raise CutoverDatabaseError(f"{self.db_conn_id}: {type(exc).__name__}: "
+                                       f"{sanitize_error_text(str(exc))}") from None
 
     @staticmethod
     def _rows(conn: Any, query: tuple[str, dict[str, Any]] | str) -> list[tuple[Any, ...]]:
