@@ -64,8 +64,10 @@ def test_house_rules(dagbag: Any, path: Path) -> None:
         assert task.retries is not None and task.retries >= 1 or getattr(task, "_bascule_no_retry", False), \
             f"{task.task_id}: retries"
         if _is_sensor(task):
-            assert task.timeout is not None and task.timeout.total_seconds() > 0, f"{task.task_id}: sensor timeout"
-            assert task.timeout.total_seconds() <= 24 * 3600
+            assert task.timeout is not None, f"{task.task_id}: sensor timeout"
+            # Airflow 3 keeps a sensor's timeout as float seconds; older code passed timedeltas.
+            seconds = task.timeout.total_seconds() if hasattr(task.timeout, "total_seconds") else float(task.timeout)
+            assert 0 < seconds <= 24 * 3600, f"{task.task_id}: sensor timeout {seconds} s"
 
 
 def _is_sensor(task: Any) -> bool:

@@ -25,22 +25,10 @@ from bascule.triggers.replication import ReplicationCaughtUpTrigger, Replication
 DEFAULT_TIMEOUT_S = 6 * 3600.0
 
 
-class _TimeoutSeconds(float):
-    """Airflow 3 stores a sensor's ``timeout`` as float seconds; some callers expect a timedelta.
-
-    A float that also answers ``total_seconds()`` satisfies both (the DAG-integrity tests
-    read ``task.timeout.total_seconds()``).
-    """
-
-    def total_seconds(self) -> float:
-        return float(self)
-
-
 class _ReplicationSensor(BaseSensorOperator):
     def __init__(self, *, replication_config: dict[str, Any], poll_interval: float = 0.5,
                  timeout: float = DEFAULT_TIMEOUT_S, deferrable: bool = True, **kwargs: Any) -> None:
         super().__init__(poke_interval=poll_interval, timeout=timeout, **kwargs)
-        self.timeout = _TimeoutSeconds(self.timeout)
         if not isinstance(replication_config, dict) or "method" not in replication_config:
             raise ValueError(f"{self.task_id}: replication_config must be a dict with a 'method' "
                              "(build it with bascule.replication.factory.replication_config)")
