@@ -9,7 +9,7 @@ LSNs and bascule's own heartbeat rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from psycopg import sql
@@ -257,14 +257,46 @@ def publication_tables(publication: str) -> Query:
     )
 
 
-def create_publication(publication: str, tables: Sequence[str]) -> sql.Composed:
+def _published(tables: Sequence[str], columns: Mapping[str, Sequence[str]] | None) -> sql.Composable:
+    # A column list publishes only the columns both sides have: after go-live the
+    # new release's extra columns must not break reverse replication to the old schema.
+    items = []
+    for t in tables:
+        cols = (columns or {}).get(t)
+        if cols:
+            items.append(sql.SQL("{} ({})").format(
+                table_ident(t), sql.SQL(", ").join(sql.Identifier(c) for c in cols)))
+        else:
+            items.append(table_ident(t))
+    return sql.SQL(", ").join(items)
+
+
+def create_publication(publication: str, tables: Sequence[str],
+                       columns: Mapping[str, Sequence[str]] | None = None) -> sql.Composed:
     return sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)").format(
-        sql.Identifier(publication), sql.SQL(", ").join(table_ident(t) for t in tables))
+        sql.Identifier(publication), _published(tables, columns))
 
 
-def set_publication_tables(publication: str, tables: Sequence[str]) -> sql.Composed:
+def set_publication_tables(publication: str, tables: Sequence[str],
+                           columns: Mapping[str, Sequence[str]] | None = None) -> sql.Composed:
     return sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(
-        sql.Identifier(publication), sql.SQL(", ").join(table_ident(t) for t in tables))
+        sql.Identifier(publication), _published(tables, columns))
+
+
+def columns_of_tables(schemas: Sequence[str]) -> Query:
+    """(schema.table, column) of live, non-generated columns of top-level tables, in column order."""
+    return (
+        """
+        SELECT n.nspname || '.' || c.relname, a.attname
+          FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(%(schemas)s)
+           AND a.attgenerated = ''
+         ORDER BY 1, a.attnum
+        """,
+        {"schemas": list(schemas)},
+    )
 
 
 def set_publication_via_root(publication: str) -> sql.Composed:

@@ -224,16 +224,40 @@ class PostgresLogicalReplication(Replication):
         """Publish ``tables`` (default: the scope) plus the heartbeat, partitions through their root."""
         self.ensure_heartbeat()
         wanted = sorted({*(tables if tables is not None else self.scope_tables()), q.heartbeat_qualified()})
+        columns = self.common_columns(wanted)
         exists = self.hook.records("publisher", q.publication_exists(self.publication))
         if not exists:
-            self.hook.execute("publisher", q.create_publication(self.publication, wanted))
+            self.hook.execute("publisher", q.create_publication(self.publication, wanted, columns))
             return wanted
         if not exists[0][0]:
             self.hook.execute("publisher", q.set_publication_via_root(self.publication))
         have = [t for (t,) in self.hook.records("publisher", q.publication_tables(self.publication))]
-        if sorted(have) != wanted:
-            self.hook.execute("publisher", q.set_publication_tables(self.publication, wanted))
+        if sorted(have) != wanted or columns:
+            self.hook.execute("publisher", q.set_publication_tables(self.publication, wanted, columns))
         return wanted
+
+    def common_columns(self, tables: Sequence[str]) -> dict[str, list[str]]:
+        """Column lists for tables whose publisher has columns the subscriber lacks.
+
+        Logical replication matches columns by name and fails on a column the
+        subscriber does not have: the case of reverse replication from a new
+        release's schema back to the old one. Tables the subscriber does not have
+        at all are left to the subscription's own error.
+        """
+        pub: dict[str, list[str]] = {}
+        for table, column in self.hook.records("publisher", q.columns_of_tables(self.schemas)):
+            pub.setdefault(table, []).append(column)
+        sub: dict[str, set[str]] = {}
+        for table, column in self.hook.records("subscriber", q.columns_of_tables(self.schemas)):
+            sub.setdefault(table, set()).add(column)
+        lists: dict[str, list[str]] = {}
+        for table in tables:
+            if table not in pub or table not in sub:
+                continue
+            common = [c for c in pub[table] if c in sub[table]]
+            if len(common) < len(pub[table]):
+                lists[table] = common
+        return lists
 
     def subscription_facts(self) -> tuple | None:
         """(enabled, slot, publications, worker pid, ...) of the subscription, None when it does not exist."""
