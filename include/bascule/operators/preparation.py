@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.exceptions import AirflowFailException
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.hooks.assessment import AssessmentHook
 from bascule.operators.gates import EVIDENCE_XCOM_KEY
 from bascule.plan import Plan
 from bascule.preparation.findings import FindingSet
+
+FINDINGS_XCOM_KEY = "findings"
 
 
 class _StageOperator(BaseOperator):
@@ -47,6 +49,8 @@ class _StageOperator(BaseOperator):
 
     def _conclude(self, context: Any, findings: FindingSet, body: str) -> None:
         context["ti"].xcom_push(key=EVIDENCE_XCOM_KEY, value=body)
+        # Pushed before failing, so the readiness report lists a blocked stage's findings too.
+        context["ti"].xcom_push(key=FINDINGS_XCOM_KEY, value=findings.to_json())
         for f in findings.sorted():
             if f.severity.value != "PASS":
                 self.log.warning("%s %s on %s: %s Fix: %s", f.severity.value, f.check, f.object, f.message, f.fix)
@@ -270,11 +274,7 @@ class ReadinessReportOperator(BaseOperator):
         def pull(task_id: str | None) -> Any:
             return ti.xcom_pull(task_ids=task_id) if task_id else None
 
-        findings = []
-        for task_id in self.stage_task_ids:
-            value = pull(task_id)
-            if isinstance(value, dict):
-                findings.append(value.get("findings") if "findings" in value and "stage" not in value else value)
+        findings = [ti.xcom_pull(task_ids=task_id, key=FINDINGS_XCOM_KEY) for task_id in self.stage_task_ids]
         storage = dict(pull(self.storage_task_id) or {})
         ctx = readiness.build_context(
             plan_name=self.plan.name, budget_s=self.plan.budget_seconds,

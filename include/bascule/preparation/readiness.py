@@ -143,7 +143,7 @@ def render(context: Mapping[str, Any]) -> str:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.ChainableUndefined)
     env.filters["mb"] = lambda b: "-" if b is None else f"{int(b) / 1048576:,.1f}"
     env.filters["secs"] = lambda s: "-" if s is None else f"{float(s):,.1f}"
     return env.get_template("readiness.html.j2").render(**context)
