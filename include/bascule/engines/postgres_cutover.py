@@ -331,7 +331,8 @@ class PostgresCutoverDialect(CutoverDialect):
 
     def orphan_count_sql(self, schema: str, table: str, columns: Sequence[str], ref_schema: str,
                          ref_table: str, ref_columns: Sequence[str]) -> Query:
-        """Rows of ``table`` whose foreign key finds no parent: rows the apply worker
+        """Rows of ``table`` whose foreign key finds no parent (``columns`` quoted, as
+        :meth:`foreign_keys_sql` returns them): rows the apply worker
         inserted with triggers (RI checks included) switched off. A count, never a value."""
         if len(columns) != len(ref_columns) or not columns:
             raise ValueError(f"foreign key of {schema}.{table}: column lists differ in length")
