@@ -1,0 +1,219 @@
+"""Data validation at scale: bascule's full comparison against reladiff 0.6 and the physical limit.
+
+    flock /tmp/bascule-heavy.lock .venv/bin/python bench/validation.py [--patients 3400000]
+
+On its own lab (purpose ``bench-validation``): seeds the source (3.4M patients
+give ~10.2M rows in observations and in the audit log), loads the target with
+the test fixtures' plain COPY (``bascule.testing.copy``), then measures, in one
+run and on the same tables:
+
+- ``limit_s``: ``SELECT sum(hashtextextended(t::text, 0)) FROM <table> t`` with
+  parallel workers, run on source and target at the same time, table after table;
+- ``bascule_s``: ``bascule.validation.service.full_comparison`` (what the DAG
+  task calls, with change tracking started), identical data;
+- ``reladiff_s``: reladiff 0.6 (``-a hashdiff -j 2``, every compared column via
+  ``-c``), identical data, in a venv this bench creates under bench/out/;
+- then the 18 planted differences (``bascule.testing.copy.plant_differences``):
+  bascule's full comparison again (``bascule_diff_s``), the incremental
+  comparison since the first (``incremental_s``), and reladiff with
+  ``--skip-sort-results`` (``reladiff_diff_s``). reladiff's output holds row
+  values: it is counted and deleted, never printed.
+
+The wait-and-confirm pass (``validation.wait_and_confirm_s`` of the plan) is
+switched off for the timed runs, as reladiff has none; its cost is that wait.
+Every figure goes to bench/out/validation.json; the last line is
+``bascule_s=.. reladiff_s=.. limit_s=.. ratio_to_limit=.. speedup_vs_reladiff=.. diffs_found=..
+diffs_expected=18 incremental_s=..``. Exit status 0 when all 18 differences were found exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bascule.paths import REPO_ROOT, lab_dir
+
+OUT = REPO_ROOT / "bench" / "out"
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def reladiff_venv() -> Path:
+    venv = OUT / "reladiff-venv"
+    exe = venv / "bin" / "reladiff"
+    if not exe.exists():
+        log("reladiff: creating venv under bench/out/")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "reladiff==0.6.*", "psycopg2-binary"],
+                       check=True)
+    return exe
+
+
+def limit_pass(lab: Any, tables: list[str]) -> dict[str, float]:
+    """Both clusters at once, one table after the other; returns seconds per table."""
+    out = {}
+    for table in tables:
+        barrier = threading.Barrier(2)
+
+        def run(name: str, table: str = table, barrier: threading.Barrier = barrier) -> None:
+            with lab.connect(name, "clinic") as c:
+                c.execute("SET TimeZone = 'UTC'")
+                c.execute("SET max_parallel_workers_per_gather = 2")
+                barrier.wait()
+                c.execute(f"SELECT sum(hashtextextended(t::text, 0)) FROM {table} t").fetchone()
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=run, args=(n,)) for n in ("legacy", "new")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out[table] = time.monotonic() - started
+    return out
+
+
+def reladiff_run(exe: Path, lab: Any, table: str, key: list[str], cols: list[str], *, skip_sort: bool,
+                 workdir: Path) -> tuple[float, int]:
+    st = lab.state()
+    pw = st.passwords["bascule_admin"]
+    uri = {n: f"postgresql://bascule_admin:{pw}@127.0.0.1:{st.ports[n]}/clinic" for n in ("legacy", "new")}
+    argv = [str(exe), uri["legacy"], table, uri["new"], table, "-a", "hashdiff", "-j", "2"]
+    for k in key:
+        argv += ["-k", k]
+    for c in cols:
+        argv += ["-c", c]
+    if skip_sort:
+        argv.append("--skip-sort-results")
+    out_file = workdir / "reladiff.out"
+    started = time.monotonic()
+    with out_file.open("w") as fh:
+        proc = subprocess.run(argv, stdout=fh, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PGTZ": "UTC", "COLUMNS": "1000000"})
+    seconds = time.monotonic() - started
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"reladiff failed on {table} (exit {proc.returncode}): {proc.stderr[-300:]}")
+    keys = set()
+    for line in out_file.read_text().splitlines():
+        if line[:2] in ("- ", "+ "):
+            # "- 12, x, ...": the key is the first len(key) fields; nothing is kept but the key.
+            keys.add(tuple(line[2:].split(", ")[: len(key)]))
+    out_file.unlink()
+    return seconds, len(keys)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=3_400_000)
+    parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
+    args = parser.parse_args()
+
+    from bascule.airflow_env import airflow_env
+    from bascule.lab.clusters import Lab, default_release_migration
+    from bascule.testing.copy import copy_source_to_target, plant_differences
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {"patients": args.patients}
+    lab = Lab(lab_dir(purpose="bench-validation"), echo=log)
+    lab.up()
+    home = Path(tempfile.mkdtemp(prefix="bascule-bench-airflow-"))
+    try:
+        t0 = time.monotonic()
+        lab.seed(patients=args.patients, release_migration=default_release_migration())
+        figures["seed_or_reset_s"] = round(time.monotonic() - t0, 1)
+        copied = copy_source_to_target(lab)
+        figures["copy_s"] = round(copied["seconds"], 1)
+        figures["rows"] = copied["rows"]
+        log(f"copy: {sum(copied['rows'].values())} rows in {copied['seconds']:.1f} s; largest "
+            f"{max(copied['rows'].values())}")
+        with lab.connect("legacy", "clinic") as c:
+            c.execute("VACUUM ANALYZE")
+        with lab.connect("new", "clinic") as c:
+            c.execute("VACUUM ANALYZE")
+
+        conns = home / "connections.json"
+        shutil.copy(lab.connections_file, conns)
+        os.environ.update(airflow_env(home=home, connections_file=conns))
+        from bascule.plan import default_plan_path, load_plan
+        from bascule.validation.service import full_comparison, incremental_comparison, stop_tracking
+
+        plan = load_plan(default_plan_path())
+        tables = sorted(f"clinic.{t}" for t in copied["rows"])
+
+        per_table = limit_pass(lab, tables)
+        limit_s = sum(per_table.values())
+        figures["limit_s"], figures["limit_per_table_s"] = round(limit_s, 2), per_table
+        log(f"limit: {limit_s:.2f} s")
+
+        t0 = time.monotonic()
+        same = full_comparison(plan, track_changes=True, wait_and_confirm_s=0.0)
+        bascule_s = time.monotonic() - t0
+        figures["bascule_s"] = round(bascule_s, 2)
+        figures["bascule_identical"] = {t["table"]: {"seconds": t["seconds"], "ranges": t["ranges"],
+                                                     "rows": t["rows_compared"]} for t in same["tables"]}
+        log(f"bascule identical: {bascule_s:.2f} s, ok={same['ok']}, differences={same['differences']}")
+
+        exe = reladiff_venv()
+        specs = {t["table"]: (t["key_columns"], [c for c in t["columns_compared"] if c not in t["key_columns"]])
+                 for t in same["tables"]}
+        workdir = Path(tempfile.mkdtemp(prefix="bascule-reladiff-"))
+        rel_same = {}
+        for table in tables:
+            rel_same[table] = reladiff_run(exe, lab, table, *specs[table], skip_sort=False, workdir=workdir)
+        reladiff_s = sum(s for s, _ in rel_same.values())
+        figures["reladiff_s"] = round(reladiff_s, 2)
+        figures["reladiff_identical"] = {t: {"seconds": round(s, 2), "diffs": n} for t, (s, n) in rel_same.items()}
+        log(f"reladiff identical: {reladiff_s:.2f} s")
+
+        expected = plant_differences(lab)
+        t0 = time.monotonic()
+        diff = full_comparison(plan, track_changes=False, wait_and_confirm_s=0.0)
+        figures["bascule_diff_s"] = round(time.monotonic() - t0, 2)
+        found = {k: {(t["table"], tuple(x) if isinstance(x, list) else x) for t in diff["tables"]
+                     for x in t["keys"][k]} for k in expected}
+        exact = found == expected
+        diffs_found = diff["differences"]
+        figures.update(diffs_found=diffs_found, diffs_exact=exact)
+        log(f"bascule with 18 differences: {figures['bascule_diff_s']} s, found {diffs_found}, exact={exact}")
+
+        t0 = time.monotonic()
+        inc = incremental_comparison(plan, same, wait_and_confirm_s=0.0)
+        figures["incremental_s"] = round(time.monotonic() - t0, 2)
+        figures["incremental_diffs"] = inc["differences"]
+        stop_tracking(plan)
+        log(f"incremental: {figures['incremental_s']} s, found {inc['differences']}")
+
+        rel_diff = {}
+        for table in tables:
+            rel_diff[table] = reladiff_run(exe, lab, table, *specs[table], skip_sort=True, workdir=workdir)
+        figures["reladiff_diff_s"] = round(sum(s for s, _ in rel_diff.values()), 2)
+        figures["reladiff_diffs_found"] = sum(n for _, n in rel_diff.values())
+        log(f"reladiff with differences: {figures['reladiff_diff_s']} s, found {figures['reladiff_diffs_found']}")
+
+        figures["ratio_to_limit"] = round(bascule_s / limit_s, 3)
+        figures["speedup_vs_reladiff"] = round(reladiff_s / bascule_s, 3)
+        figures["diff_to_identical"] = round(figures["bascule_diff_s"] / bascule_s, 3)
+        figures["wait_and_confirm_s_not_timed"] = plan.validation.wait_and_confirm_s
+        (OUT / "validation.json").write_text(json.dumps(figures, indent=2, default=str))
+        print(f"bascule_s={bascule_s:.2f} reladiff_s={reladiff_s:.2f} limit_s={limit_s:.2f} "
+              f"ratio_to_limit={figures['ratio_to_limit']} speedup_vs_reladiff={figures['speedup_vs_reladiff']} "
+              f"diffs_found={diffs_found} diffs_expected=18 incremental_s={figures['incremental_s']}", flush=True)
+        return 0 if exact and diffs_found == 18 else 1
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        if not args.keep:
+            lab.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
