@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bascule.notifications.sanitize import sanitize_error_text
 from bascule.plan import Plan, default_plan_path, load_plan
@@ -25,7 +26,11 @@ STEP_XCOM_KEY = "bascule_step"
 
 
 class RunbookStepError(RuntimeError):
-    """A step failed; the message is sanitised (no row value) and names the step."""
+    """A step failed; the message is sanitised (no row value) and names the step. Retried."""
+
+
+class RunbookStepFailed(AirflowFailException):
+    """A check did not hold (differences, a refused smoke test): retrying cannot mend it."""
 
 
 @dataclass
@@ -40,6 +45,10 @@ class StepContext:
     @property
     def ti(self) -> Any:
         return self.airflow["ti"]
+
+    @property
+    def step_task(self) -> str:
+        return str(self.ti.task_id)
 
     @property
     def dag_id(self) -> str:
@@ -101,12 +110,15 @@ class RunbookStepOperator(BaseOperator):
         t0 = time.perf_counter()
         try:
             result = self.action(ctx) or {}
+        except AirflowSkipException:
+            raise
         except Exception as exc:
             seconds = time.perf_counter() - t0
             runtime.step_finished(ctx, ok=False, seconds=seconds, critical_path=self.critical_path)
+            error = RunbookStepFailed if isinstance(exc, AirflowFailException) else RunbookStepError
             # `from None`: the original exception text may hold row values (DETAIL lines).
-            raise RunbookStepError(f"step {self.step} failed: {type(exc).__name__}: "
-                                   f"{sanitize_error_text(str(exc))}") from None
+            raise error(f"step {self.step} failed: {type(exc).__name__}: "
+                        f"{sanitize_error_text(str(exc))}") from None
         seconds = time.perf_counter() - t0
         record = {
             "step": self.step,

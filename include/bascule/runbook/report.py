@@ -56,6 +56,7 @@ def build_report(
     validation: Mapping[str, Any] | None = None,
     writes: Mapping[str, Any] | None = None,
     notifications: Mapping[str, Any] | None = None,
+    rehearsal: bool = False,
     previous: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     planned = {s["step"]: s["actual_s"] for s in (previous or {}).get("steps", [])}
@@ -74,7 +75,7 @@ def build_report(
     in_window = [r for r in step_rows if frozen and ended and frozen <= _ts(r["started_at"]) <= ended]  # type: ignore[operator]
     work_s = sum(r["actual_s"] for r in in_window)
     report: dict[str, Any] = {
-        "plan": plan_name, "dag_id": dag_id, "run_id": run_id, "outcome": outcome,
+        "plan": plan_name, "dag_id": dag_id, "run_id": run_id, "outcome": outcome, "rehearsal": rehearsal,
         "frozen_at": frozen_at, "downtime_end": downtime_end,
         "downtime_s": None if downtime_s is None else round(downtime_s, 3),
         "budget_s": budget_s,

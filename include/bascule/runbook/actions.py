@@ -1,0 +1,396 @@
+"""The cutover's steps, one function each, in the order of the night.
+
+Every action takes a :class:`~bascule.operators.steps.StepContext`, does one
+thing through the library's hooks, and returns a small JSON-able result of
+positions, counts and timings (never a row value). Each is idempotent: run
+twice, it leaves the same state, because the blocks it calls are.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+if TYPE_CHECKING:
+    from bascule.cutover.endpoint import EndpointSwitch
+    from bascule.hooks.cutover import CutoverDatabaseHook
+    from bascule.operators.steps import StepContext
+
+TMINUS = "tminus_checks"
+FREEZE = "freeze_source"
+FINAL_VALIDATION = "final_validation"
+SMOKE = "smoke_tests"
+SWITCH = "switch_endpoint"
+EVIDENCE_KEY = "gate_body"
+SMOKE_FOLLOWER = "clinic_smoke"
+
+
+class CutoverCheckFailed(AirflowFailException):
+    """A check the night depends on did not hold; the message names it. Not retried."""
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _db(ctx: StepContext, side: str) -> CutoverDatabaseHook:
+    from bascule.hooks.cutover import CutoverDatabaseHook
+
+    endpoint = ctx.plan.source if side == "source" else ctx.plan.target
+    return CutoverDatabaseHook(db_conn_id=endpoint.conn_id, engine=endpoint.engine.value)
+
+
+def endpoint_switch(plan: Any) -> EndpointSwitch | None:
+    from bascule.cutover.endpoint import CommandEndpoint, PgBouncerEndpoint
+    from bascule.plan import EndpointKind
+
+    cfg = plan.cutover.endpoint
+    if cfg.kind is EndpointKind.PGBOUNCER:
+        return PgBouncerEndpoint(pgbouncer_conn_id=cfg.pgbouncer.admin_conn_id, database=cfg.pgbouncer.database,
+                                 source_conn_id=plan.source.conn_id, target_conn_id=plan.target.conn_id,
+                                 followers=(SMOKE_FOLLOWER,))
+    if cfg.kind is EndpointKind.COMMAND:
+        return CommandEndpoint(command=list(cfg.command))
+    return None
+
+
+def _replication(ctx: StepContext, direction: str = "forward") -> Any:
+    from bascule.replication.factory import replication_from_plan
+
+    return replication_from_plan(ctx.plan, direction)
+
+
+def _push_evidence(ctx: StepContext, markdown: str) -> None:
+    ctx.ti.xcom_push(key=EVIDENCE_KEY, value=markdown)
+
+
+# --------------------------------------------------------------------------- before the freeze
+
+
+def announce_start(ctx: StepContext) -> dict[str, Any]:
+    from bascule.notifications.events import RunStarted
+    from bascule.runbook.runtime import notifier
+
+    rehearsal = bool(ctx.conf.get("rehearsal", False))
+    slack = notifier(ctx)
+    if slack is not None:
+        slack.open_thread(RunStarted(dag_id=ctx.dag_id, run_id=ctx.run_id, plan_id=ctx.plan.name,
+                                     source=ctx.plan.source.engine.value, target=ctx.plan.target.engine.value,
+                                     downtime_budget_s=ctx.plan.budget_seconds))
+    ctx.log(f"cutover of plan {ctx.plan.name} ({ctx.plan.mode.value}) starts"
+            + (" as a rehearsal" if rehearsal else ""))
+    return {"plan": ctx.plan.name, "mode": ctx.plan.mode.value, "rehearsal": rehearsal}
+
+
+def tminus_checks(ctx: StepContext) -> dict[str, Any]:
+    """Replication healthy and under the threshold, a green full comparison, the target ready."""
+    from bascule.replication.base import ReplicationState
+    from bascule.runbook import evidence
+    from bascule.validation.service import full_comparison
+
+    findings: list[str] = []
+    repl = _replication(ctx)
+    readings = [repl.reading() for _ in range(3)]
+    reading = readings[-1]
+    if reading.state is not ReplicationState.STREAMING:
+        findings.append(f"replication is {reading.state.value}" + (f": {reading.cause}" if reading.cause else ""))
+    elif reading.lag_seconds is None or reading.lag_seconds > ctx.plan.replication.lag_threshold_s:
+        findings.append(f"lag {reading.lag_seconds} s is above the threshold "
+                        f"{ctx.plan.replication.lag_threshold_s} s")
+    ctx.log(f"replication {reading.state.value}, lag {reading.lag_seconds} s, {reading.lag_bytes} bytes")
+    # A full comparison now, with change tracking from here: the one after the freeze
+    # then only re-checks what moved since (incremental), which is what fits the window.
+    comparison = full_comparison(ctx.plan, track_changes=True)
+    if not comparison["ok"]:
+        findings.append(f"full comparison found differences in {', '.join(comparison['failed_tables'])}")
+    ctx.log(f"full comparison: {comparison['rows_compared']:,} rows, "
+            f"{comparison['differences']} differences, {comparison['seconds']:.1f} s")
+    endpoint = endpoint_switch(ctx.plan)
+    endpoint_state = endpoint.state().as_dict() if endpoint is not None else None
+    if endpoint_state is not None and endpoint_state.get("current") != "source":
+        findings.append(f"the endpoint points at the {endpoint_state.get('current')}, not the source")
+    forecast = evidence.forecast_downtime(ctx.plan, ctx.dag_id, run_id=ctx.run_id)
+    result = {
+        "replication": reading.to_json(),
+        "lag_history_s": [r.lag_seconds for r in readings],
+        "validation": {"ok": comparison["ok"], "tables": len(comparison["tables"]),
+                       "rows_compared": comparison["rows_compared"], "differences": comparison["differences"],
+                       "failed_tables": comparison["failed_tables"], "seconds": comparison["seconds"]},
+        "comparison_report": comparison,
+        "endpoint": endpoint_state,
+        "forecast_downtime_s": forecast,
+        "findings": findings,
+    }
+    _push_evidence(ctx, evidence.freeze_gate_body(ctx.plan, result))
+    if findings and not ctx.conf.get("allow_findings", False):
+        raise CutoverCheckFailed("T-minus checks failed: " + "; ".join(findings))
+    return result
+
+
+def abort_before_freeze(ctx: StepContext) -> dict[str, Any]:
+    from bascule.notifications.events import CutoverOutcome, FinalReport
+    from bascule.runbook.runtime import notify
+
+    repl = _replication(ctx)
+    state = repl.reading().state.value
+    ctx.log(f"NO-GO for freeze: nothing was changed; replication keeps running ({state})")
+    notify(ctx, FinalReport(dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=CutoverOutcome.ABORTED,
+                            downtime_s=0.0, downtime_budget_s=ctx.plan.budget_seconds, tables_migrated=0))
+    return {"outcome": "aborted", "replication": state, "changed": False}
+
+
+# --------------------------------------------------------------------------- the freeze and the drain
+
+
+def restore_point(ctx: StepContext) -> dict[str, Any]:
+    from bascule.cutover.freeze import restore_point as make
+
+    name = f"bascule_{ctx.plan.name}_{ctx.run_id}"[:60]
+    point = make(_db(ctx, "source"), "".join(c if c.isalnum() or c == "_" else "_" for c in name))
+    ctx.log(f"restore point {point.name} at {point.position}")
+    return point.as_dict()
+
+
+def freeze_source(ctx: StepContext) -> dict[str, Any]:
+    from bascule.cutover.freeze import freeze
+
+    result = freeze(_db(ctx, "source"), role=ctx.plan.source.app_role, schemas=list(ctx.plan.scope.schemas),
+                    endpoint=endpoint_switch(ctx.plan))
+    data = result.as_dict()
+    ctx.log(f"source frozen at {data['frozen_at']} (position {data['position']}): {data['revoked']} grants "
+            f"revoked, {data['terminated_sessions']} sessions ended; the downtime clock starts")
+    return data
+
+
+def stop_replication(ctx: StepContext) -> dict[str, Any]:
+    repl = _replication(ctx)
+    if hasattr(repl, "disable"):
+        repl.disable()
+    reading = repl.reading()
+    ctx.log(f"forward replication stopped ({reading.state.value}); its slot keeps the position")
+    return {"state": reading.state.value, "applied_position": reading.applied_position}
+
+
+# --------------------------------------------------------------------------- after the drain
+
+
+def final_validation(ctx: StepContext) -> dict[str, Any]:
+    """Re-check only what changed since the T-minus comparison, then the target's suites."""
+    from bascule.runbook.runtime import notify
+    from bascule.validation.runner import run_suites
+    from bascule.validation.service import incremental_comparison
+
+    previous = ctx.result_of(TMINUS) or {}
+    comparison = incremental_comparison(ctx.plan, previous.get("comparison_report"))
+    suites = run_suites(ctx.plan, side="target") if ctx.plan.validation.suites else {"ok": True, "suites": []}
+    ok = bool(comparison["ok"]) and bool(suites["ok"])
+    summary = {"ok": ok, "kind": comparison.get("kind"), "tables": len(comparison["tables"]),
+               "rows_compared": comparison["rows_compared"], "differences": comparison["differences"],
+               "failed_tables": comparison["failed_tables"], "seconds": comparison["seconds"],
+               "suites": [{"suite": s["suite"], "success": s["success"]} for s in suites["suites"]]}
+    ctx.log(f"final validation: {summary['rows_compared']:,} rows re-checked, {summary['differences']} "
+            f"differences; suites {'passed' if suites['ok'] else 'FAILED'}")
+    from bascule.notifications.events import ValidationOutcome, ValidationResult
+
+    notify(ctx, ValidationResult(
+        dag_id=ctx.dag_id, run_id=ctx.run_id,
+        outcome=ValidationOutcome.PASSED if ok else ValidationOutcome.FAILED,
+        tables_checked=summary["tables"], checks_run=summary["tables"] + len(summary["suites"]),
+        checks_failed=len(summary["failed_tables"]) + sum(1 for s in summary["suites"] if not s["success"]),
+        failed_tables=tuple(summary["failed_tables"])))
+    if not ok:
+        failing = summary["failed_tables"] + [s["suite"] for s in summary["suites"] if not s["success"]]
+        raise CutoverCheckFailed(f"final validation failed: {', '.join(failing)} (full report in XCom "
+                                 f"{ctx.dag_id}.{FINAL_VALIDATION} of run {ctx.run_id})")
+    return summary
+
+
+def fixups(ctx: StepContext) -> dict[str, Any]:
+    from bascule.cutover.fixups import SequenceMargin, advance_sequences, check_constraints
+
+    schemas = list(ctx.plan.scope.schemas)
+    moved = advance_sequences(source=_db(ctx, "source"), target=_db(ctx, "target"), schemas=schemas,
+                              margin=SequenceMargin(ctx.plan.cutover.sequence_margin, 0.0))
+    report = check_constraints(_db(ctx, "target"), schemas=schemas, validate=True)
+    ctx.log(f"{sum(1 for m in moved if m.moved)} of {len(moved)} target sequences advanced; constraints "
+            f"{'ok' if report.ok else 'NOT ok'}")
+    if not report.ok:
+        raise CutoverCheckFailed(f"target constraints or triggers are not ready: {report.as_dict()}")
+    return {"sequences": [m.as_dict() for m in moved], "constraints": report.as_dict()}
+
+
+def switch_endpoint(ctx: StepContext) -> dict[str, Any]:
+    endpoint = endpoint_switch(ctx.plan)
+    if endpoint is None:
+        ctx.log("no endpoint to switch in this plan (cutover.endpoint.kind: none)")
+        return {"switched": False}
+    changed = endpoint.point_to("target")
+    state = endpoint.state().as_dict()
+    ctx.log(f"endpoint now points at the {state['current']} (paused: {state['paused']})")
+    return {"switched": changed, **state}
+
+
+def smoke_tests(ctx: StepContext) -> dict[str, Any]:
+    from bascule.cutover.smoke import smoke_through
+
+    cfg = ctx.plan.cutover.endpoint.pgbouncer
+    if cfg is None:
+        ctx.log("no endpoint application connection: smoke tests run on the target's own connection")
+        result = smoke_through(ctx.plan.target.app_conn_id or ctx.plan.target.conn_id)
+    else:
+        result = smoke_through(cfg.app_conn_id, database=SMOKE_FOLLOWER)
+    data = result.as_dict()
+    ctx.log(f"smoke tests through the new endpoint: {'ok' if result.ok else 'FAILED'}")
+    if not result.ok:
+        raise CutoverCheckFailed(f"smoke tests failed: {data}")
+    return data
+
+
+def go_live_evidence(ctx: StepContext) -> dict[str, Any]:
+    from bascule.runbook import evidence
+
+    freeze = ctx.result_of(FREEZE) or {}
+    elapsed = None
+    if freeze.get("frozen_at"):
+        elapsed = (datetime.now(UTC) - datetime.fromisoformat(freeze["frozen_at"])).total_seconds()
+    result = {"downtime_so_far_s": elapsed, "validation": ctx.result_of(FINAL_VALIDATION),
+              "smoke": ctx.result_of(SMOKE), "endpoint": ctx.result_of(SWITCH)}
+    _push_evidence(ctx, evidence.go_live_gate_body(ctx.plan, result))
+    return result
+
+
+# --------------------------------------------------------------------------- GO LIVE, or back
+
+
+def start_reverse_replication(ctx: StepContext) -> dict[str, Any]:
+    """Target -> source, created before writes reopen, so no write after go-live escapes it."""
+    from bascule.plan import ReplicationMethod
+
+    if ctx.plan.replication.method is not ReplicationMethod.POSTGRES_LOGICAL:
+        ctx.log("reverse replication for this method is configured outside bascule")
+        return {"started": False}
+    reverse = _replication(ctx, "reverse")
+    tables = reverse.create_publication()
+    reverse.create_subscription(copy_data=False)
+    ctx.log(f"reverse replication started: {len(tables)} tables published by the target")
+    return {"started": True, "tables": len(tables)}
+
+
+def open_target_writes(ctx: StepContext) -> dict[str, Any]:
+    endpoint = endpoint_switch(ctx.plan)
+    if endpoint is not None:
+        endpoint.point_to("target")
+        endpoint.resume()
+    ended = datetime.now(UTC).isoformat()
+    ctx.log("writes reopen on the target: the application is live on the new platform")
+    return {"downtime_end": ended, "endpoint": endpoint.state().as_dict() if endpoint else None}
+
+
+def announce_live(ctx: StepContext) -> dict[str, Any]:
+    reading = _replication(ctx, "reverse").reading() if _has_reverse(ctx) else None
+    ctx.log("GO LIVE done" + (f"; reverse replication {reading.state.value}" if reading else ""))
+    return {"reverse_replication": reading.to_json() if reading else None}
+
+
+def _has_reverse(ctx: StepContext) -> bool:
+    from bascule.plan import ReplicationMethod
+
+    return ctx.plan.replication.method is ReplicationMethod.POSTGRES_LOGICAL
+
+
+def rollback(ctx: StepContext) -> dict[str, Any]:
+    """Back to the source: endpoint, writes, forward replication. Keeps every piece of evidence."""
+    from bascule.cutover.freeze import unfreeze
+
+    if not ctx.result_of(FREEZE) and ctx.result_of("restore_point") is None and ctx.step_task != "rollback":
+        # Reached through a failure before the freeze: nothing was changed, nothing to undo.
+        raise AirflowSkipException("the source was never frozen: nothing to roll back")
+    endpoint = endpoint_switch(ctx.plan)
+    if endpoint is not None:
+        endpoint.point_to("source")
+    result = unfreeze(_db(ctx, "source"), role=ctx.plan.source.app_role, endpoint=endpoint, resume=True)
+    resumed = None
+    repl = _replication(ctx)
+    if hasattr(repl, "enable"):
+        try:
+            repl.enable()
+            resumed = "enabled"
+        except Exception as exc:  # the evidence matters more than this step's success
+            from bascule.notifications.sanitize import sanitize_error_text
+
+            resumed = f"not resumed: {sanitize_error_text(str(exc))}"
+    ended = datetime.now(UTC).isoformat()
+    ctx.log(f"rolled back: endpoint on the source, writes reopened there ({result.as_dict()['restored']} "
+            f"grants restored), forward replication {resumed}")
+    return {"downtime_end": ended, "unfreeze": result.as_dict(), "forward_replication": resumed,
+            "endpoint": endpoint.state().as_dict() if endpoint else None}
+
+
+# --------------------------------------------------------------------------- the report
+
+STEP_TASKS = ("announce_start", TMINUS, "abort_before_freeze", "restore_point", FREEZE, "drain",
+              "stop_replication", FINAL_VALIDATION, "fixups", SWITCH, SMOKE, "go_live_evidence",
+              "start_reverse_replication", "open_target_writes", "announce_live", "rollback",
+              "rollback_on_failure")
+GATE_TASKS = ("gate_go_for_freeze", "gate_go_live")
+
+
+def cutover_report(ctx: StepContext) -> dict[str, Any]:
+    """Gather every step's timing and every decision into the report; post its summary."""
+    import json
+    from pathlib import Path
+
+    from bascule.notifications.events import CutoverOutcome, FinalReport, ValidationOutcome
+    from bascule.notifications.slack import LEDGER_XCOM_KEY, merge_ledgers
+    from bascule.operators.gates import DECISION_XCOM_KEY
+    from bascule.operators.steps import STEP_XCOM_KEY
+    from bascule.runbook import report as reporting
+    from bascule.runbook.runtime import notify
+
+    steps, ledgers = [], []
+    for task_id in (*STEP_TASKS, *GATE_TASKS):
+        record = ctx.ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY)
+        if record:
+            steps.append(record)
+        ledgers.append(ctx.ti.xcom_pull(task_ids=task_id, key=LEDGER_XCOM_KEY))
+    drain = ctx.ti.xcom_pull(task_ids="drain", key="bascule_sensor_timing")
+    if drain:
+        steps.append(drain)
+    decisions = [d for d in (ctx.ti.xcom_pull(task_ids=g, key=DECISION_XCOM_KEY) for g in GATE_TASKS) if d]
+    results = {s["task_id"]: s.get("result") or {} for s in steps}
+    if "open_target_writes" in results:
+        outcome, end = CutoverOutcome.COMPLETED, results["open_target_writes"].get("downtime_end")
+    elif "rollback" in results or "rollback_on_failure" in results:
+        outcome = CutoverOutcome.ROLLED_BACK
+        end = (results.get("rollback") or results.get("rollback_on_failure") or {}).get("downtime_end")
+    else:
+        outcome, end = CutoverOutcome.ABORTED, None
+    freeze = results.get(FREEZE) or {}
+    validation = results.get(FINAL_VALIDATION) or (results.get(TMINUS) or {}).get("validation")
+    writes = None
+    stats_path = ctx.conf.get("simulator_stats")
+    if stats_path and Path(stats_path).exists():
+        writes = json.loads(Path(stats_path).read_text())
+    notifications = merge_ledgers(ledgers)
+    plan = ctx.plan
+    report = reporting.build_report(
+        plan_name=plan.name, dag_id=ctx.dag_id, run_id=ctx.run_id, budget_s=plan.budget_seconds,
+        steps=steps, decisions=decisions, outcome=outcome.value, frozen_at=freeze.get("frozen_at"),
+        downtime_end=end if freeze else None,
+        rows_validated=(validation or {}).get("rows_compared"), validation=validation, writes=writes,
+        notifications=notifications, rehearsal=bool(ctx.conf.get("rehearsal", False)),
+        previous=reporting.previous_report(plan.name, ctx.dag_id, before_run=ctx.run_id),
+    )
+    folder = reporting.write_report(report)
+    report["files"] = {"json": str(folder / "report.json"), "gantt_png": str(folder / "timeline.png"),
+                       "summary": str(folder / "summary.txt")}
+    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    print(reporting.summary_text(report), flush=True)
+    ok = validation is None or bool(validation.get("ok"))
+    notify(ctx, FinalReport(
+        dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=outcome, downtime_s=report["downtime_s"] or 0.0,
+        downtime_budget_s=plan.budget_seconds, tables_migrated=int((validation or {}).get("tables", 0)),
+        validation=ValidationOutcome.PASSED if ok else ValidationOutcome.FAILED,
+        notifications_failed=int(notifications.get("totals", {}).get("failed", 0))))
+    return report
