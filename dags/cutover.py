@@ -13,7 +13,8 @@ downtime clock running from the freeze. Each runbook step is its own task:
    sessions, pause the endpoint). **The downtime clock starts.**
 4. `drain` (deferrable: the target has applied everything up to the frozen
    position), `stop_replication`.
-5. `final_validation`: incremental comparison since T-minus, and the target's suites.
+5. `final_validation` (incremental comparison since T-minus) and, alongside it,
+   `target_suites` (the Great Expectations invariants on the target).
 6. `fixups`: sequences advanced past the source's, constraints and triggers checked.
 7. `switch_endpoint` (still paused), `smoke_tests` through the new endpoint.
 8. **Gate `gate_go_live`**, the point of no return. GO: `start_reverse_replication`,
@@ -79,6 +80,7 @@ def cutover() -> None:
     )
     stop = step("stop_replication", actions.stop_replication)
     final = step("final_validation", actions.final_validation)
+    suites = step("target_suites", actions.target_suites)
     fix = step("fixups", actions.fixups)
     switch = step("switch_endpoint", actions.switch_endpoint)
     smoke = step("smoke_tests", actions.smoke_tests)
@@ -95,10 +97,12 @@ def cutover() -> None:
     report = step("report", actions.cutover_report, critical_path=False, trigger_rule=TriggerRule.ALL_DONE)
 
     announce >> tminus >> gate_freeze >> [restore, abort]
-    restore >> freeze >> drain >> stop >> final >> fix >> switch >> smoke >> evidence >> gate_live
+    restore >> freeze >> drain >> stop >> [final, suites]
+    final >> fix >> switch >> smoke
+    [smoke, suites] >> evidence >> gate_live
     gate_live >> [reverse, rollback]
     reverse >> open_writes >> live
-    [freeze, drain, stop, final, fix, switch, smoke, evidence, gate_live, reverse] >> rollback_on_failure
+    [freeze, drain, stop, final, suites, fix, switch, smoke, evidence, gate_live, reverse] >> rollback_on_failure
     [abort, live, rollback, rollback_on_failure] >> report
 
 

@@ -79,3 +79,48 @@ def fresh_lab(lab: object) -> object:
     """The lab reset to its seeded state (source seeded, target schema only)."""
     lab.reset()  # type: ignore[attr-defined]
     return lab
+
+
+@pytest.fixture(scope="session")
+def slack_capture(lab: object) -> Iterator[object]:
+    """A local Slack that records every call; the lab's `bascule_slack` connection points at it."""
+    import json
+
+    from bascule.notifications.capture import CaptureServer
+
+    with CaptureServer() as server:
+        conns = json.loads(_CONNECTIONS.read_text())
+        conns["bascule_slack"] = {"conn_type": "slack", "password": "xoxb-bascule-lab-capture",
+                                  "extra": {"base_url": server.api_url}}
+        _CONNECTIONS.write_text(json.dumps(conns))
+        yield server
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(lab: object, slack_capture: object) -> Iterator[object]:
+    """A real Airflow (api-server, scheduler, dag-processor, triggerer) on the lab's control cluster.
+
+    Its metadata database is recreated each session, so no run left over from an
+    interrupted session holds the cutover's single active run.
+    """
+    from psycopg import sql
+
+    from bascule.lab.airflow_stack import AirflowStack
+    from bascule.lab.clusters import AIRFLOW_DB, CONTROL
+    from bascule.lab.scenario import gate_users
+    from bascule.paths import LAB_PLAN
+    from bascule.plan import load_plan
+
+    with lab.connect(CONTROL) as conn:  # type: ignore[attr-defined]
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(AIRFLOW_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER airflow_meta").format(sql.Identifier(AIRFLOW_DB)))
+    home = Path(tempfile.mkdtemp(prefix="bascule-stack-"))
+    env = _airflow_env(home=home, connections_file=_CONNECTIONS,
+                       sql_alchemy_conn=lab.airflow_metadata_url())  # type: ignore[attr-defined]
+    stack = AirflowStack(home=home, env=env, users=gate_users(load_plan(LAB_PLAN)),
+                         echo=lambda line: print(line, file=sys.stderr))
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()

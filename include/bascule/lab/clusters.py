@@ -498,6 +498,12 @@ class Lab:
             with self.connect(name) as conn:
                 conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER bascule_admin STRATEGY FILE_COPY").format(
                     sql.Identifier(APP_DB), sql.Identifier(TEMPLATE_DB)))
+        # A cutover also changes what outlives the databases: the application role's
+        # login (cluster-wide) and the endpoint's side and pause.
+        for name in (SOURCE, TARGET):
+            with self.connect(name) as conn:
+                conn.execute("ALTER ROLE clinic_app LOGIN CONNECTION LIMIT -1")
+        self._pgbouncer().reset()
         self.echo(f"lab: source and target reset from templates in {time.monotonic() - started:.1f} s")
 
     def _drop_app_databases(self) -> None:

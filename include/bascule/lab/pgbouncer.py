@@ -142,6 +142,12 @@ class LabPgBouncer:
                 return cluster
         return None
 
+    def reset(self) -> None:
+        """Back to the seeded state: pointing at ``legacy``, not paused (a restart clears a PAUSE)."""
+        self.down()
+        self.databases_file.unlink(missing_ok=True)
+        self.up()
+
     # --------------------------------------------------------------- up
     def up(self) -> int:
         """Start PgBouncer (pointing at ``legacy`` unless it already pointed at ``new``); return its port."""

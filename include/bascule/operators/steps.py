@@ -25,6 +25,14 @@ from bascule.plan import Plan, default_plan_path, load_plan
 STEP_XCOM_KEY = "bascule_step"
 
 
+class SafeMessage:
+    """Mixin for bascule's own exceptions whose text is built from identifiers and numbers only.
+
+    Their message reaches the log as written; any other exception's text is
+    sanitised first, since a driver error may quote row values.
+    """
+
+
 class RunbookStepError(RuntimeError):
     """A step failed; the message is sanitised (no row value) and names the step. Retried."""
 
@@ -116,9 +124,9 @@ class RunbookStepOperator(BaseOperator):
             seconds = time.perf_counter() - t0
             runtime.step_finished(ctx, ok=False, seconds=seconds, critical_path=self.critical_path)
             error = RunbookStepFailed if isinstance(exc, AirflowFailException) else RunbookStepError
+            text = str(exc) if isinstance(exc, SafeMessage) else sanitize_error_text(str(exc))
             # `from None`: the original exception text may hold row values (DETAIL lines).
-            raise error(f"step {self.step} failed: {type(exc).__name__}: "
-                        f"{sanitize_error_text(str(exc))}") from None
+            raise error(f"step {self.step} failed: {type(exc).__name__}: {text}") from None
         seconds = time.perf_counter() - t0
         record = {
             "step": self.step,

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from bascule.operators.steps import SafeMessage
+
 if TYPE_CHECKING:
     from bascule.cutover.endpoint import EndpointSwitch
     from bascule.hooks.cutover import CutoverDatabaseHook
@@ -22,12 +24,13 @@ TMINUS = "tminus_checks"
 FREEZE = "freeze_source"
 FINAL_VALIDATION = "final_validation"
 SMOKE = "smoke_tests"
+TARGET_SUITES = "target_suites"
 SWITCH = "switch_endpoint"
 EVIDENCE_KEY = "gate_body"
 SMOKE_FOLLOWER = "clinic_smoke"
 
 
-class CutoverCheckFailed(AirflowFailException):
+class CutoverCheckFailed(AirflowFailException, SafeMessage):
     """A check the night depends on did not hold; the message names it. Not retried."""
 
 
@@ -108,8 +111,9 @@ def tminus_checks(ctx: StepContext) -> dict[str, Any]:
             f"{comparison['differences']} differences, {comparison['seconds']:.1f} s")
     endpoint = endpoint_switch(ctx.plan)
     endpoint_state = endpoint.state().as_dict() if endpoint is not None else None
-    if endpoint_state is not None and endpoint_state.get("current") != "source":
-        findings.append(f"the endpoint points at the {endpoint_state.get('current')}, not the source")
+    if endpoint_state is not None and (endpoint_state["side"] != "source" or endpoint_state["paused"]):
+        findings.append(f"the endpoint points at the {endpoint_state['side']} "
+                        f"({'paused' if endpoint_state['paused'] else 'open'}), not the open source")
     forecast = evidence.forecast_downtime(ctx.plan, ctx.dag_id, run_id=ctx.run_id)
     result = {
         "replication": reading.to_json(),
@@ -124,7 +128,7 @@ def tminus_checks(ctx: StepContext) -> dict[str, Any]:
     }
     _push_evidence(ctx, evidence.freeze_gate_body(ctx.plan, result))
     if findings and not ctx.conf.get("allow_findings", False):
-        raise CutoverCheckFailed("T-minus checks failed: " + "; ".join(findings))
+        raise CutoverCheckFailed("t-minus checks failed: " + "; ".join(findings))
     return result
 
 
@@ -176,34 +180,47 @@ def stop_replication(ctx: StepContext) -> dict[str, Any]:
 
 
 def final_validation(ctx: StepContext) -> dict[str, Any]:
-    """Re-check only what changed since the T-minus comparison, then the target's suites."""
-    from bascule.runbook.runtime import notify
-    from bascule.validation.runner import run_suites
+    """Re-check only what changed since the T-minus comparison (incremental, with wait-and-confirm)."""
     from bascule.validation.service import incremental_comparison
 
     previous = ctx.result_of(TMINUS) or {}
     comparison = incremental_comparison(ctx.plan, previous.get("comparison_report"))
-    suites = run_suites(ctx.plan, side="target") if ctx.plan.validation.suites else {"ok": True, "suites": []}
-    ok = bool(comparison["ok"]) and bool(suites["ok"])
-    summary = {"ok": ok, "kind": comparison.get("kind"), "tables": len(comparison["tables"]),
+    summary = {"ok": bool(comparison["ok"]), "kind": comparison.get("kind"), "tables": len(comparison["tables"]),
                "rows_compared": comparison["rows_compared"], "differences": comparison["differences"],
-               "failed_tables": comparison["failed_tables"], "seconds": comparison["seconds"],
-               "suites": [{"suite": s["suite"], "success": s["success"]} for s in suites["suites"]]}
-    ctx.log(f"final validation: {summary['rows_compared']:,} rows re-checked, {summary['differences']} "
-            f"differences; suites {'passed' if suites['ok'] else 'FAILED'}")
+               "failed_tables": comparison["failed_tables"], "seconds": comparison["seconds"]}
+    ctx.log(f"final comparison: {summary['rows_compared']:,} rows re-checked, {summary['differences']} "
+            f"differences in {summary['seconds']:.1f} s")
+    _notify_validation(ctx, ok=summary["ok"], tables=summary["tables"], failed=summary["failed_tables"])
+    if not summary["ok"]:
+        raise CutoverCheckFailed(f"final comparison found differences in {', '.join(summary['failed_tables'])} "
+                                 f"(full report in XCom {ctx.dag_id}.{FINAL_VALIDATION}, run {ctx.run_id})")
+    return summary
+
+
+def target_suites(ctx: StepContext) -> dict[str, Any]:
+    """The clinical invariants (Great Expectations, BOOLEAN_ONLY) on the target, after the drain."""
+    from bascule.validation.runner import run_suites
+
+    if not ctx.plan.validation.suites:
+        return {"ok": True, "suites": []}
+    result = run_suites(ctx.plan, side="target")
+    ctx.log("suites on the target: " + ", ".join(
+        f"{s['suite']} {'passed' if s['success'] else 'FAILED'}" for s in result["suites"]))
+    failed = [s["suite"] for s in result["suites"] if not s["success"]]
+    _notify_validation(ctx, ok=not failed, tables=len(result["suites"]), failed=[])
+    if failed:
+        raise CutoverCheckFailed(f"suites failed on the target: {', '.join(failed)} "
+                                 f"(outcomes in XCom {ctx.dag_id}.{TARGET_SUITES}, run {ctx.run_id})")
+    return {"ok": True, "suites": [{"suite": s["suite"], "success": s["success"]} for s in result["suites"]]}
+
+
+def _notify_validation(ctx: StepContext, *, ok: bool, tables: int, failed: list[str]) -> None:
     from bascule.notifications.events import ValidationOutcome, ValidationResult
+    from bascule.runbook.runtime import notify
 
     notify(ctx, ValidationResult(
-        dag_id=ctx.dag_id, run_id=ctx.run_id,
-        outcome=ValidationOutcome.PASSED if ok else ValidationOutcome.FAILED,
-        tables_checked=summary["tables"], checks_run=summary["tables"] + len(summary["suites"]),
-        checks_failed=len(summary["failed_tables"]) + sum(1 for s in summary["suites"] if not s["success"]),
-        failed_tables=tuple(summary["failed_tables"])))
-    if not ok:
-        failing = summary["failed_tables"] + [s["suite"] for s in summary["suites"] if not s["success"]]
-        raise CutoverCheckFailed(f"final validation failed: {', '.join(failing)} (full report in XCom "
-                                 f"{ctx.dag_id}.{FINAL_VALIDATION} of run {ctx.run_id})")
-    return summary
+        dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=ValidationOutcome.PASSED if ok else ValidationOutcome.FAILED,
+        tables_checked=tables, checks_run=tables, checks_failed=len(failed), failed_tables=tuple(failed)))
 
 
 def fixups(ctx: StepContext) -> dict[str, Any]:
@@ -227,7 +244,7 @@ def switch_endpoint(ctx: StepContext) -> dict[str, Any]:
         return {"switched": False}
     changed = endpoint.point_to("target")
     state = endpoint.state().as_dict()
-    ctx.log(f"endpoint now points at the {state['current']} (paused: {state['paused']})")
+    ctx.log(f"endpoint now points at the {state['side']} (paused: {state['paused']})")
     return {"switched": changed, **state}
 
 
@@ -254,7 +271,9 @@ def go_live_evidence(ctx: StepContext) -> dict[str, Any]:
     elapsed = None
     if freeze.get("frozen_at"):
         elapsed = (datetime.now(UTC) - datetime.fromisoformat(freeze["frozen_at"])).total_seconds()
-    result = {"downtime_so_far_s": elapsed, "validation": ctx.result_of(FINAL_VALIDATION),
+    validation = dict(ctx.result_of(FINAL_VALIDATION) or {})
+    validation["suites"] = (ctx.result_of(TARGET_SUITES) or {}).get("suites", [])
+    result = {"downtime_so_far_s": elapsed, "validation": validation,
               "smoke": ctx.result_of(SMOKE), "endpoint": ctx.result_of(SWITCH)}
     _push_evidence(ctx, evidence.go_live_gate_body(ctx.plan, result))
     return result
@@ -330,10 +349,11 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the report
 
 STEP_TASKS = ("announce_start", TMINUS, "abort_before_freeze", "restore_point", FREEZE, "drain",
-              "stop_replication", FINAL_VALIDATION, "fixups", SWITCH, SMOKE, "go_live_evidence",
+              "stop_replication", FINAL_VALIDATION, TARGET_SUITES, "fixups", SWITCH, SMOKE, "go_live_evidence",
               "start_reverse_replication", "open_target_writes", "announce_live", "rollback",
               "rollback_on_failure")
 GATE_TASKS = ("gate_go_for_freeze", "gate_go_live")
+REPORT_XCOM_KEY = "cutover_report"
 
 
 def cutover_report(ctx: StepContext) -> dict[str, Any]:
@@ -382,10 +402,15 @@ def cutover_report(ctx: StepContext) -> dict[str, Any]:
         notifications=notifications, rehearsal=bool(ctx.conf.get("rehearsal", False)),
         previous=reporting.previous_report(plan.name, ctx.dag_id, before_run=ctx.run_id),
     )
+    validation = dict(validation or {})
+    if results.get(TARGET_SUITES):
+        validation["suites"] = results[TARGET_SUITES].get("suites", [])
+    report["validation"] = validation or None
     folder = reporting.write_report(report)
     report["files"] = {"json": str(folder / "report.json"), "gantt_png": str(folder / "timeline.png"),
                        "summary": str(folder / "summary.txt")}
     (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    ctx.ti.xcom_push(key=REPORT_XCOM_KEY, value=report)
     print(reporting.summary_text(report), flush=True)
     ok = validation is None or bool(validation.get("ok"))
     notify(ctx, FinalReport(
@@ -393,4 +418,7 @@ def cutover_report(ctx: StepContext) -> dict[str, Any]:
         downtime_budget_s=plan.budget_seconds, tables_migrated=int((validation or {}).get("tables", 0)),
         validation=ValidationOutcome.PASSED if ok else ValidationOutcome.FAILED,
         notifications_failed=int(notifications.get("totals", {}).get("failed", 0))))
+    if "rollback_on_failure" in results:
+        # The run must read as failed in the UI: a step broke and the night was rolled back.
+        raise CutoverCheckFailed(f"the cutover was rolled back after a failure; report {folder / 'report.json'}")
     return report

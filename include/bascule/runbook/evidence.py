@@ -44,7 +44,7 @@ def freeze_gate_body(plan: Any, t: dict[str, Any]) -> str:
         f"{val['rows_compared']:,} rows, {val['differences']} differences |",
         f"| forecast downtime | {_fmt(forecast, ' s', 1) if forecast is not None else 'no rehearsal yet'} "
         f"of a {budget:.0f} s budget |",
-        f"| endpoint | {(t.get('endpoint') or {}).get('current', 'n/a')} |",
+        f"| endpoint | {(t.get('endpoint') or {}).get('side', 'n/a')} |",
         "",
         "### Open findings",
     ]
@@ -68,7 +68,7 @@ def go_live_gate_body(plan: Any, g: dict[str, Any]) -> str:
         f"re-checked, {val.get('differences', 'n/a')} differences |",
         f"| suites | {suites or 'none'} |",
         f"| smoke tests | {'passed' if smoke.get('ok') else 'see task log'} |",
-        f"| endpoint | {(g.get('endpoint') or {}).get('current', 'n/a')}, paused |",
+        f"| endpoint | {(g.get('endpoint') or {}).get('side', 'n/a')}, paused |",
         "",
         f"This gate is the point of no return (`{plan.downtime.point_of_no_return}`): GO reopens writes on "
         "the target, after starting reverse replication to the source. NO-GO rolls back: endpoint to the "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,7 @@ def build_report(
     } for s in ordered]
     frozen, ended = _ts(frozen_at), _ts(downtime_end)
     downtime_s = (ended - frozen).total_seconds() if frozen and ended else None
-    in_window = [r for r in step_rows if frozen and ended and frozen <= _ts(r["started_at"]) <= ended]  # type: ignore[operator]
-    work_s = sum(r["actual_s"] for r in in_window)
+    work_s = _busy_seconds(step_rows, frozen, ended) if frozen and ended else 0.0
     report: dict[str, Any] = {
         "plan": plan_name, "dag_id": dag_id, "run_id": run_id, "outcome": outcome, "rehearsal": rehearsal,
         "frozen_at": frozen_at, "downtime_end": downtime_end,
@@ -155,3 +154,26 @@ def summary_text(report: Mapping[str, Any]) -> str:
         totals = report["notifications"].get("totals", {})
         lines.append(f"notifications: {totals.get('delivered', 0)} delivered, {totals.get('failed', 0)} failed")
     return "\n".join(lines)
+
+
+def _busy_seconds(rows: Iterable[Mapping[str, Any]], start: datetime, end: datetime) -> float:
+    """Seconds of the window during which at least one step was executing (parallel steps count once).
+
+    A step's own execution is ``actual_s`` from its start: for the drain, the
+    time until the target caught up, not the sensor's resume afterwards.
+    """
+    spans = []
+    for r in rows:
+        s = max(_ts(r["started_at"]), start)  # type: ignore[type-var]
+        e = min(_ts(r["started_at"]) + timedelta(seconds=float(r["actual_s"])), end)  # type: ignore[operator]
+        if e > s:
+            spans.append((s, e))
+    busy, cursor = 0.0, None
+    for s, e in sorted(spans):
+        if cursor is None or s > cursor:
+            busy += (e - s).total_seconds()
+            cursor = e
+        elif e > cursor:
+            busy += (e - cursor).total_seconds()
+            cursor = e
+    return busy

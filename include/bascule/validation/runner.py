@@ -58,7 +58,9 @@ def run_suites(plan: Any, *, side: str, suites: Sequence[str] | None = None) -> 
         outcomes = []
         for doc in docs:
             result = context.checkpoints.get(doc["name"]).run()
-            outcomes.extend(outcome_summary(result.describe_dict())["suites"])
+            for outcome in outcome_summary(result.describe_dict())["suites"]:
+                # describe_dict() names the validation, not the suite: name it after the file.
+                outcomes.append({**outcome, "suite": doc["name"]})
     finally:
         os.environ.pop(var, None)
         shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,156 @@
+"""A whole lab cutover, driven the way the team would: from outside Airflow.
+
+Forward replication is started (initial load), the clinic simulator writes
+through PgBouncer, the cutover DAG is triggered through the REST API, each gate
+is answered through the REST API (lab/demo plans only), and afterwards every
+write the simulator saw acknowledged is looked for on the database the
+endpoint now points to. Shared by the integration tests, the demo and the bench.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bascule.gates.auto import answer_gates
+from bascule.gates.client import AirflowApiClient
+from bascule.lab.airflow_stack import AirflowStack
+
+DAG_ID = "cutover"
+GO_GO = {"go_for_freeze": "GO", "go_live": "GO"}
+
+
+@dataclass
+class ScenarioResult:
+    run_id: str
+    state: str
+    tasks: dict[str, str]
+    report: dict[str, Any] | None
+    writes: dict[str, Any] = field(default_factory=dict)
+    endpoint_side: str | None = None
+    simulator: dict[str, Any] = field(default_factory=dict)
+
+
+def gate_users(plan: Any) -> dict[str, str]:
+    """Airflow users for the lab's stack: everyone a gate names, plus an operator who answers none."""
+    users = {u: "user" for gate in plan.gates.values() for u in gate.assigned_users}
+    users["bascule_ops"] = "user"
+    return users
+
+
+def start_forward_replication(plan: Any, *, timeout: float = 600, echo: Callable[[str], None] = print) -> None:
+    from bascule.replication.base import ReplicationState
+    from bascule.replication.factory import replication_from_plan
+
+    repl = replication_from_plan(plan)
+    try:
+        repl.create_publication()
+        repl.create_subscription(copy_data=True)
+        started = time.monotonic()
+        while True:
+            reading = repl.reading()
+            if reading.state is ReplicationState.STREAMING:
+                break
+            if reading.state is ReplicationState.BROKEN:
+                raise RuntimeError(f"replication broke during the initial load: {reading.cause}")
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"initial load not finished after {timeout:.0f} s")
+            time.sleep(0.5)
+        echo(f"scenario: initial load done, replication streaming ({time.monotonic() - started:.1f} s)")
+    finally:
+        repl.close()
+
+
+class LabCutover:
+    """Run cutovers on a lab with a running Airflow stack."""
+
+    def __init__(self, *, lab: Any, stack: AirflowStack, plan: Any, workdir: Path,
+                 echo: Callable[[str], None] = print) -> None:
+        self.lab = lab
+        self.stack = stack
+        self.plan = plan
+        self.workdir = workdir
+        self.echo = echo
+        self._clients: dict[str, AirflowApiClient] = {}
+
+    def client(self, user: str) -> AirflowApiClient:
+        if user not in self._clients:
+            self._clients[user] = AirflowApiClient(base_url=self.stack.base_url, username=user,
+                                                   password=self.stack.passwords()[user])
+        return self._clients[user]
+
+    def run(
+        self,
+        *,
+        decisions: Mapping[str, str] = GO_GO,
+        simulate: bool = True,
+        sessions: int = 4,
+        rate: float = 100.0,
+        warmup_s: float = 3.0,
+        conf: Mapping[str, Any] | None = None,
+        before_gate: Callable[[str, str], None] | None = None,
+        timeout: float = 900,
+    ) -> ScenarioResult:
+        from bascule.lab import simulator
+        from bascule.lab.pgbouncer import LabPgBouncer
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        endpoint = LabPgBouncer(self.lab)
+        ledger = self.workdir / f"ledger-{time.time_ns()}.csv"
+        proc = None
+        if simulate:
+            proc = simulator.start_background(dsn=endpoint.app_dsn(), ledger=ledger, sessions=sessions, rate=rate,
+                                              log=self.workdir / "simulator.log")
+            time.sleep(warmup_s)
+        ops = self.client("bascule_ops")
+        try:
+            ops.wait_for_dag(DAG_ID)
+            ops.unpause(DAG_ID)
+            run_conf = {"simulator_stats": str(ledger) + ".stats.json" if simulate else None, **(conf or {})}
+            run_id = ops.trigger(DAG_ID, conf=run_conf)
+            self.echo(f"scenario: cutover run {run_id} triggered")
+            answered: dict[str, str] = {}
+            for gate_id, option in decisions.items():
+                if before_gate is not None:
+                    ops.wait_for_gate(DAG_ID, run_id, f"gate_{gate_id}", timeout=timeout)
+                    before_gate(gate_id, run_id)
+                answer_gates(self.plan, client_for=self.client, dag_id=DAG_ID, run_id=run_id,
+                             decisions={gate_id: option}, echo=self.echo, timeout=timeout)
+                answered[gate_id] = option
+                if option != "GO":
+                    break
+            state = ops.wait_for_run(DAG_ID, run_id, timeout=timeout)
+        except Exception:
+            if proc is not None:
+                simulator.stop_background(proc, ledger)
+            raise
+        stats: dict[str, Any] = {}
+        if proc is not None:
+            stats = simulator.stop_background(proc, ledger).as_dict()
+        tasks = {ti["task_id"]: str(ti["state"]) for ti in ops.task_instances(DAG_ID, run_id)}
+        report = self.report(run_id)
+        writes: dict[str, Any] = {}
+        if simulate:
+            # The endpoint, not a cluster: "on the database the endpoint now points to".
+            writes = simulator.verify(ledger, endpoint.app_dsn()).as_dict()
+            writes.pop("lost_keys", None) if not writes.get("lost") else None
+        side = endpoint.points_to()
+        self.echo(f"scenario: run {state}; endpoint on {side}; writes {json.dumps(writes)}")
+        return ScenarioResult(run_id=run_id, state=state, tasks=tasks, report=report, writes=writes,
+                              endpoint_side=side, simulator=stats)
+
+    def report(self, run_id: str) -> dict[str, Any] | None:
+        from bascule.gates.client import AirflowApiError
+
+        try:
+            entry = self.client("bascule_ops")._call(
+                "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/cutover_report",
+                params={"deserialize": "true"})
+        except AirflowApiError:
+            return None
+        value = entry.get("value")
+        return json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,81 @@
+"""The whole cutover night on the lab, under the real scheduler, gates answered through the REST API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bascule.lab.canary import CANARY_STRINGS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def plan() -> Any:
+    from bascule.paths import LAB_PLAN
+    from bascule.plan import load_plan
+
+    return load_plan(LAB_PLAN)
+
+
+@pytest.fixture()
+def night(fresh_lab: Any, airflow_stack: Any, plan: Any, tmp_path: Path) -> Any:
+    from bascule.lab.scenario import LabCutover, start_forward_replication
+
+    start_forward_replication(plan)
+    return LabCutover(lab=fresh_lab, stack=airflow_stack, plan=plan, workdir=tmp_path)
+
+
+def _reading(plan: Any, direction: str) -> Any:
+    from bascule.replication.factory import replication_from_plan
+
+    repl = replication_from_plan(plan, direction)
+    try:
+        return repl.reading()
+    finally:
+        repl.close()
+
+
+def _no_canary(*texts: str) -> None:
+    blob = "\n".join(texts)
+    leaked = [c for c in CANARY_STRINGS if c in blob]
+    assert not leaked, f"canary values leaked: {leaked}"
+
+
+def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_capture: Any,
+                                                  airflow_stack: Any) -> None:
+    from bascule.gates.client import AirflowApiError
+
+    refused: list[int] = []
+
+    def outsider_tries(gate_id: str, run_id: str) -> None:
+        # Only the plan's assigned users may answer: bascule_ops is assigned to no gate.
+        try:
+            night.client("bascule_ops").answer("cutover", run_id, f"gate_{gate_id}", option="GO")
+        except AirflowApiError as exc:
+            refused.append(exc.status)
+
+    result = night.run(before_gate=outsider_tries)
+
+    assert result.state == "success", result.tasks
+    assert refused == [403, 403]
+    assert result.tasks["open_target_writes"] == "success"
+    assert result.tasks["rollback"] == "skipped" and result.tasks["rollback_on_failure"] == "skipped"
+    assert result.endpoint_side == "new"
+    assert result.writes["acked"] > 0 and result.writes["lost"] == 0, result.writes
+    report = result.report
+    assert report is not None and report["outcome"] == "completed"
+    assert report["downtime_s"] > 0 and report["work_s"] > 0
+    assert report["validation"]["ok"] and report["validation"]["differences"] == 0
+    assert {d["gate"]: d["decision"] for d in report["decisions"]} == {"go_for_freeze": "GO", "go_live": "GO"}
+    assert {d["by"] for d in report["decisions"]} <= set(plan.gate("go_live").assigned_users) | set(
+        plan.gate("go_for_freeze").assigned_users)
+    assert Path(report["files"]["gantt_png"]).stat().st_size > 0
+    assert _reading(plan, "reverse").state.value == "streaming"
+
+    texts = [json.dumps(r) for r in slack_capture.records]
+    assert texts, "the run posted to Slack"
+    _no_canary(json.dumps(report), *texts)
