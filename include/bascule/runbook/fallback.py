@@ -1,0 +1,365 @@
+"""Falling back after go-live: the ``rollback`` DAG's steps, one function each (ADR 0060).
+
+After GO LIVE the application writes on the target and reverse replication
+(target -> source) carries those writes back. A fallback is the cutover run
+backwards with the sides swapped:
+
+1. reverse replication must be streaming, or a fallback would lose writes;
+2. a person decides (gate ``fallback``);
+3. the **target** is frozen (the same revoke / end sessions / pause), the
+   downtime clock starts;
+4. reverse replication drains up to the target's frozen position, then stops;
+5. the **source's** sequences are set past the target's (and the source's
+   constraints and triggers checked: the reverse apply worker ran as replica);
+6. the endpoint goes back to the source, the source's application role gets
+   back what the cutover's freeze took, the endpoint resumes: writes reopen
+   on the source; the target stays frozen;
+7. smoke tests through the endpoint, then the report.
+
+Any failure before writes reopen on the source undoes the fallback
+(:func:`undo_fallback`): the application goes back, live, to the target, with
+reverse replication running again. Every action is idempotent, like the
+cutover's, because the blocks it calls are.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from bascule.operators.steps import SafeMessage, StepContext
+from bascule.runbook.actions import REPORT_XCOM_KEY, SMOKE_FOLLOWER, _db, _push_evidence, endpoint_switch
+
+CHECK = "check_reverse_replication"
+GATE = "gate_fallback"
+FREEZE_TARGET = "freeze_target"
+DRAIN = "drain_reverse"
+STOP = "stop_reverse_replication"
+FIXUPS = "fallback_fixups"
+SWITCH_BACK = "switch_back"
+SMOKE = "fallback_smoke_tests"
+UNDO = "undo_fallback"
+ABORT = "abort_fallback"
+STEP_TASKS = ("announce_fallback", CHECK, ABORT, FREEZE_TARGET, STOP, FIXUPS, SWITCH_BACK, SMOKE, UNDO)
+
+
+class FallbackCheckFailed(AirflowFailException, SafeMessage):
+    """A condition the fallback depends on does not hold; the message names it. Not retried."""
+
+
+def _reverse(ctx: StepContext, **overrides: Any) -> Any:
+    from bascule.replication.factory import replication_from_plan
+
+    return replication_from_plan(ctx.plan, "reverse", **overrides)
+
+
+def reverse_supported(plan: Any) -> bool:
+    from bascule.plan import ReplicationMethod
+
+    return plan.replication.method is ReplicationMethod.POSTGRES_LOGICAL
+
+
+def drain_config(plan: Any) -> dict[str, Any]:
+    """The drain sensor's replication config, safe to build at DAG parse time for any plan.
+
+    Only PostgreSQL logical replication has a reverse flow bascule runs; for other
+    methods ``check_reverse_replication`` fails the run before the drain is reached.
+    """
+    from bascule.replication.factory import replication_config
+
+    return replication_config(plan, "reverse") if reverse_supported(plan) else {"method": "none"}
+
+
+def _tick(ctx: StepContext) -> None:
+    """The downtime clock of the fallback, which starts at the target's freeze.
+
+    The operator's own clock check reads the cutover's ``freeze_source`` only;
+    a clock glitch must not fail a step of a fallback, hence the guard.
+    """
+    freeze = ctx.result_of(FREEZE_TARGET) if ctx.step != FREEZE_TARGET else None
+    if not freeze:
+        return
+    try:
+        from bascule.runbook import clock_glue
+
+        clock_glue.check(ctx, freeze)
+    except Exception as exc:
+        from bascule.notifications.sanitize import sanitize_error_text
+
+        ctx.log(f"downtime clock unavailable: {type(exc).__name__}: {sanitize_error_text(str(exc))}")
+
+
+# --------------------------------------------------------------------------- before the freeze
+
+
+def announce_fallback(ctx: StepContext) -> dict[str, Any]:
+    from bascule.notifications.events import RunStarted
+    from bascule.runbook.runtime import notifier
+
+    slack = notifier(ctx)
+    if slack is not None:
+        # Sides named as the data now flows: from the target back to the source.
+        slack.open_thread(RunStarted(dag_id=ctx.dag_id, run_id=ctx.run_id, plan_id=ctx.plan.name,
+                                     source=ctx.plan.target.engine.value, target=ctx.plan.source.engine.value,
+                                     downtime_budget_s=ctx.plan.budget_seconds))
+    ctx.log(f"fallback of plan {ctx.plan.name} ({ctx.plan.mode.value}) to the source starts")
+    return {"plan": ctx.plan.name, "mode": ctx.plan.mode.value}
+
+
+def check_reverse_replication(ctx: StepContext, *, readings: int = 3, pause_s: float = 0.5) -> dict[str, Any]:
+    """Reverse replication streaming (else a fallback would lose writes), the endpoint on the open target."""
+    from bascule.replication.base import ReplicationState
+
+    if not reverse_supported(ctx.plan):
+        raise FallbackCheckFailed(
+            f"replication.method {ctx.plan.replication.method.value}: bascule runs no reverse replication for it, "
+            "so it cannot prove that the writes made on the target since go-live reached the source; "
+            "fall back by the site's own procedure")
+    repl = _reverse(ctx)
+    try:
+        # The first reading of a fresh object may see a worker mid-restart: a few, until streaming.
+        for i in range(readings):
+            reading = repl.reading()
+            if reading.state in (ReplicationState.STREAMING, ReplicationState.BROKEN):
+                break
+            if i + 1 < readings:
+                time.sleep(pause_s)
+    finally:
+        repl.close()
+    endpoint = endpoint_switch(ctx.plan)
+    endpoint_state = endpoint.state().as_dict() if endpoint is not None else None
+    result = {"replication": reading.to_json(), "endpoint": endpoint_state}
+    _push_evidence(ctx, gate_body(ctx.plan, result))
+    ctx.log(f"reverse replication {reading.state.value}, lag {reading.lag_seconds} s, {reading.lag_bytes} bytes")
+    if reading.state is not ReplicationState.STREAMING:
+        raise FallbackCheckFailed(
+            f"reverse replication ({ctx.plan.replication.postgres_logical.subscription}_reverse) is "
+            f"{reading.state.value}, not streaming" + (f": {reading.cause}" if reading.cause else "")
+            + "; a fallback now would lose the writes it has not carried to the source")
+    if endpoint_state is not None and endpoint_state["side"] != "target":
+        raise FallbackCheckFailed(f"the endpoint points at the {endpoint_state['side']}, not the target: "
+                                  "there is nothing to fall back from")
+    return result
+
+
+def gate_body(plan: Any, result: dict[str, Any]) -> str:
+    rep = result["replication"]
+    endpoint = result.get("endpoint")
+    lines = [
+        f"## Fall back to the source? Plan `{plan.name}` ({plan.mode.value})",
+        "",
+        "GO freezes the target (the application stops), drains reverse replication, advances the "
+        "source's sequences, points the endpoint back at the source and reopens writes there.",
+        "",
+        "| evidence | value |",
+        "|---|---|",
+        f"| reverse replication | {rep['state']} |",
+        f"| lag | {rep.get('lag_seconds')} s ({rep.get('lag_bytes')} bytes) |",
+        f"| endpoint | {endpoint['side'] + (' (paused)' if endpoint['paused'] else ' (open)') if endpoint else 'none'} |",
+        f"| downtime budget | {plan.budget_seconds:.0f} s |",
+    ]
+    if rep.get("cause"):
+        lines.append(f"| finding | {rep['cause']} |")
+    return "\n".join(lines)
+
+
+def abort_fallback(ctx: StepContext) -> dict[str, Any]:
+    from bascule.notifications.events import CutoverOutcome, FinalReport
+    from bascule.runbook.runtime import notify
+
+    ctx.log("NO-GO for the fallback: nothing was changed; the application stays on the target")
+    notify(ctx, FinalReport(dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=CutoverOutcome.ABORTED,
+                            downtime_s=0.0, downtime_budget_s=ctx.plan.budget_seconds, tables_migrated=0))
+    return {"outcome": "aborted", "changed": False}
+
+
+# --------------------------------------------------------------------------- the freeze and the drain
+
+
+def freeze_target(ctx: StepContext) -> dict[str, Any]:
+    from bascule.cutover.freeze import freeze
+
+    result = freeze(_db(ctx, "target"), role=ctx.plan.target.app_role, schemas=list(ctx.plan.scope.schemas),
+                    endpoint=endpoint_switch(ctx.plan))
+    data = result.as_dict()
+    ctx.log(f"target frozen at {data['frozen_at']} (position {data['position']}): {data['revoked']} grants "
+            f"revoked, {data['terminated_sessions']} sessions ended; the downtime clock starts")
+    return data
+
+
+def stop_reverse_replication(ctx: StepContext) -> dict[str, Any]:
+    """Disable the reverse subscription; its slot keeps the position, should the fallback be undone."""
+    repl = _reverse(ctx, expect_running=False)
+    try:
+        repl.disable()
+        reading = repl.reading()
+    finally:
+        repl.close()
+    ctx.log(f"reverse replication stopped ({reading.state.value}); its slot on the target keeps the position")
+    _tick(ctx)
+    return {"state": reading.state.value, "applied_position": reading.applied_position}
+
+
+def fallback_fixups(ctx: StepContext) -> dict[str, Any]:
+    """The cutover's fix-ups with the sides swapped: the source's sequences past the target's."""
+    from bascule.cutover.fixups import SequenceMargin, advance_sequences, check_constraints
+
+    schemas = list(ctx.plan.scope.schemas)
+    source = _db(ctx, "source")
+    moved = advance_sequences(source=_db(ctx, "target"), target=source, schemas=schemas,
+                              margin=SequenceMargin(ctx.plan.cutover.sequence_margin, 0.0))
+    report = check_constraints(source, schemas=schemas, validate=True)
+    ctx.log(f"{sum(1 for m in moved if m.moved)} of {len(moved)} source sequences advanced past the target's; "
+            f"constraints {'ok' if report.ok else 'NOT ok'}")
+    _tick(ctx)
+    if not report.ok:
+        raise FallbackCheckFailed(f"source constraints or triggers are not ready: {report.as_dict()}")
+    return {"sequences": [m.as_dict() for m in moved], "constraints": report.as_dict()}
+
+
+def switch_back(ctx: StepContext) -> dict[str, Any]:
+    """Endpoint to the source, the source's application role unfrozen, the endpoint resumed."""
+    from bascule.cutover.freeze import unfreeze
+
+    endpoint = endpoint_switch(ctx.plan)
+    moved = endpoint.point_to("source") if endpoint is not None else False
+    # The cutover froze the source and, on GO, never gave its rights back: they
+    # are in the source's freeze_state, and unfreeze restores exactly those.
+    result = unfreeze(_db(ctx, "source"), role=ctx.plan.source.app_role, endpoint=endpoint, resume=True)
+    ended = datetime.now(UTC).isoformat()
+    state = endpoint.state().as_dict() if endpoint is not None else None
+    ctx.log(f"endpoint on the source{' (moved)' if moved else ''}, {result.as_dict()['restored']} grants "
+            "restored there, writes reopen on the source; the target stays frozen")
+    _tick(ctx)
+    return {"downtime_end": ended, "switched": bool(moved), "unfreeze": result.as_dict(), "endpoint": state}
+
+
+def fallback_smoke_tests(ctx: StepContext) -> dict[str, Any]:
+    from bascule.cutover.smoke import smoke_through
+
+    cfg = ctx.plan.cutover.endpoint.pgbouncer
+    if cfg is None:
+        result = smoke_through(ctx.plan.source.app_conn_id or ctx.plan.source.conn_id)
+    else:
+        result = smoke_through(cfg.app_conn_id, database=SMOKE_FOLLOWER)
+    data = result.as_dict()
+    ctx.log(f"smoke tests through the endpoint, back on the source: {'ok' if result.ok else 'FAILED'}")
+    if not result.ok:
+        raise FallbackCheckFailed(f"smoke tests on the source failed: {data}")
+    return data
+
+
+def undo_fallback(ctx: StepContext) -> dict[str, Any]:
+    """A step before writes reopened on the source failed: back, live, to the target.
+
+    The source is frozen again if the switch had already unfrozen it (nothing may
+    write there behind reverse replication's back), reverse replication is
+    enabled again (its slot kept the position), and the target reopens.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from bascule.cutover.freeze import freeze, unfreeze
+
+    target = _db(ctx, "target")
+    if not ctx.result_of(FREEZE_TARGET) and target.active_freeze(ctx.plan.target.app_role) is None:
+        # Reached through a failure before the freeze (upstream_failed counts): nothing to undo.
+        raise AirflowSkipException("the target was never frozen: nothing to undo")
+    source = _db(ctx, "source")
+    refrozen = False
+    if source.active_freeze(ctx.plan.source.app_role) is None:
+        freeze(source, role=ctx.plan.source.app_role, schemas=list(ctx.plan.scope.schemas))
+        refrozen = True
+    reverse = None
+    if reverse_supported(ctx.plan):
+        repl = _reverse(ctx)
+        try:
+            repl.enable()
+            reverse = "enabled"
+        except Exception as exc:  # the application's way back matters more than this step's success
+            from bascule.notifications.sanitize import sanitize_error_text
+
+            reverse = f"not resumed: {sanitize_error_text(str(exc))}"
+        finally:
+            repl.close()
+    endpoint = endpoint_switch(ctx.plan)
+    if endpoint is not None:
+        endpoint.point_to("target")
+    result = unfreeze(target, role=ctx.plan.target.app_role, endpoint=endpoint, resume=True)
+    ended = datetime.now(UTC).isoformat()
+    ctx.log(f"fallback undone: endpoint on the target, writes reopened there ({result.as_dict()['restored']} "
+            f"grants restored), source {'frozen again' if refrozen else 'still frozen'}, reverse replication "
+            f"{reverse}")
+    return {"downtime_end": ended, "unfreeze": result.as_dict(), "source_refrozen": refrozen,
+            "reverse_replication": reverse, "endpoint": endpoint.state().as_dict() if endpoint else None}
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def fallback_report(ctx: StepContext) -> dict[str, Any]:
+    """The cutover report's format for the fallback: steps, downtime against budget, decision, writes."""
+    import json
+    from pathlib import Path
+
+    from bascule.notifications.events import CutoverOutcome, FinalReport
+    from bascule.notifications.slack import LEDGER_XCOM_KEY, merge_ledgers
+    from bascule.operators.drain import TIMING_KEY
+    from bascule.operators.gates import DECISION_XCOM_KEY
+    from bascule.operators.steps import STEP_XCOM_KEY
+    from bascule.runbook import report as reporting
+    from bascule.runbook.runtime import notify
+
+    steps, ledgers = [], []
+    for task_id in (*STEP_TASKS, GATE):
+        record = ctx.ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY)
+        if record:
+            steps.append(record)
+        ledgers.append(ctx.ti.xcom_pull(task_ids=task_id, key=LEDGER_XCOM_KEY))
+    drain = ctx.ti.xcom_pull(task_ids=DRAIN, key=TIMING_KEY)
+    if drain:
+        steps.append(drain)
+    decision = ctx.ti.xcom_pull(task_ids=GATE, key=DECISION_XCOM_KEY)
+    results = {s["task_id"]: s.get("result") or {} for s in steps}
+    if SWITCH_BACK in results:
+        outcome, end = CutoverOutcome.ROLLED_BACK, results[SWITCH_BACK].get("downtime_end")
+    elif UNDO in results:
+        outcome, end = CutoverOutcome.ABORTED, results[UNDO].get("downtime_end")
+    else:
+        outcome, end = CutoverOutcome.ABORTED, None
+    freeze = results.get(FREEZE_TARGET) or {}
+    writes = None
+    stats_path = ctx.conf.get("simulator_stats")
+    if stats_path and Path(stats_path).exists():
+        writes = json.loads(Path(stats_path).read_text())
+    notifications = merge_ledgers(ledgers)
+    plan = ctx.plan
+    report = reporting.build_report(
+        plan_name=plan.name, dag_id=ctx.dag_id, run_id=ctx.run_id, budget_s=plan.budget_seconds,
+        steps=steps, decisions=[decision] if decision else [], outcome=outcome.value,
+        frozen_at=freeze.get("frozen_at"), downtime_end=end if freeze else None, writes=writes,
+        notifications=notifications, rehearsal=bool(ctx.conf.get("rehearsal", False)),
+        previous=reporting.previous_report(plan.name, ctx.dag_id, before_run=ctx.run_id),
+    )
+    report["fallback"] = {
+        "undone": UNDO in results,
+        "sequences_advanced": sum(1 for s in (results.get(FIXUPS) or {}).get("sequences", []) if s.get("moved")),
+        "reverse_replication": (results.get(STOP) or {}).get("state"),
+        "endpoint": (results.get(UNDO) or results.get(SWITCH_BACK) or {}).get("endpoint"),
+    }
+    folder = reporting.write_report(report)
+    report["files"] = {"json": str(folder / "report.json"), "gantt_png": str(folder / "timeline.png"),
+                       "summary": str(folder / "summary.txt")}
+    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    ctx.ti.xcom_push(key=REPORT_XCOM_KEY, value=report)
+    print(reporting.summary_text(report), flush=True)
+    notify(ctx, FinalReport(
+        dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=outcome, downtime_s=report["downtime_s"] or 0.0,
+        downtime_budget_s=plan.budget_seconds, tables_migrated=0,
+        notifications_failed=int(notifications.get("totals", {}).get("failed", 0))))
+    if UNDO in results:
+        raise FallbackCheckFailed(f"the fallback failed and was undone: the application is on the target again; "
+                                  f"report {folder / 'report.json'}")
+    return report
