@@ -95,14 +95,30 @@ class AirflowApiClient:
                           params={"response_received": "false"})
         return list(data.get("hitl_details", []))
 
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> str:
+        ti = self._call("GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances/"
+                               f"{self._q(task_id)}")
+        return str(ti["state"])
+
     def wait_for_gate(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
-                      poll: float = 0.2) -> dict[str, Any]:
-        """Wait until the gate asks for a decision; fail early if the run ends without asking."""
+                      poll: float = 0.2, settle: float = 1.0) -> dict[str, Any]:
+        """Wait until the gate asks for a decision; fail early if the run ends without asking.
+
+        Airflow 3.3 races when a gate is answered while its worker is still parking
+        it: the scheduler then sees the worker's exit for a task the answer already
+        re-queued, and fails it. So the gate counts as asking only once its task has
+        been ``awaiting_input`` for ``settle`` seconds (a person never answers faster).
+        """
         deadline = time.monotonic() + timeout
+        awaiting_since: float | None = None
         while True:
-            for detail in self.pending_gates(dag_id, run_id):
-                if detail["task_instance"]["task_id"] == task_id:
-                    return detail
+            pending = [d for d in self.pending_gates(dag_id, run_id) if d["task_instance"]["task_id"] == task_id]
+            if pending and self.task_state(dag_id, run_id, task_id) == "awaiting_input":
+                awaiting_since = awaiting_since or time.monotonic()
+                if time.monotonic() - awaiting_since >= settle:
+                    return pending[0]
+            else:
+                awaiting_since = None
             state = str(self.run(dag_id, run_id)["state"])
             if state in TERMINAL_RUN_STATES:
                 raise RuntimeError(f"run {run_id} ended ({state}) before gate {task_id} asked for a decision")

@@ -79,3 +79,53 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     texts = [json.dumps(r) for r in slack_capture.records]
     assert texts, "the run posted to Slack"
     _no_canary(json.dumps(report), *texts)
+
+
+def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: Any) -> None:
+    result = night.run(decisions={"go_for_freeze": "GO", "go_live": "NO-GO"})
+
+    assert result.state == "success", result.tasks
+    assert result.tasks["rollback"] == "success"
+    assert result.tasks["open_target_writes"] == "skipped"
+    assert result.endpoint_side == "legacy"
+    assert result.writes["acked"] > 0 and result.writes["lost"] == 0, result.writes
+    assert result.report is not None and result.report["outcome"] == "rolled_back"
+    assert {d["gate"]: d["decision"] for d in result.report["decisions"]}["go_live"] == "NO-GO"
+    assert _reading(plan, "forward").state.value == "streaming", "forward replication runs again"
+
+
+def test_a_difference_found_after_the_freeze_rolls_back(night: Any, plan: Any, fresh_lab: Any) -> None:
+    def plant_a_difference(gate_id: str, run_id: str) -> None:
+        if gate_id == "go_for_freeze":
+            # A write that reaches only the target: the final comparison must catch it.
+            with fresh_lab.connect("new", "clinic") as conn:
+                conn.execute("UPDATE clinic.observations SET unit = unit || 'x' "
+                             "WHERE observation_id = (SELECT min(observation_id) FROM clinic.observations)")
+
+    result = night.run(decisions={"go_for_freeze": "GO", "go_live": "GO"}, before_gate=plant_a_difference)
+
+    assert result.state == "failed", result.tasks
+    assert result.tasks["final_validation"] == "failed"
+    assert result.tasks["rollback_on_failure"] == "success"
+    assert result.tasks["open_target_writes"] in ("upstream_failed", "skipped")
+    assert result.endpoint_side == "legacy"
+    assert result.writes["lost"] == 0, result.writes
+    assert result.report is not None and result.report["outcome"] == "rolled_back"
+    assert _reading(plan, "forward").state.value == "streaming"
+
+
+def test_no_go_for_freeze_changes_nothing(night: Any, plan: Any, fresh_lab: Any) -> None:
+    with fresh_lab.connect("legacy", "clinic") as conn:
+        grants_before = conn.execute("SELECT count(*) FROM information_schema.role_table_grants "
+                                     "WHERE grantee = 'clinic_app'").fetchone()[0]
+    result = night.run(decisions={"go_for_freeze": "NO-GO"}, simulate=False)
+
+    assert result.state == "success", result.tasks
+    assert result.tasks["abort_before_freeze"] == "success"
+    assert result.tasks["freeze_source"] == "skipped"
+    assert result.endpoint_side == "legacy"
+    with fresh_lab.connect("legacy", "clinic") as conn:
+        assert conn.execute("SELECT count(*) FROM information_schema.role_table_grants "
+                            "WHERE grantee = 'clinic_app'").fetchone()[0] == grants_before
+    assert _reading(plan, "forward").state.value == "streaming"
+    assert result.report is not None and result.report["outcome"] == "aborted"
