@@ -8,9 +8,6 @@ where the full report is. Nothing they log or push holds a row value.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -22,12 +19,6 @@ from great_expectations_provider.operators.validate_checkpoint import GXValidate
 from bascule.hooks.validation import ValidationHook
 from bascule.plan import Plan
 from bascule.validation.report import ValidationFailed, render_summary
-
-
-def report_dir() -> Path:
-    """Where reports are written: ``$BASCULE_REPORT_DIR``, else ``$AIRFLOW_HOME/bascule-reports``."""
-    base = os.environ.get("BASCULE_REPORT_DIR") or str(Path(os.environ.get("AIRFLOW_HOME", ".")) / "bascule-reports")
-    return Path(base)
 
 
 def _where(context: Any, task_id: str, path: Path) -> str:
@@ -70,11 +61,13 @@ class _ComparisonOperator(BaseOperator):
         raise NotImplementedError
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from bascule.validation.history import record_comparison, run_folder
         from bascule.validation.service import write_report
 
         report = self.run_comparison(context)
         ti = context["ti"]
-        path = write_report(report, report_dir() / f"{ti.dag_id}" / f"{ti.run_id}" / f"{self.task_id}.json")
+        path = write_report(report, run_folder(self.plan.name, ti.dag_id, ti.run_id) / f"{self.task_id}.json")
+        record_comparison(report, plan_name=self.plan.name, dag_id=ti.dag_id, run_id=ti.run_id, step=self.task_id)
         for line in render_summary(report).splitlines():
             self.log.info("%s", line)
         if not report["ok"]:
@@ -137,7 +130,7 @@ class SuiteRunOperator(GXValidateCheckpointOperator):
     ui_color = "#fff4e5"
 
     def __init__(self, *, suite: str, side: str, db_conn_id: str, engine: str, source_conn_id: str,
-                 source_engine: str, **kwargs: Any) -> None:
+                 source_engine: str, plan_name: str = "default", **kwargs: Any) -> None:
         if side not in ("source", "target"):
             raise ValueError(f"side must be 'source' or 'target' (got {side!r})")
         super().__init__(configure_checkpoint=self._checkpoint, context_type="file",
@@ -148,6 +141,7 @@ class SuiteRunOperator(GXValidateCheckpointOperator):
         self.engine = engine
         self.source_conn_id = source_conn_id
         self.source_engine = source_engine
+        self.plan_name = plan_name
 
     @cached_property
     def hook(self) -> ValidationHook:
@@ -158,33 +152,12 @@ class SuiteRunOperator(GXValidateCheckpointOperator):
         return ValidationHook(db_conn_id=self.source_conn_id, engine=self.source_engine)
 
     def _file_context(self) -> Iterator[Any]:
-        from bascule.validation.suites import (
-            build_context,
-            datasource_env_var,
-            load_suite_file,
-            suite_table,
-            with_parameters,
-        )
+        # A generator function: the provider tears the context down by running it to completion.
+        from bascule.validation.runner import suite_file_context
 
-        doc = load_suite_file(self.suite)
-        schema, table = suite_table(doc)
-        with self.source_hook.session() as s:
-            (rows,) = s.rows(s.dialect.count_rows_sql(schema, table))[0]
-        doc = with_parameters(doc, {"source_rows": int(rows)})
-        var = datasource_env_var(self.side)
-        os.environ[var] = self._sqlalchemy_url()
-        root = Path(tempfile.mkdtemp(prefix=f"bascule-gx-{self.suite}-"))
-        try:
-            yield build_context(root, side=self.side, engine=self.engine, suites=[doc])
-        finally:
-            os.environ.pop(var, None)
-            shutil.rmtree(root, ignore_errors=True)
-
-    def _sqlalchemy_url(self) -> str:
-        uri = self.hook.sql_hook.get_uri()
-        if self.engine == "postgres" and uri.startswith("postgresql://"):
-            uri = "postgresql+psycopg://" + uri[len("postgresql://"):]
-        return uri
+        with suite_file_context(side=self.side, hook=self.hook, source=self.source_hook,
+                                suites=[self.suite]) as (context, _docs):
+            yield context
 
     def _checkpoint(self, context: Any) -> Any:
         return context.checkpoints.get(self.suite)
@@ -192,11 +165,18 @@ class SuiteRunOperator(GXValidateCheckpointOperator):
     def execute(self, context: Any) -> None:
         from great_expectations_provider.common.errors import GXValidationFailed
 
-        from bascule.validation.suites import outcome_summary, quiet_gx, render_suites_html
+        from bascule.validation.history import record_step, run_folder
+        from bascule.validation.suites import (
+            load_suite_file,
+            outcome_summary,
+            quiet_gx,
+            render_suites_html,
+            suite_table,
+        )
 
         quiet_gx()
         ti = context["ti"]
-        path = report_dir() / ti.dag_id / ti.run_id / f"{self.task_id}.html"
+        path = run_folder(self.plan_name, ti.dag_id, ti.run_id) / f"{self.task_id}.html"
         failed: GXValidationFailed | None = None
         try:
             super().execute(context)
@@ -210,6 +190,9 @@ class SuiteRunOperator(GXValidateCheckpointOperator):
             for e in s["expectations"]:
                 self.log.info("%s %s %s: %s", s["suite"], e["type"], e["column"] or "",
                               "pass" if e["success"] else "FAIL")
+        record_step(plan_name=self.plan_name, dag_id=ti.dag_id, run_id=ti.run_id, step=self.task_id,
+                    kind=f"suite_{self.side}", ok=failed is None,
+                    tables=[".".join(suite_table(load_suite_file(self.suite)))])
         if failed is not None:
             bad = sorted({f"{e['type']}({e['column'] or ''})" for s in summary["suites"]
                           for e in s["expectations"] if not e["success"]})
@@ -226,5 +209,5 @@ def suite_runs(plan: Plan, *, side: str, group_id: str | None = None, suites: Se
         for name in suites or plan.validation.suites:
             SuiteRunOperator(task_id=name, suite=name, side=side, db_conn_id=endpoint.conn_id,
                              engine=endpoint.engine.value, source_conn_id=plan.source.conn_id,
-                             source_engine=plan.source.engine.value)
+                             source_engine=plan.source.engine.value, plan_name=plan.name)
     return group

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,10 @@ def sqlalchemy_url(hook: ValidationHook, engine: str) -> str:
     return uri
 
 
-def suite_docs(plan: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+def suite_docs(source: ValidationHook, names: Sequence[str]) -> list[dict[str, Any]]:
     """The suites' JSON, with the parameters measured on the source (its row counts)."""
     from bascule.validation.suites import load_suite_file, suite_table, with_parameters
 
-    source = ValidationHook(db_conn_id=plan.source.conn_id, engine=plan.source.engine.value)
     docs = []
     with source.session() as s:
         for name in names:
@@ -40,28 +40,46 @@ def suite_docs(plan: Any, names: Sequence[str]) -> list[dict[str, Any]]:
     return docs
 
 
+@contextmanager
+def suite_file_context(*, side: str, hook: ValidationHook, source: ValidationHook, suites: Sequence[str]
+                       ) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """A throw-away GX file context holding ``suites`` (parameters measured on ``source``) and a data
+    source on ``hook``'s database, with its connection string in an environment variable for the duration.
+
+    Yields ``(context, suite documents)``; the directory and the variable are gone afterwards. Both the
+    provider's operator (``SuiteRunOperator``) and :func:`run_suites` build their context here.
+    """
+    from bascule.validation.suites import build_context, datasource_env_var
+
+    if side not in ("source", "target"):
+        raise ValueError(f"side must be 'source' or 'target' (got {side!r})")
+    docs = suite_docs(source, list(suites))
+    var = datasource_env_var(side)
+    os.environ[var] = sqlalchemy_url(hook, hook.engine)
+    root = Path(tempfile.mkdtemp(prefix=f"bascule-gx-{side}-"))
+    try:
+        yield build_context(root, side=side, engine=hook.engine, suites=docs), docs
+    finally:
+        os.environ.pop(var, None)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def run_suites(plan: Any, *, side: str, suites: Sequence[str] | None = None) -> dict[str, Any]:
     """Validate each suite on ``side``; returns ``{"ok", "suites": [...]}`` with BOOLEAN_ONLY outcomes."""
-    from bascule.validation.suites import build_context, datasource_env_var, outcome_summary, quiet_gx
+    from bascule.validation.suites import outcome_summary, quiet_gx
 
     if side not in ("source", "target"):
         raise ValueError(f"side must be 'source' or 'target' (got {side!r})")
     quiet_gx()
     endpoint = plan.target if side == "target" else plan.source
-    engine = endpoint.engine.value
-    docs = suite_docs(plan, list(suites or plan.validation.suites))
-    var = datasource_env_var(side)
-    os.environ[var] = sqlalchemy_url(ValidationHook(db_conn_id=endpoint.conn_id, engine=engine), engine)
-    root = Path(tempfile.mkdtemp(prefix=f"bascule-gx-{side}-"))
-    try:
-        context = build_context(root, side=side, engine=engine, suites=docs)
-        outcomes = []
+    hook = ValidationHook(db_conn_id=endpoint.conn_id, engine=endpoint.engine.value)
+    source = ValidationHook(db_conn_id=plan.source.conn_id, engine=plan.source.engine.value)
+    outcomes = []
+    with suite_file_context(side=side, hook=hook, source=source,
+                            suites=list(suites or plan.validation.suites)) as (context, docs):
         for doc in docs:
             result = context.checkpoints.get(doc["name"]).run()
             for outcome in outcome_summary(result.describe_dict())["suites"]:
                 # describe_dict() names the validation, not the suite: name it after the file.
                 outcomes.append({**outcome, "suite": doc["name"]})
-    finally:
-        os.environ.pop(var, None)
-        shutil.rmtree(root, ignore_errors=True)
     return {"ok": all(bool(o["success"]) for o in outcomes), "suites": outcomes}

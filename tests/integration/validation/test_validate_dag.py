@@ -23,11 +23,25 @@ def _no_canary(text: str) -> None:
     assert not leaked, f"canary values leaked: {len(leaked)}"
 
 
+def _readiness_history(run_id: str) -> list[dict[str, Any]]:
+    """The validation history as the prepare DAG's readiness report reads and renders it."""
+    from bascule.operators.preparation import validation_history
+    from bascule.plan import default_plan_path, load_plan
+    from bascule.preparation import readiness
+
+    plan = load_plan(default_plan_path())
+    history = validation_history(plan.name, "validate")
+    page = readiness.render(readiness.build_context(plan_name=plan.name, budget_s=plan.budget_seconds,
+                                                    validation_runs=history))
+    assert run_id in page
+    return history
+
+
 def test_validate_dag_faithful_then_violations(fresh_lab: Any, airflow_env: dict[str, str], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from bascule.demo_run import run_dag
 
-    monkeypatch.setenv("BASCULE_REPORT_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("BASCULE_REPORTS_DIR", str(tmp_path / "reports"))
     copy_source_to_target(fresh_lab)
     run, result = run_dag("validate", tmp_path / "ok.log")
     states = _states(result)
@@ -48,6 +62,10 @@ def test_validate_dag_faithful_then_violations(fresh_lab: Any, airflow_env: dict
             assert "http://" not in text and "https://" not in text and "<script" not in text
     _no_canary(log)
     _no_canary(json.dumps(result["values"], default=str))
+    history = _readiness_history(run.run_id)
+    assert [(h["run_id"], h["outcome"], h["mismatched_rows"]) for h in history] == [(run.run_id, "passed", 0)]
+    assert history[0]["tables"] >= 8 and history[0]["rows_compared"] == full["rows_compared"]
+    first_run = run.run_id
 
     # Planted invariant violations on the target: an orphan encounter (foreign keys bypassed as a
     # broken load would) and a patient gone missing.
@@ -73,5 +91,10 @@ def test_validate_dag_faithful_then_violations(fresh_lab: Any, airflow_env: dict
     assert "full comparison failed for 2 table(s): clinic.encounters, clinic.patients" in log
     _no_canary(log)
     _no_canary(json.dumps(result["values"], default=str))
+    # The readiness page lists both runs, the second failed with the comparison's two mismatched rows.
+    history = _readiness_history(run.run_id)
+    assert [(h["run_id"], h["outcome"], h["mismatched_rows"]) for h in history] == [
+        (first_run, "passed", 0), (run.run_id, "failed", full["differences"])]
+    assert full["differences"] == 2
     for path in (p for p in (tmp_path / "reports").rglob("*") if p.is_file()):
         _no_canary(path.read_text())
