@@ -2,7 +2,8 @@
 
     bascule lab up | down | status | reset | seed [--patients N] | destroy
     bascule plan check FILE
-    bascule demo [--patients N]
+    bascule demo [--patients N]       # the main job: a whole lab cutover night
+    bascule inventory                # the inventory DAG on the lab
     bascule env                      # export lines for Airflow against the lab
     bascule airflow ARGS...          # the airflow CLI, configured for the lab
 """
@@ -52,6 +53,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
         lab.up()
         _echo(f"lab: connections for Airflow in {lab.connections_file}")
     elif args.action == "down":
+        from bascule.lab.airflow_stack import AirflowStack
+
+        AirflowStack.stop_recorded(airflow_home(purpose="demo"), echo=_echo)
         lab.down()
     elif args.action == "destroy":
         lab.destroy()
@@ -111,28 +115,89 @@ def cmd_airflow(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Lab up, seed at a small scale, then run the main job with `dag.test()`."""
+    """The main job on the lab: a whole cutover night, gates answered automatically (lab plan only)."""
+    import json
     import subprocess
 
+    from bascule.gates.auto import ensure_auto_answer_allowed
+    from bascule.lab.airflow_stack import AirflowStack
+    from bascule.lab.clusters import AIRFLOW_DB, CONTROL, free_port
+    from bascule.lab.scenario import LabCutover, gate_users, start_forward_replication
+    from bascule.notifications.capture import render_thread_text
+    from bascule.plan import load_plan
+    from bascule.runbook.report import summary_text
+
     started = time.monotonic()
+    plan = load_plan(LAB_PLAN)
+    ensure_auto_answer_allowed(plan)
+    _echo("== bascule demo: a whole cutover night on the built-in hospital lab ==")
+    _echo(f"DEMO MODE: the gates will be answered automatically, as their assigned users, because plan "
+          f"'{plan.name}' is a {plan.mode.value} plan (a production plan refuses this).")
     lab = _lab()
-    _echo("== bascule demo: the built-in hospital lab ==")
+    home = airflow_home(purpose="demo")
+    AirflowStack.stop_recorded(home, echo=_echo)
     lab.up()
-    lab.seed(patients=args.patients, seed=42, release_migration=_release_migration(LAB_PLAN))
-    env = {**os.environ, **lab_airflow_env(metadata=args.metadata)}
+    lab.seed(patients=args.patients, seed=42, release_migration=plan.release_migration_path)
+
+    # A local Slack: the demo shows the thread the team would have followed.
+    home.mkdir(parents=True, exist_ok=True)
+    capture_file = home / "slack-capture.jsonl"
+    capture_file.unlink(missing_ok=True)
+    port = free_port()
+    capture = subprocess.Popen(
+        [sys.executable, "-m", "bascule.notifications.capture", "--port", str(port), "--out", str(capture_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    conns = json.loads(lab.connections_file.read_text())
+    conns["bascule_slack"] = {"conn_type": "slack", "password": "xoxb-bascule-demo-capture",
+                              "extra": {"base_url": f"http://127.0.0.1:{port}/api/"}}
+    lab.connections_file.write_text(json.dumps(conns, indent=2))
+
+    with lab.connect(CONTROL) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{AIRFLOW_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{AIRFLOW_DB}" OWNER airflow_meta')
+    env = lab_airflow_env(metadata="control")
+    # This process talks to the lab through Airflow connections too (replication set-up).
+    os.environ.update(env)
+    start_forward_replication(plan, echo=_echo)
+    stack = AirflowStack(home=home, env=env, users=gate_users(plan), echo=_echo)
+    stack.start()
+    pids = json.loads((home / "pids.json").read_text())
+    (home / "pids.json").write_text(json.dumps({**pids, "slack-capture": capture.pid}))
+
+    night = LabCutover(lab=lab, stack=stack, plan=plan, workdir=home / "demo-runs", echo=_echo)
+    result = night.run(sessions=4, rate=args.rate)
+    _echo("")
+    if result.report:
+        _echo(summary_text(result.report))
+        _echo(f"report files: {json.dumps(result.report.get('files', {}))}")
+    _echo("")
+    _echo(f"clinic simulator: {result.writes.get('acked', 0)} writes acknowledged, "
+          f"{result.writes.get('refused', 0)} refused during the freeze, {result.writes.get('lost', 0)} lost; "
+          f"endpoint now on '{result.endpoint_side}'")
+    time.sleep(1.0)
+    records = [json.loads(line) for line in capture_file.read_text().splitlines() if line.strip()] \
+        if capture_file.exists() else []
+    _echo("")
+    _echo("== the Slack thread of the run, as the team saw it (local capture) ==")
+    _echo(render_thread_text(records) or "(nothing captured)")
+    _echo("")
+    passwords = stack.passwords()
+    _echo(f"demo: {result.state} in {time.monotonic() - started:.0f} s. The Airflow UI stays up at "
+          f"{stack.base_url} (log in as cutover_manager / {passwords['cutover_manager']}; DAG 'cutover', "
+          f"Grid view, each task's log; the gates under Required Actions).")
+    _echo("      Stop everything with `.venv/bin/bascule lab down`.")
+    ok = result.state == "success" and result.writes.get("lost", 1) == 0
+    return 0 if ok else 1
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    """The inventory DAG with dag.test(), against the running demo lab (SQLite metadata)."""
+    import subprocess
+
+    env = {**os.environ, **lab_airflow_env(metadata="sqlite")}
     airflow = str(Path(sys.executable).with_name("airflow"))
-    _echo("demo: preparing Airflow's metadata database")
-    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, check=False)
-    if migrate.returncode != 0:
-        print(migrate.stderr[-2000:], file=sys.stderr)
-        return 1
-    _echo(f"demo: running the '{args.dag}' DAG with dag.test()")
-    runner = [sys.executable, "-m", "bascule.demo_run", args.dag]
-    proc = subprocess.run(runner, env=env, check=False)
-    _echo(f"demo: done in {time.monotonic() - started:.0f} s. The lab keeps running; stop it with "
-          f"`.venv/bin/bascule lab down`. Explore the run in the Airflow UI: "
-          f"`.venv/bin/bascule airflow standalone` (then http://localhost:8080).")
-    return proc.returncode
+    subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True)
+    return subprocess.run([sys.executable, "-m", "bascule.demo_run", "inventory"], env=env, check=False).returncode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,9 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="set up the lab and run the main job on it")
     demo.add_argument("--patients", type=int, default=DEFAULT_DEMO_PATIENTS)
-    demo.add_argument("--dag", default="inventory")
-    demo.add_argument("--metadata", choices=("control", "sqlite"), default="control")
+    demo.add_argument("--rate", type=float, default=100.0, help="simulator writes per second")
     demo.set_defaults(func=cmd_demo)
+
+    inv = sub.add_parser("inventory", help="run the inventory DAG on the lab with dag.test() and print it")
+    inv.set_defaults(func=cmd_inventory)
 
     env = sub.add_parser("env", help="print export lines configuring Airflow for the lab")
     env.add_argument("--metadata", choices=("control", "sqlite"), default="control")

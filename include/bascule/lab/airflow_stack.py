@@ -112,6 +112,7 @@ class AirflowStack:
             self.procs[component] = subprocess.Popen(
                 [airflow, component], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
+        (self.home / "pids.json").write_text(json.dumps({c: p.pid for c, p in self.procs.items()}))
         self.echo(f"airflow: {', '.join(COMPONENTS)} starting on {self.base_url}")
         self.wait_healthy(timeout=timeout)
         self.echo(f"airflow: healthy in {time.monotonic() - started:.0f} s, UI at {self.base_url}")
@@ -136,6 +137,33 @@ class AirflowStack:
             time.sleep(0.5)
         raise AirflowStackError(f"Airflow not healthy after {timeout:.0f} s ({last}); see {self.home / 'logs'}")
 
+    @staticmethod
+    def stop_recorded(home: Path, echo: Callable[[str], None] = print) -> bool:
+        """Stop a stack a previous command started and left running (the demo's UI); True if one was."""
+        pids_file = home / "pids.json"
+        if not pids_file.exists():
+            return False
+        pids = list(json.loads(pids_file.read_text()).values())
+        alive = []
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                alive.append(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + 20
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if _exists(p)]
+            time.sleep(0.2)
+        for pid in alive:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        pids_file.unlink(missing_ok=True)
+        echo("airflow: stopped the stack left running by an earlier command")
+        return True
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
@@ -154,4 +182,13 @@ class AirflowStack:
                     pass
                 proc.wait(timeout=5)
         self.procs.clear()
+        (self.home / "pids.json").unlink(missing_ok=True)
         self.echo("airflow: stopped")
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
