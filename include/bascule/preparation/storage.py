@@ -14,6 +14,10 @@ Detection reads catalogues and statistics only (never a list of what was planted
 Applying (a separate, gated task) works on the **target** only: DROP INDEX, and
 archiving = copy to an archive database, verify count and checksum, then detach
 and drop; the manifest records what went where. Sizes are measured before and after.
+Each archived partition's key range is also recorded on the target itself, in
+``bascule_meta.archived_partitions``, before it is detached: the comparison
+(``bascule.validation.archived``) reads it there to leave those ranges out on both
+sides and name them, wherever its worker runs.
 """
 
 from __future__ import annotations
@@ -36,6 +40,26 @@ DEFAULT_RETENTION_MONTHS = 24
 ARCHIVE_DB = "clinic_archive"
 BLOAT_MIN_BYTES = 1 << 20
 BLOAT_MIN_RATIO = 0.2
+ARCHIVED_TABLE = "bascule_meta.archived_partitions"
+_ARCHIVED_DDL = (
+    "CREATE SCHEMA IF NOT EXISTS bascule_meta",
+    f"CREATE TABLE IF NOT EXISTS {ARCHIVED_TABLE} (object text PRIMARY KEY, root text NOT NULL,"
+    " key_column text NOT NULL, key_type text NOT NULL, range_from text, range_to text,"
+    " archived_to text NOT NULL, rows bigint NOT NULL, checksum numeric NOT NULL,"
+    " verified_at timestamptz NOT NULL DEFAULT now())",
+)
+# The one range bound of a single-column RANGE partition, as pg_get_expr prints it.
+_BOUND_SQL = r"""
+SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
+       (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                     '^FOR VALUES FROM \((.*)\) TO \((.*)\)$'))[1:2],
+       pt.partnatts, pt.partstrat::text
+  FROM pg_class c
+  JOIN pg_inherits i ON i.inhrelid = c.oid
+  JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
+  JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+ WHERE c.oid = to_regclass(%(o)s)
+"""
 
 
 class ActionKind(enum.StrEnum):
@@ -377,8 +401,41 @@ def _archive_partition(target: Any, archive: Any, action: Action, *, sql: Any,
         "checksum = EXCLUDED.checksum, archived_at = now()",
         {"o": action.object, "r": action.root, "t": f"{archive.database}.{schema}.{part}", "n": int(n_src),
          "c": c_src})
+    _record_archived_range(target, action, archived_to=f"{archive.database}.{schema}.{part}", rows=int(n_src),
+                           checksum=c_src)
     target.execute(q.detach_partition(root_schema, root, part))
     target.execute(q.drop_table(schema, part))
     log(f"storage: archived {action.object} ({int(n_src)} rows, checksum verified) into {archive.database}")
     return {"kind": action.kind.value, "object": action.object, "rows": int(n_src), "checksum": str(c_src),
             "archived_to": f"{archive.database}.{schema}.{part}", "bytes": action.bytes}
+
+
+def _bound_value(text: str) -> str | None:
+    # MINVALUE/MAXVALUE leave that side open; a literal is printed quoted, with '' for a quote.
+    if text.upper() in ("MINVALUE", "MAXVALUE"):
+        return None
+    if text.startswith("'") and text.endswith("'"):
+        return text[1:-1].replace("''", "'")
+    return text
+
+
+def _record_archived_range(target: Any, action: Action, *, archived_to: str, rows: int, checksum: Any) -> None:
+    """Record, on the target, the key range the partition held: the comparison leaves it out on both sides."""
+    found = target.records((_BOUND_SQL, {"o": action.object}))
+    if not found:
+        raise ArchiveMismatch(f"archive of {action.object}: not a partition on the target; nothing was detached")
+    column, key_type, bounds, natts, strategy = found[0]
+    if strategy != "r" or int(natts) != 1 or not bounds:
+        raise ArchiveMismatch(f"archive of {action.object}: only a single-column RANGE partition's key range can "
+                              "be recorded for validation; the partition was left in place")
+    for statement in _ARCHIVED_DDL:
+        target.execute(statement)
+    target.execute(
+        f"INSERT INTO {ARCHIVED_TABLE} (object, root, key_column, key_type, range_from, range_to, archived_to,"
+        " rows, checksum) VALUES (%(o)s, %(r)s, %(k)s, %(kt)s, %(f)s, %(t)s, %(a)s, %(n)s, %(c)s)"
+        " ON CONFLICT (object) DO UPDATE SET root = EXCLUDED.root, key_column = EXCLUDED.key_column,"
+        " key_type = EXCLUDED.key_type, range_from = EXCLUDED.range_from, range_to = EXCLUDED.range_to,"
+        " archived_to = EXCLUDED.archived_to, rows = EXCLUDED.rows, checksum = EXCLUDED.checksum,"
+        " verified_at = now()",
+        {"o": action.object, "r": action.root, "k": column, "kt": key_type, "f": _bound_value(bounds[0]),
+         "t": _bound_value(bounds[1]), "a": archived_to, "n": rows, "c": checksum})

@@ -16,13 +16,21 @@ flight through replication is not a difference (GoldenGate Veridata's idea).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bascule.engines.base import KeyRange, bucket_layout
 from bascule.hooks.validation import ComparisonSession, ValidationHook
+from bascule.validation.archived import (
+    ArchivedRange,
+    RestrictedDialect,
+    for_table,
+    key_column_of,
+    outside_predicate,
+    source_column,
+)
 from bascule.validation.canonical import TableSetupError, TableSpec, build_table_spec
 from bascule.validation.keys import KeyHasher, KeyRenderer, identifying_key
 from bascule.validation.report import ComparisonReport, DiffKind, TableResult, TableStatus
@@ -147,8 +155,10 @@ class Comparator:
         identifying_keys: Sequence[str] = (),
         hasher: KeyHasher | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        archived: Mapping[str, list[ArchivedRange]] | None = None,
     ) -> None:
         self.source, self.target, self.settings = source, target, settings
+        self.archived = dict(archived or {})
         self.identifying_keys = tuple(identifying_keys)
         self.hasher = hasher
         self.sleep = sleep
@@ -209,6 +219,7 @@ class Comparator:
             with self.source.session() as s, self.target.session() as t, \
                     ThreadPoolExecutor(max_workers=1, thread_name_prefix="bascule-tgt") as pool:
                 pair = _Pair(s, t, pool)
+                result.archived = self._leave_out_archived(s, t, ref)
                 spec = self.spec(pair, ref)
                 renderer = self._renderer(spec)
                 result.mode = spec.mode.value
@@ -232,6 +243,18 @@ class Comparator:
             result.set_error(exc)
         result.seconds = time.monotonic() - started
         return result
+
+    def _leave_out_archived(self, s: ComparisonSession, t: ComparisonSession, ref: TableRef
+                            ) -> list[dict[str, Any]]:
+        ranges = for_table(self.archived, ref.qualified)
+        if not ranges:
+            return []
+        column = key_column_of(ranges)
+        s.dialect = RestrictedDialect(s.dialect, schema=ref.schema, table=ref.table, predicate=outside_predicate(
+            s.dialect, source_column(column, ref.renamed), ranges))
+        t.dialect = RestrictedDialect(t.dialect, schema=ref.schema, table=ref.table,
+                                      predicate=outside_predicate(t.dialect, column, ranges))
+        return [r.to_json() for r in ranges]
 
     def _hashes(self, spec: TableSpec) -> tuple[str, str]:
         return (self.source.dialect.row_hash_expr(spec.source_columns, spec.mode),

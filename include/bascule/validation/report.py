@@ -50,6 +50,7 @@ class TableResult:
     in_flight_resolved: int = 0
     rechecked_keys: int | None = None
     full_recheck_reason: str | None = None
+    archived: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
 
@@ -111,6 +112,7 @@ class ComparisonReport:
             "differences": self.differences,
             "rows_compared": sum(t.rows_compared for t in self.tables),
             "failed_tables": self.failed_tables,
+            "archived": [a for t in self.tables for a in t.archived],
             "tracking": self.tracking,
             "tables": [t.to_json() for t in self.tables],
         }
@@ -151,6 +153,8 @@ def render_summary(report: dict[str, Any]) -> str:
             lines.append("    not compared: " + "; ".join(f"{k} ({v})" for k, v in t["not_compared"].items()))
         if t["unmapped"]:
             lines.append("    UNMAPPED (fails): " + ", ".join(t["unmapped"]))
+        for a in t.get("archived", []):
+            lines.append(f"    left out: {a['partition']} ({a['rows_archived']} rows) {a['status']}")
         if t.get("full_recheck_reason"):
             lines.append(f"    full re-check: {t['full_recheck_reason']}")
         if t["in_flight_resolved"]:

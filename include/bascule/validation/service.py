@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bascule.hooks.validation import KeyHashHook, ValidationHook
+from bascule.validation.archived import ArchivedRange, read_archived
 from bascule.validation.compare import Comparator, CompareSettings, TableRef, tables_from_plan
 from bascule.validation.incremental import ChangeTracker, incremental_compare, slot_name
 from bascule.validation.keys import KeyHasher
@@ -31,20 +32,30 @@ def tables_in_scope(plan: Any, source: ValidationHook) -> list[TableRef]:
     return tables_from_plan(plan, names)
 
 
-def comparator_for(plan: Any, *, hasher: KeyHasher | None = None, **overrides: Any) -> Comparator:
+def archived_ranges(target: ValidationHook) -> dict[str, list[ArchivedRange]]:
+    """The partitions archived off the target (recorded there by the storage apply), by root table."""
+    with target.session() as session:
+        return read_archived(session)
+
+
+def comparator_for(plan: Any, *, hasher: KeyHasher | None = None, exclude_archived: bool = True,
+                   **overrides: Any) -> Comparator:
+    """``exclude_archived=False`` compares archived ranges too (they then show as missing on the target)."""
     settings = CompareSettings.from_plan(plan, **overrides)
     source, target = hooks_for(plan, parallel_workers=settings.parallel_workers)
     if hasher is None and plan.validation.identifying_keys:
         hasher = KeyHashHook(key_hash_conn_id=plan.validation.key_hash_conn_id).get_hasher()
     return Comparator(source=source, target=target, settings=settings,
-                      identifying_keys=plan.validation.identifying_keys, hasher=hasher)
+                      identifying_keys=plan.validation.identifying_keys, hasher=hasher,
+                      archived=archived_ranges(target) if exclude_archived else None)
 
 
 def full_comparison(plan: Any, *, track_changes: bool = True, tables: list[str] | None = None,
-                    hasher: KeyHasher | None = None, **overrides: Any) -> dict[str, Any]:
+                    hasher: KeyHasher | None = None, exclude_archived: bool = True,
+                    **overrides: Any) -> dict[str, Any]:
     """Compare every table in scope; with ``track_changes``, first start the slots an incremental
-    comparison reads. Returns the JSON report."""
-    comparator = comparator_for(plan, hasher=hasher, **overrides)
+    comparison reads. Archived partitions' ranges are left out and listed. Returns the JSON report."""
+    comparator = comparator_for(plan, hasher=hasher, exclude_archived=exclude_archived, **overrides)
     refs = _select(tables_in_scope(plan, comparator.source), tables)
     tracking = None
     if track_changes:
@@ -56,9 +67,10 @@ def full_comparison(plan: Any, *, track_changes: bool = True, tables: list[str] 
 
 
 def incremental_comparison(plan: Any, previous: dict[str, Any] | None, *, tables: list[str] | None = None,
-                           hasher: KeyHasher | None = None, **overrides: Any) -> dict[str, Any]:
+                           hasher: KeyHasher | None = None, exclude_archived: bool = True,
+                           **overrides: Any) -> dict[str, Any]:
     """Re-check what changed since the full comparison whose report is ``previous``."""
-    comparator = comparator_for(plan, hasher=hasher, **overrides)
+    comparator = comparator_for(plan, hasher=hasher, exclude_archived=exclude_archived, **overrides)
     refs = _select(tables_in_scope(plan, comparator.source), tables)
     slot = (previous or {}).get("tracking", {}) or {}
     tracker = ChangeTracker(source=comparator.source, target=comparator.target,
