@@ -24,7 +24,7 @@ class AirflowApiError(RuntimeError):
 
 
 class AirflowApiClient:
-    def __init__(self, *, base_url: str, username: str, password: str, timeout: float = 10) -> None:
+    def __init__(self, *, base_url: str, username: str, password: str, timeout: float = 30) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self.timeout = timeout
@@ -36,7 +36,17 @@ class AirflowApiClient:
         self._session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        resp = self._session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+        # Reads are retried: a busy api-server (one worker on two cores) can be slow to answer.
+        # Writes are not: answering a gate twice is a 409, triggering twice is two runs.
+        attempts = 3 if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                resp = self._session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                if attempt == attempts:
+                    raise
+                time.sleep(1.0 * attempt)
         if resp.status_code >= 300:
             try:
                 detail = resp.json().get("detail", resp.text)
