@@ -362,4 +362,9 @@ def fallback_report(ctx: StepContext) -> dict[str, Any]:
     if UNDO in results:
         raise FallbackCheckFailed(f"the fallback failed and was undone: the application is on the target again; "
                                   f"report {folder / 'report.json'}")
+    if SMOKE not in results and ABORT not in results:
+        # A gate or check that failed, or smoke tests that failed after writes reopened on
+        # the source: the run must read as failed, whatever this report task's own state.
+        raise FallbackCheckFailed(f"the fallback did not complete (last step done: "
+                                  f"{max(steps, key=lambda r: r['ended_at'])['task_id'] if steps else 'none'}); report {folder / 'report.json'}")
     return report

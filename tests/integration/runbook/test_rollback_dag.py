@@ -94,6 +94,10 @@ def test_rollback_after_go_live_loses_no_write(night: Any, plan: Any, fresh_lab:
         ops.wait_for_dag(DAG_ID)
         ops.unpause(DAG_ID)
         run_id = ops.trigger(DAG_ID, conf={"simulator_stats": str(ledger) + ".stats.json"})
+        # Airflow 3.3 fails a gate answered before the scheduler has seen its parking worker
+        # exit; on a loaded machine that takes seconds, so wait longer than answer_gates does.
+        night.client(plan.gate("fallback").assigned_users[0]).wait_for_gate(
+            DAG_ID, run_id, "gate_fallback", settle=6.0)
         answer_gates(plan, client_for=night.client, dag_id=DAG_ID, run_id=run_id, decisions={"fallback": "GO"})
         state = ops.wait_for_run(DAG_ID, run_id, timeout=600)
         time.sleep(2)  # writes after the fallback, on the source
