@@ -93,10 +93,15 @@ class GateOperator(HITLBranchOperator):
     def _notify(self, context: Any, event: Any) -> None:
         if not self.has_notifications:
             return
+        from bascule.notifications.events import RunStarted
         from bascule.notifications.slack import NotificationSettings, SlackNotifications
 
-        SlackNotifications(settings=NotificationSettings.from_plan(self._plan.notifications),
-                           ti=context["ti"]).notify(event)
+        slack = SlackNotifications(settings=NotificationSettings.from_plan(self._plan.notifications), ti=context["ti"])
+        plan = self._plan
+        slack.open_thread(RunStarted(dag_id=event.dag_id, run_id=event.run_id, plan_id=plan.name,
+                                     source=plan.source.engine.value, target=plan.target.engine.value,
+                                     downtime_budget_s=plan.budget_seconds))
+        slack.notify(event)
 
 
 def _timedelta(seconds: float) -> Any:

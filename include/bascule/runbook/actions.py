@@ -72,15 +72,12 @@ def _push_evidence(ctx: StepContext, markdown: str) -> None:
 
 
 def announce_start(ctx: StepContext) -> dict[str, Any]:
-    from bascule.notifications.events import RunStarted
-    from bascule.runbook.runtime import notifier
+    from bascule.runbook.runtime import notifier, run_started
 
     rehearsal = bool(ctx.conf.get("rehearsal", False))
     slack = notifier(ctx)
     if slack is not None:
-        slack.open_thread(RunStarted(dag_id=ctx.dag_id, run_id=ctx.run_id, plan_id=ctx.plan.name,
-                                     source=ctx.plan.source.engine.value, target=ctx.plan.target.engine.value,
-                                     downtime_budget_s=ctx.plan.budget_seconds))
+        slack.open_thread(run_started(ctx))
     ctx.log(f"cutover of plan {ctx.plan.name} ({ctx.plan.mode.value}) starts"
             + (" as a rehearsal" if rehearsal else ""))
     return {"plan": ctx.plan.name, "mode": ctx.plan.mode.value, "rehearsal": rehearsal}

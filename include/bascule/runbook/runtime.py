@@ -30,9 +30,20 @@ def task_ref(ctx: StepContext) -> Any:
                    try_number=getattr(ctx.ti, "try_number", None))
 
 
+def run_started(ctx: StepContext) -> Any:
+    from bascule.notifications.events import RunStarted
+
+    return RunStarted(dag_id=ctx.dag_id, run_id=ctx.run_id, plan_id=ctx.plan.name,
+                      source=ctx.plan.source.engine.value, target=ctx.plan.target.engine.value,
+                      downtime_budget_s=ctx.plan.budget_seconds)
+
+
 def notify(ctx: StepContext, event: Any) -> None:
     slack = notifier(ctx)
     if slack is not None:
+        # The run's parent message names the plan and its budget; whichever step speaks
+        # first posts it (a no-op once the thread exists).
+        slack.open_thread(run_started(ctx))
         slack.notify(event)
 
 
