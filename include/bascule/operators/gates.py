@@ -93,14 +93,11 @@ class GateOperator(HITLBranchOperator):
     def _notify(self, context: Any, event: Any) -> None:
         if not self.has_notifications:
             return
-        from bascule.notifications.events import RunStarted
         from bascule.notifications.slack import NotificationSettings, SlackNotifications
+        from bascule.runbook.runtime import run_started_event
 
         slack = SlackNotifications(settings=NotificationSettings.from_plan(self._plan.notifications), ti=context["ti"])
-        plan = self._plan
-        slack.open_thread(RunStarted(dag_id=event.dag_id, run_id=event.run_id, plan_id=plan.name,
-                                     source=plan.source.engine.value, target=plan.target.engine.value,
-                                     downtime_budget_s=plan.budget_seconds))
+        slack.open_thread(run_started_event(self._plan, event.dag_id, event.run_id))
         slack.notify(event)
 
 

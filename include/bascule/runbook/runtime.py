@@ -30,12 +30,16 @@ def task_ref(ctx: StepContext) -> Any:
                    try_number=getattr(ctx.ti, "try_number", None))
 
 
-def run_started(ctx: StepContext) -> Any:
+def run_started_event(plan: Any, dag_id: str, run_id: str) -> Any:
+    """The run's parent message: the plan, its engines and its downtime budget."""
     from bascule.notifications.events import RunStarted
 
-    return RunStarted(dag_id=ctx.dag_id, run_id=ctx.run_id, plan_id=ctx.plan.name,
-                      source=ctx.plan.source.engine.value, target=ctx.plan.target.engine.value,
-                      downtime_budget_s=ctx.plan.budget_seconds)
+    return RunStarted(dag_id=dag_id, run_id=run_id, plan_id=plan.name, source=plan.source.engine.value,
+                      target=plan.target.engine.value, downtime_budget_s=plan.budget_seconds)
+
+
+def run_started(ctx: StepContext) -> Any:
+    return run_started_event(ctx.plan, ctx.dag_id, ctx.run_id)
 
 
 def notify(ctx: StepContext, event: Any) -> None:
