@@ -29,6 +29,8 @@ Trigger with conf `{"rehearsal": true}` for a rehearsal (recorded as such in the
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from airflow.sdk import Param, dag
 from airflow.task.trigger_rule import TriggerRule
 
@@ -68,7 +70,7 @@ def cutover() -> None:
     tminus = step("tminus_checks", actions.tminus_checks, critical_path=False)
     gate_freeze = GateOperator(task_id="gate_go_for_freeze", plan=plan, gate_id="go_for_freeze",
                                go_task_id="restore_point", no_go_task_id="abort_before_freeze",
-                               evidence_task_id="tminus_checks", retries=0)
+                               evidence_task_id="tminus_checks", retries=1, retry_delay=timedelta(seconds=1))
     abort = step("abort_before_freeze", actions.abort_before_freeze, critical_path=False)
 
     restore = step("restore_point", actions.restore_point)
@@ -87,7 +89,7 @@ def cutover() -> None:
     evidence = step("go_live_evidence", actions.go_live_evidence)
     gate_live = GateOperator(task_id="gate_go_live", plan=plan, gate_id="go_live",
                              go_task_id="start_reverse_replication", no_go_task_id="rollback",
-                             evidence_task_id="go_live_evidence", retries=0)
+                             evidence_task_id="go_live_evidence", retries=1, retry_delay=timedelta(seconds=1))
     reverse = step("start_reverse_replication", actions.start_reverse_replication)
     open_writes = step("open_target_writes", actions.open_target_writes)
     live = step("announce_live", actions.announce_live, critical_path=False)

@@ -27,6 +27,7 @@ Each step is its own task (ADR 0060):
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag
@@ -64,7 +65,8 @@ def rollback() -> None:
     announce = step("announce_fallback", fallback.announce_fallback, critical_path=False)
     check = step(fallback.CHECK, fallback.check_reverse_replication, critical_path=False)
     gate = GateOperator(task_id=fallback.GATE, plan=plan, gate_id="fallback", go_task_id=fallback.FREEZE_TARGET,
-                        no_go_task_id=fallback.ABORT, evidence_task_id=fallback.CHECK, retries=0)
+                        no_go_task_id=fallback.ABORT, evidence_task_id=fallback.CHECK,
+                        retries=1, retry_delay=timedelta(seconds=1))
     abort = step(fallback.ABORT, fallback.abort_fallback, critical_path=False)
 
     freeze = step(fallback.FREEZE_TARGET, fallback.freeze_target)

@@ -29,7 +29,9 @@ def airflow_env(
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         # LocalExecutor pre-starts `parallelism` workers; 32 of them starve 2 cores.
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # Scheduled DAGs (replication_monitor) stay off in the lab until someone turns them on;
+        # tools unpause what they run.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE": "False",
         # Default 1 s idle sleep costs ~1 s between cutover steps; 0.1 s costs ~0.06 s.
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",

@@ -61,19 +61,12 @@ def test_house_rules(dagbag: Any, path: Path) -> None:
     assert dag.catchup is False
     for task in dag.tasks:
         assert task.owner == "bascule", f"{task.task_id}: owner"
-        # A gate is not retried: a retry would ask people the same question again.
-        assert task.retries >= 1 or _is_gate(task), f"{task.task_id}: retries"
+        assert task.retries >= 1, f"{task.task_id}: retries"
         if _is_sensor(task):
             assert task.timeout is not None, f"{task.task_id}: sensor timeout"
             # Airflow 3 keeps a sensor's timeout as float seconds; older code passed timedeltas.
             seconds = task.timeout.total_seconds() if hasattr(task.timeout, "total_seconds") else float(task.timeout)
             assert 0 < seconds <= 24 * 3600, f"{task.task_id}: sensor timeout {seconds} s"
-
-
-def _is_gate(task: Any) -> bool:
-    from airflow.providers.standard.operators.hitl import HITLOperator
-
-    return isinstance(task, HITLOperator)
 
 
 def _is_sensor(task: Any) -> bool:

@@ -111,13 +111,14 @@ class AirflowApiClient:
         return str(ti["state"])
 
     def wait_for_gate(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
-                      poll: float = 0.2, settle: float = 3.0) -> dict[str, Any]:
+                      poll: float = 0.2, settle: float = 1.0) -> dict[str, Any]:
         """Wait until the gate asks for a decision; fail early if the run ends without asking.
 
         Airflow 3.3 races when a gate is answered while its worker is still parking
         it: the scheduler then sees the worker's exit for a task the answer already
-        re-queued, and fails it. So the gate counts as asking only once its task has
-        been ``awaiting_input`` for ``settle`` seconds (a person never answers faster).
+        re-queued, and fails that try. The gate's retry picks the recorded answer up
+        (``GateOperator``); waiting until the task has been ``awaiting_input`` for
+        ``settle`` seconds makes that detour rare (a person never answers faster).
         """
         deadline = time.monotonic() + timeout
         awaiting_since: float | None = None
