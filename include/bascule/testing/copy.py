@@ -40,6 +40,17 @@ def copy_source_to_target(lab: Any, *, schema: str = SCHEMA, tables: list[str] |
         dst.execute("SET session_replication_role = replica")
         dst.execute(sql.SQL("TRUNCATE {}").format(
             sql.SQL(", ").join(sql.Identifier(schema, t) for t in names)))
+        # Secondary indexes are rebuilt after the load: maintaining them row by row costs several
+        # times the copy itself at bench scale. Constraint indexes (keys) stay.
+        indexes = dst.execute(
+            """SELECT ic.relname, replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ')
+                 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                 JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+                WHERE n.nspname = %s AND NOT t.relispartition AND t.relname = ANY(%s)
+                  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)""",
+            (schema, names)).fetchall()
+        for name, _ in indexes:
+            dst.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
         for table in names:
             cols = sql.SQL(", ").join(sql.Identifier(c) for c in _columns(src, schema, table))
             rel = sql.Identifier(schema, table)
@@ -50,6 +61,8 @@ def copy_source_to_target(lab: Any, *, schema: str = SCHEMA, tables: list[str] |
                     inp.write(chunk)
             rows[table] = dst.execute(sql.SQL("SELECT count(*) FROM {}").format(rel)).fetchone()[0]
         dst.execute("RESET session_replication_role")
+        for _, definition in indexes:
+            dst.execute(definition)
         for table in names:
             dst.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table)))
         # Identity sequences follow the copied rows, so test inserts without ids do not collide.
