@@ -21,6 +21,7 @@ from bascule.lab.canary import CANARY_STRINGS
 pytestmark = pytest.mark.integration
 
 DAG_ID = "rollback"
+GATE_SETTLE_S = 8.0
 
 
 @pytest.fixture()
@@ -57,6 +58,13 @@ def night(fresh_lab: Any, airflow_stack: Any, plan: Any, tmp_path: Path) -> Iter
     LabPgBouncer(fresh_lab).reset()
 
 
+def _settle(night: Any, dag_id: str, run_id: str, task_id: str) -> None:
+    # Airflow 3.3 fails a gate answered before the scheduler has seen its parking worker exit
+    # ("finished with state success, but the task instance's state attribute is running"). On a
+    # loaded 2-core machine that exit took 5.5 s, so wait longer than answer_gates' 1 s settle.
+    night.client("bascule_ops").wait_for_gate(dag_id, run_id, task_id, settle=GATE_SETTLE_S)
+
+
 def _report(night: Any, run_id: str) -> dict[str, Any]:
     entry = night.client("bascule_ops")._call(
         "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/cutover_report",
@@ -79,7 +87,7 @@ def test_rollback_after_go_live_loses_no_write(night: Any, plan: Any, fresh_lab:
     from bascule.replication.factory import replication_from_plan
     from bascule.runbook.actions import endpoint_switch
 
-    cutover = night.run()
+    cutover = night.run(before_gate=lambda gate_id, run_id: _settle(night, "cutover", run_id, f"gate_{gate_id}"))
     assert cutover.state == "success", cutover.tasks
     assert cutover.endpoint_side == "new" and cutover.writes["lost"] == 0, cutover.writes
     (cutover_ledger,) = tmp_path.glob("ledger-*.csv")
@@ -94,10 +102,7 @@ def test_rollback_after_go_live_loses_no_write(night: Any, plan: Any, fresh_lab:
         ops.wait_for_dag(DAG_ID)
         ops.unpause(DAG_ID)
         run_id = ops.trigger(DAG_ID, conf={"simulator_stats": str(ledger) + ".stats.json"})
-        # Airflow 3.3 fails a gate answered before the scheduler has seen its parking worker
-        # exit; on a loaded machine that takes seconds, so wait longer than answer_gates does.
-        night.client(plan.gate("fallback").assigned_users[0]).wait_for_gate(
-            DAG_ID, run_id, "gate_fallback", settle=6.0)
+        _settle(night, DAG_ID, run_id, "gate_fallback")
         answer_gates(plan, client_for=night.client, dag_id=DAG_ID, run_id=run_id, decisions={"fallback": "GO"})
         state = ops.wait_for_run(DAG_ID, run_id, timeout=600)
         time.sleep(2)  # writes after the fallback, on the source
