@@ -59,9 +59,9 @@ def night(fresh_lab: Any, airflow_stack: Any, plan: Any, tmp_path: Path) -> Iter
 
 
 def _settle(night: Any, dag_id: str, run_id: str, task_id: str) -> None:
-    # Airflow 3.3 fails a gate answered before the scheduler has seen its parking worker exit
-    # ("finished with state success, but the task instance's state attribute is running"). On a
-    # loaded 2-core machine that exit took 5.5 s, so wait longer than answer_gates' 1 s settle.
+    # Airflow 3.3 fails a gate try answered before the scheduler has seen its parking worker exit
+    # ("finished with state success, but the task instance's state attribute is running"); the gate's
+    # retry recovers, but on a loaded 2-core machine that exit took 5.5 s: answer after it, as a person would.
     night.client("bascule_ops").wait_for_gate(dag_id, run_id, task_id, settle=GATE_SETTLE_S)
 
 
