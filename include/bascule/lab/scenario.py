@@ -124,7 +124,7 @@ class LabCutover:
                 if option != "GO":
                     break
             state = ops.wait_for_run(DAG_ID, run_id, timeout=timeout)
-        except Exception:
+        except BaseException:  # Ctrl-C included: never leave the simulator writing to the lab
             if proc is not None:
                 simulator.stop_background(proc, ledger)
             raise

@@ -418,4 +418,8 @@ def cutover_report(ctx: StepContext) -> dict[str, Any]:
     if "rollback_on_failure" in results:
         # The run must read as failed in the UI: a step broke and the night was rolled back.
         raise CutoverCheckFailed(f"the cutover was rolled back after a failure; report {folder / 'report.json'}")
+    if not {"open_target_writes", "rollback", "abort_before_freeze"} & set(results):
+        # Neither live, nor rolled back on a NO-GO, nor aborted at the first gate: a step before the
+        # freeze (or a gate) failed, and this leaf must not let the run read as a success.
+        raise CutoverCheckFailed(f"the cutover did not reach an outcome; report {folder / 'report.json'}")
     return report
