@@ -44,7 +44,12 @@ def answer_gates(
         user = plan.gate(gate_id).assigned_users[0]
         client = client_for(user)
         task_id = f"gate_{gate_id}"
-        client.wait_for_gate(dag_id, run_id, task_id, timeout=timeout)
-        echo(f"[AUTO, {plan.mode.value} plan] gate {gate_id}: answering {option} as {user}")
-        answered.append(client.answer(dag_id, run_id, task_id, option=option))
+        for attempt in range(1, 4):
+            client.wait_for_gate(dag_id, run_id, task_id, timeout=timeout)
+            echo(f"[AUTO, {plan.mode.value} plan] gate {gate_id}: answering {option} as {user}")
+            answered.append(client.answer(dag_id, run_id, task_id, option=option))
+            if client.wait_gate_settled(dag_id, run_id, task_id, timeout=timeout) != "asked_again":
+                break
+            echo(f"[AUTO, {plan.mode.value} plan] gate {gate_id} asked again (Airflow 3.3 answer/park race, "
+                 f"try {attempt}): giving the same answer")
     return answered

@@ -116,9 +116,9 @@ class AirflowApiClient:
 
         Airflow 3.3 races when a gate is answered while its worker is still parking
         it: the scheduler then sees the worker's exit for a task the answer already
-        re-queued, and fails that try. The gate's retry picks the recorded answer up
-        (``GateOperator``); waiting until the task has been ``awaiting_input`` for
-        ``settle`` seconds makes that detour rare (a person never answers faster).
+        re-queued, and fails that try; its retry asks again (see ``wait_gate_settled``).
+        Waiting until the task has been ``awaiting_input`` for ``settle`` seconds
+        makes that detour rare (a person never answers faster).
         """
         deadline = time.monotonic() + timeout
         awaiting_since: float | None = None
@@ -136,6 +136,24 @@ class AirflowApiClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gate {task_id} of run {run_id} did not ask within {timeout:.0f} s")
             time.sleep(poll)
+
+    def wait_gate_settled(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
+                          poll: float = 0.5) -> str:
+        """After an answer: the gate's final state, or ``"asked_again"`` if Airflow re-asks the question.
+
+        A try failed by Airflow 3.3's answer/park race is retried under a new task
+        instance id, which asks again; the answer has to be given again.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.task_state(dag_id, run_id, task_id)
+            if state in ("success", "skipped", "failed", "upstream_failed"):
+                return state
+            if state in ("up_for_retry", "awaiting_input") and any(
+                    d["task_instance"]["task_id"] == task_id for d in self.pending_gates(dag_id, run_id)):
+                return "asked_again"
+            time.sleep(poll)
+        raise TimeoutError(f"gate {task_id} of run {run_id} did not settle within {timeout:.0f} s")
 
     def answer(self, dag_id: str, run_id: str, task_id: str, *, option: str,
                params: dict[str, Any] | None = None, map_index: int = -1) -> dict[str, Any]:

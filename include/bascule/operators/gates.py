@@ -59,9 +59,6 @@ class GateOperator(HITLBranchOperator):
         from bascule.notifications.events import GateWaiting, TaskRef
 
         ti = context["ti"]
-        recorded = self._recorded_decision(ti)
-        if recorded is not None:
-            return self.execute_complete(context, recorded)
         self._notify(context, GateWaiting(
             dag_id=ti.dag_id, run_id=ti.run_id, gate_id=self.gate_id, asked=tuple(self.assigned),
             task=TaskRef(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id),
@@ -92,31 +89,6 @@ class GateOperator(HITLBranchOperator):
                 decision=GateDecision.GO if chosen[0] == GO else GateDecision.NO_GO, decided_by=who,
             ))
         return super().execute_complete(context, event)
-
-    def _recorded_decision(self, ti: Any) -> dict[str, Any] | None:
-        """A decision already given to an earlier try of this gate, as the resume event it would have been.
-
-        Airflow 3.3 can fail a gate that is answered while its worker is still
-        parking it (the worker's exit is then taken for a task that the answer has
-        already re-queued). The retry must not ask the same people twice for one
-        decision: the answer is kept with the task instance, so use it.
-        """
-        if (getattr(ti, "try_number", 1) or 1) <= 1:
-            return None
-        from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
-
-        try:
-            detail = get_hitl_detail_content_detail(ti.id)
-        except Exception:  # no detail yet (the first try failed before asking): ask now
-            return None
-        if not detail.response_received or not detail.chosen_options:
-            return None
-        by = detail.responded_by_user
-        self.log.info("gate %s: decision %s already recorded by an earlier try; not asking again",
-                      self.gate_id, detail.chosen_options)
-        return {"chosen_options": list(detail.chosen_options), "params_input": detail.params_input or {},
-                "responded_at": detail.responded_at,
-                "responded_by_user": {"id": by.id, "name": by.name} if by is not None else None}
 
     def _notify(self, context: Any, event: Any) -> None:
         if not self.has_notifications:
