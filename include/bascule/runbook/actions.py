@@ -153,15 +153,21 @@ def restore_point(ctx: StepContext) -> dict[str, Any]:
     return point.as_dict()
 
 
-def freeze_source(ctx: StepContext) -> dict[str, Any]:
+def freeze_side(ctx: StepContext, side: str) -> dict[str, Any]:
+    """Stop the application writing on ``side`` (revoke, end sessions, pause the endpoint)."""
     from bascule.cutover.freeze import freeze
 
-    result = freeze(_db(ctx, "source"), role=ctx.plan.source.app_role, schemas=list(ctx.plan.scope.schemas),
+    endpoint = ctx.plan.source if side == "source" else ctx.plan.target
+    result = freeze(_db(ctx, side), role=endpoint.app_role, schemas=list(ctx.plan.scope.schemas),
                     endpoint=endpoint_switch(ctx.plan))
     data = result.as_dict()
-    ctx.log(f"source frozen at {data['frozen_at']} (position {data['position']}): {data['revoked']} grants "
+    ctx.log(f"{side} frozen at {data['frozen_at']} (position {data['position']}): {data['revoked']} grants "
             f"revoked, {data['terminated_sessions']} sessions ended; the downtime clock starts")
     return data
+
+
+def freeze_source(ctx: StepContext) -> dict[str, Any]:
+    return freeze_side(ctx, "source")
 
 
 def stop_replication(ctx: StepContext) -> dict[str, Any]:

@@ -31,7 +31,14 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.operators.steps import SafeMessage, StepContext
-from bascule.runbook.actions import REPORT_XCOM_KEY, SMOKE_FOLLOWER, _db, _push_evidence, endpoint_switch
+from bascule.runbook.actions import (
+    REPORT_XCOM_KEY,
+    SMOKE_FOLLOWER,
+    _db,
+    _push_evidence,
+    endpoint_switch,
+    freeze_side,
+)
 
 CHECK = "check_reverse_replication"
 GATE = "gate_fallback"
@@ -180,14 +187,7 @@ def abort_fallback(ctx: StepContext) -> dict[str, Any]:
 
 
 def freeze_target(ctx: StepContext) -> dict[str, Any]:
-    from bascule.cutover.freeze import freeze
-
-    result = freeze(_db(ctx, "target"), role=ctx.plan.target.app_role, schemas=list(ctx.plan.scope.schemas),
-                    endpoint=endpoint_switch(ctx.plan))
-    data = result.as_dict()
-    ctx.log(f"target frozen at {data['frozen_at']} (position {data['position']}): {data['revoked']} grants "
-            f"revoked, {data['terminated_sessions']} sessions ended; the downtime clock starts")
-    return data
+    return freeze_side(ctx, "target")
 
 
 def stop_reverse_replication(ctx: StepContext) -> dict[str, Any]:
