@@ -16,6 +16,14 @@ import requests
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 
 
+class RunEnded(RuntimeError):
+    """The run finished (success or failure) before the gate asked: there is nothing left to answer."""
+
+    def __init__(self, run_id: str, state: str, task_id: str) -> None:
+        super().__init__(f"run {run_id} ended ({state}) before gate {task_id} asked for a decision")
+        self.state = state
+
+
 class AirflowApiError(RuntimeError):
     def __init__(self, method: str, path: str, status: int, detail: str) -> None:
         super().__init__(f"Airflow API {method} {path} answered {status}: {detail}")
@@ -132,7 +140,7 @@ class AirflowApiClient:
                 awaiting_since = None
             state = str(self.run(dag_id, run_id)["state"])
             if state in TERMINAL_RUN_STATES:
-                raise RuntimeError(f"run {run_id} ended ({state}) before gate {task_id} asked for a decision")
+                raise RunEnded(run_id, state, task_id)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gate {task_id} of run {run_id} did not ask within {timeout:.0f} s")
             time.sleep(poll)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bascule.gates.auto import answer_gates
-from bascule.gates.client import AirflowApiClient
+from bascule.gates.client import AirflowApiClient, RunEnded
 from bascule.lab.airflow_stack import AirflowStack
 
 DAG_ID = "cutover"
@@ -113,14 +113,17 @@ class LabCutover:
             run_conf = {"simulator_stats": str(ledger) + ".stats.json" if simulate else None, **(conf or {})}
             run_id = ops.trigger(DAG_ID, conf=run_conf)
             self.echo(f"scenario: cutover run {run_id} triggered")
-            answered: dict[str, str] = {}
             for gate_id, option in decisions.items():
-                if before_gate is not None:
-                    ops.wait_for_gate(DAG_ID, run_id, f"gate_{gate_id}", timeout=timeout)
-                    before_gate(gate_id, run_id)
-                answer_gates(self.plan, client_for=self.client, dag_id=DAG_ID, run_id=run_id,
-                             decisions={gate_id: option}, echo=self.echo, timeout=timeout)
-                answered[gate_id] = option
+                try:
+                    if before_gate is not None:
+                        ops.wait_for_gate(DAG_ID, run_id, f"gate_{gate_id}", timeout=timeout)
+                        before_gate(gate_id, run_id)
+                    answer_gates(self.plan, client_for=self.client, dag_id=DAG_ID, run_id=run_id,
+                                 decisions={gate_id: option}, echo=self.echo, timeout=timeout)
+                except RunEnded as ended:
+                    # A step failed before this gate (the night was rolled back): nothing to answer.
+                    self.echo(f"scenario: {ended}")
+                    break
                 if option != "GO":
                     break
             state = ops.wait_for_run(DAG_ID, run_id, timeout=timeout)
