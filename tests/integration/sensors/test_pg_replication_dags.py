@@ -47,15 +47,20 @@ def test_setup_then_monitor(fresh_lab: Any, airflow_env: dict[str, str], capfd: 
     assert not [c for c in CANARY_STRINGS if c in everything]
 
 
-def test_monitor_alerts_when_replication_is_broken(fresh_lab: Any, airflow_env: dict[str, str]) -> None:
+def test_monitor_alerts_when_replication_is_broken(fresh_lab: Any, airflow_env: dict[str, str],
+                                                   slack_capture: Any) -> None:
     from bascule.demo_run import run_dag
 
-    # No subscription at all: the monitor records BROKEN and tries to alert, and still succeeds.
+    # No subscription at all: the monitor records BROKEN, alerts, and still succeeds.
     logs = Path(tempfile.mkdtemp())
+    before = len(slack_capture.records)
     run, result = run_dag("replication_monitor", logs / "monitor.log")
     assert str(run.state).endswith("success")
     recorded = result["values"]["record_lag"]
     assert recorded["alert"] == "broken"
-    assert recorded["alert_delivered"] is False, "the lab has no Slack connection: the alert fails quietly"
+    assert recorded["alert_delivered"] is True
+    posted = [r for r in slack_capture.records[before:] if r["api_method"] == "chat.postMessage"]
+    assert any("replication_broken" in json.dumps(r["body"]) or "broken" in json.dumps(r["body"]).lower()
+               for r in posted), "the alert reached the (local) Slack"
     assert "subscription bascule_sub does not exist" in recorded["reading"]["cause"]
     assert "replication BROKEN" in (logs / "monitor.log").read_text()
