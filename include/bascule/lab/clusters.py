@@ -80,6 +80,21 @@ def _require_binaries() -> Path:
     return bindir
 
 
+def live_pid(pidfile: Path) -> int | None:
+    """The pid a server wrote in its pid file (first field), if that process is still alive."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, owned by the lab's unprivileged user
+        pass
+    return pid
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -189,18 +204,7 @@ class Lab:
             shutil.chown(path, user=LAB_USER, group=LAB_USER)
 
     def _pid(self, name: str) -> int | None:
-        pidfile = self.data_dir(name) / "postmaster.pid"
-        try:
-            pid = int(pidfile.read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
+        return live_pid(self.data_dir(name) / "postmaster.pid")
 
     def is_running(self, name: str) -> bool:
         return self._pid(name) is not None

@@ -38,7 +38,17 @@ import time
 from pathlib import Path
 
 from bascule.cutover.pgbouncer_config import DatabaseTarget, parse_databases, render_databases
-from bascule.lab.clusters import APP_DB, LAB_USER, SOURCE, TARGET, Lab, LabError, free_port, port_in_use
+from bascule.lab.clusters import (
+    APP_DB,
+    LAB_USER,
+    SOURCE,
+    TARGET,
+    Lab,
+    LabError,
+    free_port,
+    live_pid,
+    port_in_use,
+)
 
 PGBOUNCER_BIN = Path(os.environ.get("BASCULE_PGBOUNCER_BIN", "/usr/sbin/pgbouncer"))
 ADMIN_USER = "bascule_pgb_admin"
@@ -111,17 +121,7 @@ class LabPgBouncer:
         tmp.replace(self.state_file)
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
+        return live_pid(self.pid_file)
 
     def is_running(self) -> bool:
         return self.pid() is not None
