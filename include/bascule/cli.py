@@ -152,20 +152,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
                               "extra": {"base_url": f"http://127.0.0.1:{port}/api/"}}
     lab.connections_file.write_text(json.dumps(conns, indent=2))
 
-    with lab.connect(CONTROL) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{AIRFLOW_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{AIRFLOW_DB}" OWNER airflow_meta')
-    env = lab_airflow_env(metadata="control")
-    # This process talks to the lab through Airflow connections too (replication set-up).
-    os.environ.update(env)
-    start_forward_replication(plan, echo=_echo)
-    stack = AirflowStack(home=home, env=env, users=gate_users(plan), echo=_echo)
-    stack.start()
-    pids = json.loads((home / "pids.json").read_text())
-    (home / "pids.json").write_text(json.dumps({**pids, "slack-capture": capture.pid}))
-
-    night = LabCutover(lab=lab, stack=stack, plan=plan, workdir=home / "demo-runs", echo=_echo)
-    result = night.run(sessions=4, rate=args.rate)
+    stack = None
+    try:
+        with lab.connect(CONTROL) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{AIRFLOW_DB}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{AIRFLOW_DB}" OWNER airflow_meta')
+        env = lab_airflow_env(metadata="control")
+        # This process talks to the lab through Airflow connections too (replication set-up).
+        os.environ.update(env)
+        start_forward_replication(plan, echo=_echo)
+        stack = AirflowStack(home=home, env=env, users=gate_users(plan), echo=_echo)
+        stack.start()
+        pids = json.loads((home / "pids.json").read_text())
+        (home / "pids.json").write_text(json.dumps({**pids, "slack-capture": capture.pid}))
+        night = LabCutover(lab=lab, stack=stack, plan=plan, workdir=home / "demo-runs", echo=_echo)
+        result = night.run(sessions=4, rate=args.rate)
+    except BaseException:
+        # A failed demo leaves nothing running behind it; a finished one leaves the UI up on purpose.
+        capture.terminate()
+        if stack is not None:
+            stack.stop()
+        raise
     _echo("")
     if result.report:
         _echo(summary_text(result.report))
