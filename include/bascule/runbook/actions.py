@@ -251,20 +251,26 @@ def switch_endpoint(ctx: StepContext) -> dict[str, Any]:
     return {"switched": changed, **state}
 
 
-def smoke_tests(ctx: StepContext) -> dict[str, Any]:
+def smoke_side(ctx: StepContext, side: str, *, error: type[Exception] | None = None) -> dict[str, Any]:
+    """Read a chart and write a rolled-back observation through the endpoint, now on ``side``."""
     from bascule.cutover.smoke import smoke_through
 
     cfg = ctx.plan.cutover.endpoint.pgbouncer
     if cfg is None:
-        ctx.log("no endpoint application connection: smoke tests run on the target's own connection")
-        result = smoke_through(ctx.plan.target.app_conn_id or ctx.plan.target.conn_id)
+        endpoint = ctx.plan.source if side == "source" else ctx.plan.target
+        ctx.log(f"no endpoint application connection: smoke tests run on the {side}'s own connection")
+        result = smoke_through(endpoint.app_conn_id or endpoint.conn_id)
     else:
         result = smoke_through(cfg.app_conn_id, database=SMOKE_FOLLOWER)
     data = result.as_dict()
-    ctx.log(f"smoke tests through the new endpoint: {'ok' if result.ok else 'FAILED'}")
+    ctx.log(f"smoke tests through the endpoint, now on the {side}: {'ok' if result.ok else 'FAILED'}")
     if not result.ok:
-        raise CutoverCheckFailed(f"smoke tests failed: {data}")
+        raise (error or CutoverCheckFailed)(f"smoke tests on the {side} failed: {data}")
     return data
+
+
+def smoke_tests(ctx: StepContext) -> dict[str, Any]:
+    return smoke_side(ctx, "target")
 
 
 def go_live_evidence(ctx: StepContext) -> dict[str, Any]:

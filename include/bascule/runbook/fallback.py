@@ -33,11 +33,11 @@ from airflow.sdk.exceptions import AirflowFailException
 from bascule.operators.steps import SafeMessage, StepContext
 from bascule.runbook.actions import (
     REPORT_XCOM_KEY,
-    SMOKE_FOLLOWER,
     _db,
     _push_evidence,
     endpoint_switch,
     freeze_side,
+    smoke_side,
 )
 
 CHECK = "check_reverse_replication"
@@ -238,18 +238,7 @@ def switch_back(ctx: StepContext) -> dict[str, Any]:
 
 
 def fallback_smoke_tests(ctx: StepContext) -> dict[str, Any]:
-    from bascule.cutover.smoke import smoke_through
-
-    cfg = ctx.plan.cutover.endpoint.pgbouncer
-    if cfg is None:
-        result = smoke_through(ctx.plan.source.app_conn_id or ctx.plan.source.conn_id)
-    else:
-        result = smoke_through(cfg.app_conn_id, database=SMOKE_FOLLOWER)
-    data = result.as_dict()
-    ctx.log(f"smoke tests through the endpoint, back on the source: {'ok' if result.ok else 'FAILED'}")
-    if not result.ok:
-        raise FallbackCheckFailed(f"smoke tests on the source failed: {data}")
-    return data
+    return smoke_side(ctx, "source", error=FallbackCheckFailed)
 
 
 def undo_fallback(ctx: StepContext) -> dict[str, Any]:
