@@ -154,3 +154,32 @@ def test_database_errors_are_sanitised(copied: Any, airflow_env: dict[str, str])
     assert result["error"].startswith("ValidationDatabaseError: bascule_legacy: ")
     assert "bigint" in result["error"] and "\n" not in result["error"]
     _no_canary(json.dumps(result))
+
+
+
+def test_range_hashes_are_planned_as_parallel_hash_aggregates(lab: Any) -> None:
+    """Left alone the planner sorts every row before grouping by range (ADR 0020); our session settings stop it."""
+    from bascule.engines.postgres import PostgresDialect
+
+    dialect = PostgresDialect()
+    sql, params = dialect.range_hashes_sql("public", "plan_probe", key_column="id",
+                                           row_hash="hashtextextended(t::text, 0)", lo=1, width=100_000)
+    with lab.connect("legacy") as c:
+        c.execute("DROP TABLE IF EXISTS public.plan_probe")
+        c.execute("CREATE UNLOGGED TABLE public.plan_probe AS SELECT g AS id, md5(g::text) AS v"
+                  " FROM generate_series(1, 400000) g")
+        c.execute("ANALYZE public.plan_probe")
+        try:
+            def plan(statements: list[str]) -> str:
+                c.execute("RESET ALL")
+                for statement in statements:
+                    c.execute(statement)
+                return "\n".join(r[0] for r in c.execute(f"EXPLAIN {sql}", params).fetchall())
+
+            assert "Sort" in plan(["SET max_parallel_workers_per_gather = 2"]), "the probe no longer shows the problem"
+            tuned = plan(dialect.session_setup_sql(parallel_workers=2))
+        finally:
+            c.execute("DROP TABLE public.plan_probe")
+    # Whether the workers also aggregate (Partial HashAggregate) is the planner's cost call; either way
+    # they compute the row hashes and nothing sorts.
+    assert "HashAggregate" in tuned and "Parallel Seq Scan" in tuned and "Sort" not in tuned, tuned
