@@ -28,13 +28,21 @@ class DrainSensor(ReplicationCaughtUpSensor):
         return StepContext(plan=self._plan, airflow=context, step="drain")
 
     def execute(self, context: Any) -> Any:
+        from airflow.sdk.exceptions import TaskDeferred
+
         from bascule.runbook import runtime
 
-        context["ti"].xcom_push(key=STARTED_KEY, value=datetime.now(UTC).isoformat())
-        runtime.step_started(self._ctx(context), critical_path=True)
-        result = super().execute(context)
-        if result is not None:  # nothing to wait for (method none): finished without deferring
-            self._record(context, result)
+        self._started_at = datetime.now(UTC).isoformat()
+        context["ti"].xcom_push(key=STARTED_KEY, value=self._started_at)
+        ctx = self._ctx(context)
+        runtime.step_started(ctx, critical_path=True)
+        try:
+            result = super().execute(context)
+        except TaskDeferred:
+            runtime.flush(ctx)  # this process ends here; the start message stays in the report
+            raise
+        if result is not None:  # caught up without deferring (or nothing to wait for)
+            self._record(context, result, ctx)
         return result
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
@@ -42,11 +50,13 @@ class DrainSensor(ReplicationCaughtUpSensor):
         self._record(context, event)
         return result
 
-    def _record(self, context: Any, event: dict[str, Any]) -> None:
+    def _record(self, context: Any, event: dict[str, Any], ctx: Any | None = None) -> None:
         from bascule.runbook import runtime
 
         ti = context["ti"]
-        started = ti.xcom_pull(task_ids=self.task_id, key=STARTED_KEY) or datetime.now(UTC).isoformat()
+        # Resumed after a deferral, this is another process: the start is in XCom.
+        started = getattr(self, "_started_at", None) or ti.xcom_pull(task_ids=self.task_id, key=STARTED_KEY) \
+            or datetime.now(UTC).isoformat()
         ended = datetime.now(UTC)
         waited = float(event.get("waited_s") or 0.0)
         reading = event.get("reading") or {}
@@ -56,6 +66,6 @@ class DrainSensor(ReplicationCaughtUpSensor):
             "result": {"position": event.get("position") or self.position, "waited_s": waited,
                        "state": reading.get("state"), "applied_position": reading.get("applied_position")},
         })
-        ctx = self._ctx(context)
+        ctx = ctx or self._ctx(context)
         ctx.log(f"target caught up with the frozen source after {waited:.2f} s")
         runtime.step_finished(ctx, ok=True, seconds=waited, critical_path=True)

@@ -13,6 +13,7 @@ hold identifiers, LSNs and numbers, and causes are sanitised.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -25,6 +26,8 @@ from bascule.notifications.sanitize import sanitize_error_text
 from bascule.replication.base import LagReading, Replication, ReplicationBroken, ReplicationState
 from bascule.replication.eta import drain_eta
 from bascule.replication.factory import replication_from_config
+
+log = logging.getLogger(__name__)
 
 
 def _close(replication: Replication) -> None:
@@ -118,30 +121,35 @@ class ReplicationCaughtUpTrigger(BaseTrigger):
         started = time.monotonic()
         try:
             while True:
-                try:
-                    done = await asyncio.to_thread(replication.applied_through, self.position)
-                except ReplicationBroken as exc:
-                    reading = await asyncio.to_thread(replication.reading)
-                    yield TriggerEvent(_event("broken", reading, waited_s=time.monotonic() - started,
-                                              cause=exc.cause, position=self.position))
-                    return
-                except Exception as exc:  # judged by the reading below
-                    self.log.warning("applied_through failed: %s", sanitize_error_text(str(exc)))
-                    done = False
-                if done:
-                    reading = await asyncio.to_thread(replication.reading)
-                    yield TriggerEvent(_event("success", reading, waited_s=time.monotonic() - started,
-                                              position=self.position))
-                    return
-                # Fail fast: a flow that cannot progress will never reach the position.
-                reading = await asyncio.to_thread(replication.reading)
-                if reading.state is ReplicationState.BROKEN:
-                    yield TriggerEvent(_event("broken", reading, waited_s=time.monotonic() - started,
-                                              position=self.position))
+                event = await asyncio.to_thread(caught_up_event, replication, self.position, started)
+                if event is not None:
+                    yield TriggerEvent(event)
                     return
                 await asyncio.sleep(self.poll_interval_s)
         finally:
             await asyncio.to_thread(_close, replication)
+
+
+def caught_up_event(replication: Replication, position: str, started: float) -> dict[str, Any] | None:
+    """One look: the ``success`` or ``broken`` event if the wait is over, None to look again later.
+
+    Shared by the trigger and by the sensor's short in-process wait before it defers.
+    """
+    try:
+        done = replication.applied_through(position)
+    except ReplicationBroken as exc:
+        return _event("broken", replication.reading(), waited_s=time.monotonic() - started,
+                      cause=exc.cause, position=position)
+    except Exception as exc:  # judged by the reading below
+        log.warning("applied_through failed: %s", sanitize_error_text(str(exc)))
+        done = False
+    if done:
+        return _event("success", replication.reading(), waited_s=time.monotonic() - started, position=position)
+    # Fail fast: a flow that cannot progress will never reach the position.
+    reading = replication.reading()
+    if reading.state is ReplicationState.BROKEN:
+        return _event("broken", reading, waited_s=time.monotonic() - started, position=position)
+    return None
 
 
 def _event(status: str, reading: LagReading, *, waited_s: float, cause: str | None = None,

@@ -158,3 +158,56 @@ def test_sensor_rejects_a_config_without_method() -> None:
     sensor = ReplicationLagSensor(task_id="lag", replication_config={"method": "none"}, lag_threshold_s=5,
                                   timeout=60)
     assert float(sensor.timeout) == 60
+
+
+class _Flow:
+    """A replication that reaches the frozen position after ``applied_after`` looks (None: never)."""
+
+    def __init__(self, applied_after: int | None, state: str = "streaming") -> None:
+        self.applied_after, self.state, self.looks = applied_after, state, 0
+
+    def applied_through(self, position: str) -> bool:
+        self.looks += 1
+        return self.applied_after is not None and self.looks >= self.applied_after
+
+    def reading(self) -> object:
+        from bascule.replication.base import LagReading, ReplicationState
+
+        return LagReading(state=ReplicationState(self.state), observed_at=datetime.now(UTC), cause=None)
+
+
+def _caught_up_sensor(flow: _Flow, **kwargs: object) -> object:
+    from bascule.sensors.replication import ReplicationCaughtUpSensor
+
+    sensor = ReplicationCaughtUpSensor(task_id="drain", replication_config={"method": "none"},
+                                       position="0/16B3748", poll_interval=0.05, **kwargs)
+    sensor.__dict__["replication"] = flow  # the cached_property, answered by the fake flow
+    return sensor
+
+
+def test_caught_up_sensor_finishes_in_the_task_when_the_target_is_there() -> None:
+    flow = _Flow(applied_after=3)
+    event = _caught_up_sensor(flow, inline_wait_s=5).execute({})
+    assert event["status"] == "success" and event["position"] == "0/16B3748" and flow.looks == 3
+
+
+def test_caught_up_sensor_defers_after_its_inline_wait() -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    flow = _Flow(applied_after=None)
+    with pytest.raises(TaskDeferred):
+        _caught_up_sensor(flow, inline_wait_s=0.2).execute({})
+    assert 2 <= flow.looks <= 6
+    flow = _Flow(applied_after=None)
+    with pytest.raises(TaskDeferred):  # 0: one look, then defer
+        _caught_up_sensor(flow, inline_wait_s=0).execute({})
+    assert flow.looks == 1
+
+
+def test_caught_up_sensor_fails_fast_on_a_broken_flow_and_rejects_a_negative_wait() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="replication is broken"):
+        _caught_up_sensor(_Flow(applied_after=None, state="broken"), inline_wait_s=5).execute({})
+    with pytest.raises(ValueError, match="inline_wait_s must be >= 0"):
+        _caught_up_sensor(_Flow(applied_after=1), inline_wait_s=-1)
