@@ -283,8 +283,14 @@ class SlackNotifications(LoggingMixin):
         thread_store: ThreadStore | None = None,
         links: AirflowLinks | None = None,
         ti: Any | None = None,
+        publish_each_delivery: bool = True,
     ) -> None:
         super().__init__()
+        # A runbook step on the critical path sends two messages; pushing the ledger after each
+        # is one more Execution API call each. Such callers push once, with flush_ledger().
+        self.publish_each_delivery = publish_each_delivery
+        self._ledger_dirty = False
+        self._known_threads: dict[str, ThreadRef] = {}
         self.settings = settings
         self.thread_store: ThreadStore = thread_store if thread_store is not None else VariableThreadStore()
         self._fallback_store = MemoryThreadStore()
@@ -350,6 +356,7 @@ class SlackNotifications(LoggingMixin):
 
     def forget_thread(self, dag_id: str, run_id: str) -> None:
         key = thread_key(dag_id, run_id)
+        self._known_threads.pop(key, None)
         self._fallback_store.delete(key)
         try:
             self.thread_store.delete(key)
@@ -360,6 +367,9 @@ class SlackNotifications(LoggingMixin):
 
     def _load(self, dag_id: str, run_id: str) -> ThreadRef | None:
         key = thread_key(dag_id, run_id)
+        # A run's thread never changes once posted: one Variable read per notifier is enough.
+        if key in self._known_threads:
+            return self._known_threads[key]
         try:
             ref = self.thread_store.get(key)
         except Exception as exc:
@@ -367,10 +377,14 @@ class SlackNotifications(LoggingMixin):
                 "Slack thread store unavailable (%s); using this process only", type(exc).__name__
             )
             ref = None
-        return ref or self._fallback_store.get(key)
+        ref = ref or self._fallback_store.get(key)
+        if ref is not None:
+            self._known_threads[key] = ref
+        return ref
 
     def _save(self, dag_id: str, run_id: str, ref: ThreadRef) -> None:
         key = thread_key(dag_id, run_id)
+        self._known_threads[key] = ref
         self._fallback_store.put(key, ref)
         try:
             self.thread_store.put(key, ref)
@@ -435,7 +449,16 @@ class SlackNotifications(LoggingMixin):
                     self._consecutive_failures,
                     self.settings.breaker_cooldown_s,
                 )
-        self._publish_ledger()
+        if self.publish_each_delivery:
+            self._publish_ledger()
+        else:
+            self._ledger_dirty = True
+
+    def flush_ledger(self) -> None:
+        """Push the ledger to XCom if a delivery was recorded since the last push."""
+        if self._ledger_dirty:
+            self._ledger_dirty = False
+            self._publish_ledger()
 
     def _publish_ledger(self) -> None:
         ti = self._ti

@@ -49,6 +49,8 @@ class StepContext:
     airflow: Any
     step: str
     notes: list[str] = field(default_factory=list)
+    slack: Any = None
+    _results: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
 
     @property
     def ti(self) -> Any:
@@ -73,8 +75,11 @@ class StepContext:
 
     def result_of(self, task_id: str) -> dict[str, Any] | None:
         """The action result of an earlier step of this run, or None if it did not run."""
-        record = self.ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY)
-        return None if record is None else record.get("result")
+        # Earlier steps are finished: their results cannot change while this one runs.
+        if task_id not in self._results:
+            record = self.ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY)
+            self._results[task_id] = None if record is None else record.get("result")
+        return self._results[task_id]
 
     def log(self, line: str) -> None:
         self.notes.append(line)

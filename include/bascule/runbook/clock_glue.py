@@ -26,9 +26,14 @@ def check(ctx: StepContext, freeze: dict[str, Any], *, forecast_remaining_s: flo
     from bascule.runbook.runtime import notify
 
     clock = DowntimeClock.from_plan(ctx.plan, frozen_at=datetime.fromisoformat(freeze["frozen_at"]))
-    raw = Variable.get(_key(ctx), default=None)
-    state = ClockState.from_dict(json.loads(raw) if raw else None)
-    status = clock.status(now or datetime.now(UTC), forecast_remaining_s=forecast_remaining_s, state=state)
+    now = now or datetime.now(UTC)
+    status = clock.status(now, forecast_remaining_s=forecast_remaining_s, state=ClockState.from_dict(None))
+    if status.due:
+        # Something is due unless it fired already: only then is the fired list worth a Variable read
+        # (every step checks the clock twice; most of the night nothing is due).
+        raw = Variable.get(_key(ctx), default=None)
+        state = ClockState.from_dict(json.loads(raw) if raw else None)
+        status = clock.status(now, forecast_remaining_s=forecast_remaining_s, state=state)
     print(f"[downtime clock] {status.log_line()}", flush=True)
     if status.due:
         Variable.set(_key(ctx), json.dumps(status.state.as_dict()))

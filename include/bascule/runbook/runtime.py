@@ -16,11 +16,21 @@ FREEZE_TASK_ID = "freeze_source"
 
 
 def notifier(ctx: StepContext) -> SlackNotifications | None:
+    """The step's notifier: one per task, so the Slack connection and the thread are looked up once."""
     if ctx.plan.notifications is None:
         return None
-    from bascule.notifications.slack import NotificationSettings, SlackNotifications
+    if ctx.slack is None:
+        from bascule.notifications.slack import NotificationSettings, SlackNotifications
 
-    return SlackNotifications(settings=NotificationSettings.from_plan(ctx.plan.notifications), ti=ctx.ti)
+        ctx.slack = SlackNotifications(settings=NotificationSettings.from_plan(ctx.plan.notifications), ti=ctx.ti,
+                                       publish_each_delivery=False)
+    return ctx.slack
+
+
+def flush(ctx: StepContext) -> None:
+    """Push what the step's notifier delivered to XCom (the report counts it); before the task ends or defers."""
+    if ctx.slack is not None:
+        ctx.slack.flush_ledger()
 
 
 def task_ref(ctx: StepContext) -> Any:
@@ -66,6 +76,7 @@ def step_finished(ctx: StepContext, *, ok: bool, seconds: float, critical_path: 
                              outcome=StepOutcome.SUCCEEDED if ok else StepOutcome.FAILED,
                              duration_s=max(0.0, seconds), critical_path=critical_path))
     check_clock(ctx)
+    flush(ctx)
 
 
 def check_clock(ctx: StepContext, *, forecast_remaining_s: float | None = None) -> dict[str, Any] | None:
