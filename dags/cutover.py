@@ -11,16 +11,23 @@ downtime clock running from the freeze. Each runbook step is its own task:
    NO-GO ends the run at `abort_before_freeze`: nothing changed, replication runs on.
 3. `restore_point`, `freeze_source` (revoke the application's writes, end its
    sessions, pause the endpoint). **The downtime clock starts.**
-4. `drain` (deferrable: the target has applied everything up to the frozen
-   position), `stop_replication`.
-5. `final_validation` (incremental comparison since T-minus) and, alongside it,
-   `target_suites` (the Great Expectations invariants on the target).
-6. `fixups`: sequences advanced past the source's, constraints and triggers checked.
+4. `drain` (the target has applied everything up to the frozen position; it looks
+   in the task for a few seconds, then defers), `stop_replication`.
+5. Alongside each other: `final_validation` (incremental comparison since
+   T-minus), `target_suites` (the Great Expectations invariants on the target),
+   `prepare_reverse_replication` (target -> source, created disabled: its slot
+   keeps every write from now on), and
+6. `fixups` (sequences advanced past the source's, constraints and triggers
+   checked), then
 7. `switch_endpoint` (still paused), `smoke_tests` through the new endpoint.
-8. **Gate `gate_go_live`**, the point of no return. GO: `start_reverse_replication`,
-   then `open_target_writes`, `announce_live`. NO-GO: `rollback`.
-9. Any failure after the freeze runs `rollback_on_failure`: endpoint back to the
-   source, writes reopened there, forward replication resumed, evidence kept.
+8. **Gate `gate_go_live`**, the point of no return; it shows the evidence it
+   gathers as it opens. GO: `open_target_writes` (**the downtime ends**), then
+   `start_reverse_replication` (enable it), `retire_forward_replication` (drop the
+   forward subscription and its slot on the source), `announce_live`. NO-GO: `rollback`.
+9. Any failure after the freeze and before GO LIVE runs `rollback_on_failure`:
+   endpoint back to the source, writes reopened there, forward replication
+   resumed, the prepared reverse replication dropped, evidence kept. After GO
+   LIVE, the way back is the `rollback` DAG.
 10. `report`: planned against actual per step, downtime against budget, decisions,
     writes; JSON, a Gantt PNG and a summary posted to the run's Slack thread.
 
@@ -86,12 +93,13 @@ def cutover() -> None:
     fix = step("fixups", actions.fixups)
     switch = step("switch_endpoint", actions.switch_endpoint)
     smoke = step("smoke_tests", actions.smoke_tests)
-    evidence = step("go_live_evidence", actions.go_live_evidence)
+    prepare_reverse = step("prepare_reverse_replication", actions.prepare_reverse_replication)
     gate_live = GateOperator(task_id="gate_go_live", plan=plan, gate_id="go_live",
-                             go_task_id="start_reverse_replication", no_go_task_id="rollback",
-                             evidence_task_id="go_live_evidence", retries=1, retry_delay=timedelta(seconds=1))
-    reverse = step("start_reverse_replication", actions.start_reverse_replication)
+                             go_task_id="open_target_writes", no_go_task_id="rollback",
+                             body_from=actions.go_live_evidence, retries=1, retry_delay=timedelta(seconds=1))
     open_writes = step("open_target_writes", actions.open_target_writes)
+    reverse = step("start_reverse_replication", actions.start_reverse_replication)
+    retire_forward = step("retire_forward_replication", actions.retire_forward_replication, critical_path=False)
     live = step("announce_live", actions.announce_live, critical_path=False)
 
     rollback = step("rollback", actions.rollback)
@@ -99,13 +107,13 @@ def cutover() -> None:
     report = step("report", actions.cutover_report, critical_path=False, trigger_rule=TriggerRule.ALL_DONE)
 
     announce >> tminus >> gate_freeze >> [restore, abort]
-    restore >> freeze >> drain >> stop >> [final, suites]
-    final >> fix >> switch >> smoke
-    [smoke, suites] >> evidence >> gate_live
-    gate_live >> [reverse, rollback]
-    reverse >> open_writes >> live
-    [freeze, drain, stop, final, suites, fix, switch, smoke, evidence, gate_live, reverse] >> rollback_on_failure
+    restore >> freeze >> drain >> stop >> [final, suites, fix, prepare_reverse]
+    fix >> switch >> smoke
+    [final, suites, smoke, prepare_reverse] >> gate_live
+    gate_live >> [open_writes, rollback]
+    open_writes >> reverse >> retire_forward >> live
+    # After GO LIVE there is no automatic way back: the rollback DAG is (it needs reverse replication).
+    [freeze, drain, stop, final, suites, fix, switch, smoke, prepare_reverse, gate_live] >> rollback_on_failure
     [abort, live, rollback, rollback_on_failure] >> report
-
 
 cutover()

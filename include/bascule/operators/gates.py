@@ -3,14 +3,15 @@
 A gate is Airflow's own human-in-the-loop branch operator, with:
 - the options GO and NO-GO, each mapped to the task that follows it;
 - ``assigned_users`` from the plan, so anyone else gets 403 from the API;
-- a body rendered from the evidence an earlier task pushed (lag, drain ETA,
-  validation, forecast downtime, open findings), never a row value;
+- a body rendered from the evidence an earlier task pushed, or computed by the
+  gate itself as it opens (lag, drain ETA, validation, forecast downtime, open
+  findings), never a row value;
 - Slack: "waiting for <people>" when it opens, "GO/NO-GO by <who>" when decided.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,10 +37,15 @@ class GateOperator(HITLBranchOperator):
         gate_id: str,
         go_task_id: str,
         no_go_task_id: str,
-        evidence_task_id: str,
+        evidence_task_id: str | None = None,
+        body_from: Callable[[Any], str] | None = None,
         **kwargs: Any,
     ) -> None:
+        if (evidence_task_id is None) == (body_from is None):
+            raise ValueError(f"gate {gate_id}: give exactly one of evidence_task_id (an earlier task pushed "
+                             "the body) and body_from (the gate computes it when it opens)")
         gate = plan.gate(gate_id)
+        self.body_from = body_from
         self.gate_id = gate_id
         self.plan_name = plan.name
         self.assigned = list(gate.assigned_users)
@@ -47,7 +53,8 @@ class GateOperator(HITLBranchOperator):
         self._plan = plan
         super().__init__(
             subject=gate.title,
-            body=("{{ ti.xcom_pull(task_ids='" + evidence_task_id + "', key='" + EVIDENCE_XCOM_KEY + "') }}"),
+            body=None if evidence_task_id is None else (
+                "{{ ti.xcom_pull(task_ids='" + evidence_task_id + "', key='" + EVIDENCE_XCOM_KEY + "') }}"),
             options=[GO, NO_GO],
             options_mapping={GO: go_task_id, NO_GO: no_go_task_id},
             assigned_users=[{"id": user, "name": user} for user in gate.assigned_users],
@@ -59,6 +66,11 @@ class GateOperator(HITLBranchOperator):
         from bascule.notifications.events import GateWaiting, TaskRef
 
         ti = context["ti"]
+        if self.body_from is not None:
+            from bascule.operators.steps import StepContext
+
+            self.body = self.body_from(StepContext(plan=self._plan, airflow=context, step=self.task_id))
+            ti.xcom_push(key=EVIDENCE_XCOM_KEY, value=self.body)
         self._notify(context, GateWaiting(
             dag_id=ti.dag_id, run_id=ti.run_id, gate_id=self.gate_id, asked=tuple(self.assigned),
             task=TaskRef(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id),
@@ -96,9 +108,11 @@ class GateOperator(HITLBranchOperator):
         from bascule.notifications.slack import NotificationSettings, SlackNotifications
         from bascule.runbook.runtime import run_started_event
 
-        slack = SlackNotifications(settings=NotificationSettings.from_plan(self._plan.notifications), ti=context["ti"])
+        slack = SlackNotifications(settings=NotificationSettings.from_plan(self._plan.notifications), ti=context["ti"],
+                                   publish_each_delivery=False)
         slack.open_thread(run_started_event(self._plan, event.dag_id, event.run_id))
         slack.notify(event)
+        slack.flush_ledger()
 
 
 def _timedelta(seconds: float) -> Any:

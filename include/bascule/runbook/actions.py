@@ -273,7 +273,8 @@ def smoke_tests(ctx: StepContext) -> dict[str, Any]:
     return smoke_side(ctx, "target")
 
 
-def go_live_evidence(ctx: StepContext) -> dict[str, Any]:
+def go_live_evidence(ctx: StepContext) -> str:
+    """The GO LIVE gate's body, computed by the gate itself when it opens (one task less in the window)."""
     from bascule.runbook import evidence
 
     freeze = ctx.result_of(FREEZE) or {}
@@ -284,25 +285,54 @@ def go_live_evidence(ctx: StepContext) -> dict[str, Any]:
     validation["suites"] = (ctx.result_of(TARGET_SUITES) or {}).get("suites", [])
     result = {"downtime_so_far_s": elapsed, "validation": validation,
               "smoke": ctx.result_of(SMOKE), "endpoint": ctx.result_of(SWITCH)}
-    _push_evidence(ctx, evidence.go_live_gate_body(ctx.plan, result))
-    return result
+    return evidence.go_live_gate_body(ctx.plan, result)
 
 
 # --------------------------------------------------------------------------- GO LIVE, or back
 
 
-def start_reverse_replication(ctx: StepContext) -> dict[str, Any]:
-    """Target -> source, created before writes reopen, so no write after go-live escapes it."""
-    from bascule.plan import ReplicationMethod
+def prepare_reverse_replication(ctx: StepContext) -> dict[str, Any]:
+    """Target -> source, created disabled while the target is still frozen.
 
-    if ctx.plan.replication.method is not ReplicationMethod.POSTGRES_LOGICAL:
+    Its slot on the target is made now, before any write can reach the target, so every
+    write after GO LIVE is kept for the source, however long enabling it takes: the writes
+    can reopen right after the gate, and the subscription is enabled alongside (ADR 0032).
+    """
+    if not _has_reverse(ctx):
+        ctx.log("reverse replication for this method is configured outside bascule")
+        return {"prepared": False}
+    reverse = _replication(ctx, "reverse")
+    tables = reverse.create_publication()
+    reverse.create_subscription(copy_data=False, enabled=False)
+    ctx.log(f"reverse replication prepared (disabled, its slot on the target): {len(tables)} tables published")
+    return {"prepared": True, "tables": len(tables)}
+
+
+def start_reverse_replication(ctx: StepContext) -> dict[str, Any]:
+    """Enable the reverse subscription prepared during the freeze; its slot has kept every write since."""
+    if not _has_reverse(ctx):
         ctx.log("reverse replication for this method is configured outside bascule")
         return {"started": False}
     reverse = _replication(ctx, "reverse")
     tables = reverse.create_publication()
-    reverse.create_subscription(copy_data=False)
+    reverse.create_subscription(copy_data=False, enabled=True)
     ctx.log(f"reverse replication started: {len(tables)} tables published by the target")
     return {"started": True, "tables": len(tables)}
+
+
+def retire_forward_replication(ctx: StepContext) -> dict[str, Any]:
+    """After GO LIVE: drop the forward subscription, its slot and publication on the source.
+
+    Left in place, the disabled subscription's slot would hold the source's WAL for ever; and
+    the source now receives the target's writes through reverse replication, which forward
+    replication must never send back.
+    """
+    if not _has_reverse(ctx):
+        ctx.log("forward replication for this method is retired outside bascule")
+        return {"retired": False}
+    _replication(ctx).drop()
+    ctx.log("forward replication retired: subscription, slot and publication dropped")
+    return {"retired": True}
 
 
 def open_target_writes(ctx: StepContext) -> dict[str, Any]:
@@ -339,6 +369,7 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
         endpoint.point_to("source")
     result = unfreeze(_db(ctx, "source"), role=ctx.plan.source.app_role, endpoint=endpoint, resume=True)
     resumed = None
+    reverse_dropped = _drop_prepared_reverse(ctx)
     repl = _replication(ctx)
     if hasattr(repl, "enable"):
         try:
@@ -352,14 +383,32 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
     ctx.log(f"rolled back: endpoint on the source, writes reopened there ({result.as_dict()['restored']} "
             f"grants restored), forward replication {resumed}")
     return {"downtime_end": ended, "unfreeze": result.as_dict(), "forward_replication": resumed,
+            "reverse_replication_dropped": reverse_dropped,
             "endpoint": endpoint.state().as_dict() if endpoint else None}
+
+
+def _drop_prepared_reverse(ctx: StepContext) -> str | None:
+    """The reverse subscription prepared for GO LIVE is not wanted any more; its slot would hold WAL.
+
+    Dropped whether or not its step finished: a half-made one (slot, no subscription) holds WAL too.
+    """
+    if not _has_reverse(ctx):
+        return None
+    try:
+        _replication(ctx, "reverse").drop()
+        return "dropped"
+    except Exception as exc:  # the rollback itself matters more: report it, a person drops it later
+        from bascule.notifications.sanitize import sanitize_error_text
+
+        return f"not dropped: {sanitize_error_text(str(exc))}"
 
 
 # --------------------------------------------------------------------------- the report
 
 STEP_TASKS = ("announce_start", TMINUS, "abort_before_freeze", "restore_point", FREEZE, "drain",
-              "stop_replication", FINAL_VALIDATION, TARGET_SUITES, "fixups", SWITCH, SMOKE, "go_live_evidence",
-              "start_reverse_replication", "open_target_writes", "announce_live", "rollback",
+              "stop_replication", FINAL_VALIDATION, TARGET_SUITES, "fixups", SWITCH, SMOKE,
+              "prepare_reverse_replication", "open_target_writes", "start_reverse_replication",
+              "retire_forward_replication", "announce_live", "rollback",
               "rollback_on_failure")
 GATE_TASKS = ("gate_go_for_freeze", "gate_go_live")
 REPORT_XCOM_KEY = "cutover_report"

@@ -39,6 +39,17 @@ def _reading(plan: Any, direction: str) -> Any:
         repl.close()
 
 
+def _flows(lab: Any) -> dict[str, set[str]]:
+    """Subscriptions on each side and slots on each side: what a finished night must leave."""
+    out: dict[str, set[str]] = {}
+    for cluster in ("legacy", "new"):
+        with lab.connect(cluster, "clinic") as conn:
+            out[f"{cluster}_subscriptions"] = {r[0] for r in conn.execute("SELECT subname FROM pg_subscription")}
+            out[f"{cluster}_slots"] = {r[0] for r in conn.execute("SELECT slot_name FROM pg_replication_slots")
+                                       if r[0].startswith("bascule_sub")}
+    return out
+
+
 def _no_canary(*texts: str) -> None:
     blob = "\n".join(texts)
     leaked = [c for c in CANARY_STRINGS if c in blob]
@@ -75,6 +86,11 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
         plan.gate("go_for_freeze").assigned_users)
     assert Path(report["files"]["gantt_png"]).stat().st_size > 0
     assert _reading(plan, "reverse").state.value == "streaming"
+    # Forward replication is retired: no slot is left holding the source's WAL.
+    flows = _flows(night.lab)
+    assert result.tasks["retire_forward_replication"] == "success"
+    assert flows["new_subscriptions"] == set() and flows["legacy_slots"] == set(), flows
+    assert flows["legacy_subscriptions"] == {"bascule_sub_reverse"}, flows
 
     texts = [json.dumps(r) for r in slack_capture.records]
     assert texts, "the run posted to Slack"
@@ -92,6 +108,9 @@ def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: An
     assert result.report is not None and result.report["outcome"] == "rolled_back"
     assert {d["gate"]: d["decision"] for d in result.report["decisions"]}["go_live"] == "NO-GO"
     assert _reading(plan, "forward").state.value == "streaming", "forward replication runs again"
+    flows = _flows(night.lab)
+    assert flows["legacy_subscriptions"] == set() and flows["new_slots"] == set(), \
+        f"the reverse replication prepared for GO LIVE is dropped: {flows}"
 
 
 def test_a_difference_found_after_the_freeze_rolls_back(night: Any, plan: Any, fresh_lab: Any) -> None:

@@ -187,6 +187,10 @@ def test_every_step_run_twice_leaves_the_same_state(night_lab: Any, plan: Any) -
     _, _, state = twice(night, lab, "stop_replication", actions.stop_replication)
     assert state["new"]["subscriptions"] == [("bascule_sub", False)]
 
+    _, _, state = twice(night, lab, "prepare_reverse_replication", actions.prepare_reverse_replication)
+    assert state["legacy"]["subscriptions"] == [("bascule_sub_reverse", False)]
+    assert ("bascule_sub_reverse", "pgoutput") in state["new"]["slots"], "the slot keeps writes from now on"
+
     first, second, state = twice(night, lab, "fixups", actions.fixups)
     assert any(s["moved"] for s in first["sequences"]) and not any(s["moved"] for s in second["sequences"])
 
@@ -199,18 +203,26 @@ def test_every_step_run_twice_leaves_the_same_state(night_lab: Any, plan: Any) -
     assert state["legacy"]["grants"] == before["legacy"]["grants"]
     assert state["legacy"]["login"] == before["legacy"]["login"]
     assert state["new"]["subscriptions"] == [("bascule_sub", True)], "forward replication resumed"
+    assert state["legacy"]["subscriptions"] == [] and state["new"]["slots"] == before["new"]["slots"], \
+        "the prepared reverse replication is dropped"
 
     # -- a second night, GO LIVE this time (steps already proven above run once).
     night = FakeRun(plan=plan, dag_id="cutover", run_id="idempotency__2")
     for task_id, action in (("freeze_source", actions.freeze_source), ("stop_replication", actions.stop_replication),
+                            ("prepare_reverse_replication", actions.prepare_reverse_replication),
                             ("fixups", actions.fixups), ("switch_endpoint", actions.switch_endpoint)):
         night.call(task_id, action)
+    _, _, state = twice(night, lab, "open_target_writes", actions.open_target_writes)
+    assert state["endpoint"] == {"points_to": "new", "paused": {"clinic": 0, "clinic_smoke": 0}}
+
     _, _, state = twice(night, lab, "start_reverse_replication", actions.start_reverse_replication)
     assert state["legacy"]["subscriptions"] == [("bascule_sub_reverse", True)]
     assert {p[0] for p in state["new"]["publications"]} == {"bascule_pub_reverse"}
 
-    _, _, state = twice(night, lab, "open_target_writes", actions.open_target_writes)
-    assert state["endpoint"] == {"points_to": "new", "paused": {"clinic": 0, "clinic_smoke": 0}}
+    first, _, state = twice(night, lab, "retire_forward_replication", actions.retire_forward_replication)
+    assert first["retired"] and state["new"]["subscriptions"] == []
+    assert "bascule_sub" not in {s[0] for s in state["legacy"]["slots"]}, "no slot holds the source's WAL"
+    assert not {p[0] for p in state["legacy"]["publications"]} & {"bascule_pub"}
 
     # -- days later: the fallback (dags/rollback.py), and its undo.
     back = FakeRun(plan=plan, dag_id="rollback", run_id="idempotency__3")

@@ -189,3 +189,19 @@ def test_ledger_reader_names_bad_lines(tmp_path: Path) -> None:
     ledger.write_text("encounters,1\npatients,Smith\n")
     with pytest.raises(ValueError, match="ledger.csv:2: not a ledger line"):
         read_ledger(ledger)
+
+
+def test_a_gate_takes_its_body_from_exactly_one_place() -> None:
+    from bascule.operators.gates import GateOperator
+    from bascule.paths import LAB_PLAN
+    from bascule.plan import load_plan
+
+    plan = load_plan(LAB_PLAN)
+    common = {"task_id": "gate_go_live", "plan": plan, "gate_id": "go_live", "go_task_id": "a", "no_go_task_id": "b"}
+    for wrong in ({}, {"evidence_task_id": "e", "body_from": lambda ctx: "body"}):
+        with pytest.raises(ValueError, match="gate go_live: give exactly one of evidence_task_id"):
+            GateOperator(**common, **wrong)
+    gate = GateOperator(**common, body_from=lambda ctx: "body")
+    assert gate.body is None and gate.body_from is not None
+    templated = GateOperator(**common, evidence_task_id="tminus_checks")
+    assert "task_ids='tminus_checks'" in templated.body and templated.body_from is None
