@@ -97,6 +97,9 @@ def test_executor_is_celery_with_redis_and_postgres(services):
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert services["airflow-worker"]["command"] == "celery worker"
     assert "AIRFLOW__CELERY__WORKER_CONCURRENCY" in services["airflow-worker"]["environment"]
+    # Tasks fork from the worker: it pre-imports bascule's heavy modules (plugins/bascule_preload.py).
+    worker_env = services["airflow-worker"]["environment"]
+    assert worker_env["BASCULE_PRELOAD"] == "1" and worker_env["AIRFLOW__CORE__LAZY_LOAD_PLUGINS"] == "False"
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
 
