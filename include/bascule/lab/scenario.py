@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,10 +133,16 @@ class LabCutover:
                 simulator.stop_background(proc, ledger)
             raise
         stats: dict[str, Any] = {}
-        if proc is not None:
-            stats = simulator.stop_background(proc, ledger).as_dict()
+        final = simulator.stop_background(proc, ledger) if proc is not None else None
         tasks = {ti["task_id"]: str(ti["state"]) for ti in ops.task_instances(DAG_ID, run_id)}
         report = self.report(run_id)
+        if final is not None:
+            stats = final.as_dict()
+            frozen_at = (report or {}).get("frozen_at")
+            # The run's average includes the freeze, when every write is refused by design.
+            before = final.write_rate_before(datetime.fromisoformat(frozen_at)) if frozen_at else None
+            stats["write_rate_before_freeze"] = None if before is None else round(before, 1)
+            stats.pop("timeline", None)
         writes: dict[str, Any] = {}
         if simulate:
             # The endpoint, not a cluster: "on the database the endpoint now points to".

@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,21 @@ class SimulatorStats:
     seconds: float = 0.0
     sessions: int = 0
     target_rate: float = 0.0
+    started_at: str | None = None  # wall clock (UTC, ISO), to place the timeline against a run's events
+    # (seconds since start, writes acknowledged so far), about once a second: the rate before the freeze.
+    timeline: list[tuple[float, int]] = dataclasses.field(default_factory=list)
 
     @property
     def write_rate(self) -> float:
         return self.acked / self.seconds if self.seconds > 0 else 0.0
+
+    def write_rate_before(self, moment: datetime) -> float | None:
+        """Acknowledged writes per second from the start to the last sample before ``moment`` (aware)."""
+        if self.started_at is None:
+            return None
+        cutoff = (moment - datetime.fromisoformat(self.started_at)).total_seconds()
+        before = [(t, n) for t, n in self.timeline if 0 < t <= cutoff]
+        return before[-1][1] / before[-1][0] if before else None
 
     def as_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "write_rate": round(self.write_rate, 1)}
@@ -311,13 +323,14 @@ class ClinicSimulator:
     def stats(self) -> SimulatorStats:
         with self._lock:
             snap = dataclasses.replace(self._stats, refused_by=dict(self._stats.refused_by),
-                                       errors_by=dict(self._stats.errors_by))
+                                       errors_by=dict(self._stats.errors_by), timeline=list(self._stats.timeline))
         end = self._stopped_at or time.monotonic()
         snap.seconds = (end - self._started) if self._started else 0.0
         return snap
 
     def start(self) -> None:
         self._started = time.monotonic()
+        self._stats.started_at = datetime.now(UTC).isoformat()
         self._threads = [_Session(self, i) for i in range(self.sessions)]
         for t in self._threads:
             t.start()
@@ -325,7 +338,12 @@ class ClinicSimulator:
         self._flusher.start()
 
     def _flush_loop(self) -> None:
+        ticks = 0
         while not self.stopping.wait(0.5):
+            ticks += 1
+            if ticks % 2 == 0:
+                with self._lock:
+                    self._stats.timeline.append((round(time.monotonic() - self._started, 2), self._stats.acked))
             self.ledger.flush()
             self._write_stats(self.stats())
 

@@ -77,6 +77,7 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     assert result.tasks["rollback"] == "skipped" and result.tasks["rollback_on_failure"] == "skipped"
     assert result.endpoint_side == "new"
     assert result.writes["acked"] > 0 and result.writes["lost"] == 0, result.writes
+    assert result.simulator["write_rate_before_freeze"] > 0, result.simulator
     report = result.report
     assert report is not None and report["outcome"] == "completed"
     assert report["downtime_s"] > 0 and report["work_s"] > 0

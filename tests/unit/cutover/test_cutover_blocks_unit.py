@@ -205,3 +205,17 @@ def test_a_gate_takes_its_body_from_exactly_one_place() -> None:
     assert gate.body is None and gate.body_from is not None
     templated = GateOperator(**common, evidence_task_id="tminus_checks")
     assert "task_ids='tminus_checks'" in templated.body and templated.body_from is None
+
+
+def test_simulator_rate_before_a_moment_uses_the_last_sample_before_it() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bascule.lab.simulator import SimulatorStats
+
+    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    stats = SimulatorStats(acked=1500, seconds=30.0, started_at=start.isoformat(),
+                           timeline=[(1.0, 150), (2.0, 300), (10.0, 1500), (20.0, 1500)])
+    assert stats.write_rate == 50.0  # the whole run, the freeze included
+    assert stats.write_rate_before(start + timedelta(seconds=10.5)) == 150.0
+    assert stats.write_rate_before(start + timedelta(seconds=0.5)) is None
+    assert SimulatorStats(acked=1).write_rate_before(start) is None
