@@ -19,7 +19,7 @@ def airflow_env(
     connections_file: Path | None,
     sql_alchemy_conn: str | None = None,
     plan_path: Path = LAB_PLAN,
-    parallelism: int = 4,
+    parallelism: int = 6,
 ) -> dict[str, str]:
     env = {
         "AIRFLOW_HOME": str(home),
@@ -27,8 +27,12 @@ def airflow_env(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        # LocalExecutor pre-starts `parallelism` workers; 32 of them starve 2 cores.
+        # LocalExecutor pre-starts `parallelism` workers; 32 of them starve 2 cores. Six: after the
+        # drain, four cutover checks run side by side while finished tasks may still hold a slot (below).
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        # A task's supervisor sometimes sees its process exit only when its select() times out, which
+        # is this interval (default 5 s): meanwhile the worker slot stays taken. 1 s bounds that.
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         # Scheduled DAGs (replication_monitor) stay off in the lab until someone turns them on;
         # tools unpause what they run.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",

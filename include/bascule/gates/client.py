@@ -119,7 +119,7 @@ class AirflowApiClient:
         return str(ti["state"])
 
     def wait_for_gate(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
-                      poll: float = 0.2, settle: float = 0.5) -> dict[str, Any]:
+                      poll: float = 0.1, settle: float = 0.5) -> dict[str, Any]:
         """Wait until the gate asks for a decision; fail early if the run ends without asking.
 
         Airflow 3.3 races when a gate is answered while its worker is still parking
@@ -130,17 +130,24 @@ class AirflowApiClient:
         """
         deadline = time.monotonic() + timeout
         awaiting_since: float | None = None
+        run_checked = 0.0
         while True:
-            pending = [d for d in self.pending_gates(dag_id, run_id) if d["task_instance"]["task_id"] == task_id]
-            if pending and self.task_state(dag_id, run_id, task_id) == "awaiting_input":
+            # One call per poll while the gate has not asked yet: on cutover night this wait is downtime.
+            if self.task_state(dag_id, run_id, task_id) == "awaiting_input":
                 awaiting_since = awaiting_since or time.monotonic()
                 if time.monotonic() - awaiting_since >= settle:
-                    return pending[0]
+                    pending = [d for d in self.pending_gates(dag_id, run_id)
+                               if d["task_instance"]["task_id"] == task_id]
+                    if pending:
+                        return pending[0]
+                    awaiting_since = None
             else:
                 awaiting_since = None
-            state = str(self.run(dag_id, run_id)["state"])
-            if state in TERMINAL_RUN_STATES:
-                raise RunEnded(run_id, state, task_id)
+                if time.monotonic() - run_checked >= 1.0:
+                    run_checked = time.monotonic()
+                    state = str(self.run(dag_id, run_id)["state"])
+                    if state in TERMINAL_RUN_STATES:
+                        raise RunEnded(run_id, state, task_id)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gate {task_id} of run {run_id} did not ask within {timeout:.0f} s")
             time.sleep(poll)
