@@ -119,7 +119,7 @@ class AirflowApiClient:
         return str(ti["state"])
 
     def wait_for_gate(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
-                      poll: float = 0.1, settle: float = 0.5) -> dict[str, Any]:
+                      poll: float = 0.1, settle: float = 0.3) -> dict[str, Any]:
         """Wait until the gate asks for a decision; fail early if the run ends without asking.
 
         Airflow 3.3 races when a gate is answered while its worker is still parking
