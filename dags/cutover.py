@@ -13,10 +13,10 @@ downtime clock running from the freeze. Each runbook step is its own task:
    sessions, pause the endpoint). **The downtime clock starts.**
 4. `drain` (the target has applied everything up to the frozen position; it looks
    in the task for a few seconds, then defers).
-5. Then, side by side: `stop_replication` (the drained subscription is disabled),
-   `final_validation` (incremental comparison since T-minus), `target_suites` (the
-   Great Expectations invariants on the target), `prepare_reverse_replication`
-   (target -> source, created disabled: its slot keeps every write from now on), and
+5. Then, side by side: `stop_replication` (the drained subscription is disabled)
+   then `prepare_reverse_replication` (target -> source, created disabled: its slot
+   keeps every write from now on); `final_validation` (incremental comparison since
+   T-minus); `target_suites` (the Great Expectations invariants on the target); and
 6. `fixups` (sequences advanced past the source's, constraints and triggers
    checked), then
 7. `switch_endpoint` (still paused), `smoke_tests` through the new endpoint.
@@ -108,10 +108,12 @@ def cutover() -> None:
 
     announce >> tminus >> gate_freeze >> [restore, abort]
     # Once drained, the frozen source sends nothing more: stopping the (idle) subscription is one
-    # more branch, not a step the checks must wait for (ADR 0032).
-    restore >> freeze >> drain >> [stop, final, suites, fix, prepare_reverse]
+    # more branch, not a step the checks must wait for; the reverse flow is prepared only once the
+    # forward one is stopped (ADR 0032).
+    restore >> freeze >> drain >> [stop, final, suites, fix]
+    stop >> prepare_reverse
     fix >> switch >> smoke
-    [stop, final, suites, smoke, prepare_reverse] >> gate_live
+    [final, suites, smoke, prepare_reverse] >> gate_live
     gate_live >> [open_writes, rollback]
     open_writes >> reverse >> retire_forward >> live
     # After GO LIVE there is no automatic way back: the rollback DAG is (it needs reverse replication).
