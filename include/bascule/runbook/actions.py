@@ -302,10 +302,17 @@ def prepare_reverse_replication(ctx: StepContext) -> dict[str, Any]:
         ctx.log("reverse replication for this method is configured outside bascule")
         return {"prepared": False}
     reverse = _replication(ctx, "reverse")
+    replaced = reverse.subscription_facts() is not None
+    if replaced:
+        # Left by an earlier attempt (or a retry of this step): its slot may predate this freeze and
+        # would send the source what forward replication brought to the target. The target is still
+        # closed, so a new slot made now misses nothing.
+        reverse.drop()
+        ctx.log("a reverse subscription from an earlier attempt was dropped before preparing this one")
     tables = reverse.create_publication()
     reverse.create_subscription(copy_data=False, enabled=False)
     ctx.log(f"reverse replication prepared (disabled, its slot on the target): {len(tables)} tables published")
-    return {"prepared": True, "tables": len(tables)}
+    return {"prepared": True, "tables": len(tables), "replaced_earlier": replaced}
 
 
 def start_reverse_replication(ctx: StepContext) -> dict[str, Any]:

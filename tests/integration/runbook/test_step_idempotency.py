@@ -187,7 +187,8 @@ def test_every_step_run_twice_leaves_the_same_state(night_lab: Any, plan: Any) -
     _, _, state = twice(night, lab, "stop_replication", actions.stop_replication)
     assert state["new"]["subscriptions"] == [("bascule_sub", False)]
 
-    _, _, state = twice(night, lab, "prepare_reverse_replication", actions.prepare_reverse_replication)
+    first, second, state = twice(night, lab, "prepare_reverse_replication", actions.prepare_reverse_replication)
+    assert not first["replaced_earlier"] and second["replaced_earlier"], "a second run makes a fresh slot"
     assert state["legacy"]["subscriptions"] == [("bascule_sub_reverse", False)]
     assert ("bascule_sub_reverse", "pgoutput") in state["new"]["slots"], "the slot keeps writes from now on"
 
