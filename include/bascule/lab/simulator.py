@@ -423,6 +423,20 @@ def start_background(*, dsn: str, ledger: Path, seconds: float = 0, sessions: in
             out.close()  # type: ignore[union-attr]
 
 
+def stats_for_report(path: Path, frozen_at: str | None) -> dict[str, Any] | None:
+    """The simulator's counters for a cutover or fallback report: its rate before the freeze, no timeline."""
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    data.pop("write_rate", None)
+    stats = SimulatorStats(**data)
+    out = stats.as_dict()
+    out.pop("timeline", None)
+    before = stats.write_rate_before(datetime.fromisoformat(frozen_at)) if frozen_at else None
+    out["write_rate_before_freeze"] = None if before is None else round(before, 1)
+    return out
+
+
 def stop_background(proc: subprocess.Popen[bytes], ledger: Path, timeout: float = 30) -> SimulatorStats:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

@@ -321,8 +321,10 @@ def fallback_report(ctx: StepContext) -> dict[str, Any]:
     freeze = results.get(FREEZE_TARGET) or {}
     writes = None
     stats_path = ctx.conf.get("simulator_stats")
-    if stats_path and Path(stats_path).exists():
-        writes = json.loads(Path(stats_path).read_text())
+    if stats_path:
+        from bascule.lab.simulator import stats_for_report
+
+        writes = stats_for_report(Path(stats_path), freeze.get("frozen_at"))
     notifications = merge_ledgers(ledgers)
     plan = ctx.plan
     report = reporting.build_report(

@@ -219,3 +219,18 @@ def test_simulator_rate_before_a_moment_uses_the_last_sample_before_it() -> None
     assert stats.write_rate_before(start + timedelta(seconds=10.5)) == 150.0
     assert stats.write_rate_before(start + timedelta(seconds=0.5)) is None
     assert SimulatorStats(acked=1).write_rate_before(start) is None
+
+
+def test_simulator_stats_for_a_report_carry_the_rate_before_the_freeze_not_the_timeline(tmp_path: Path) -> None:
+    import json
+
+    from bascule.lab.simulator import stats_for_report
+
+    path = tmp_path / "ledger.csv.stats.json"
+    assert stats_for_report(path, None) is None
+    path.write_text(json.dumps({"acked": 300, "seconds": 6.0, "write_rate": 50.0,
+                                "started_at": "2026-11-27T09:00:00+00:00", "timeline": [[1.0, 100], [2.0, 200]]}))
+    out = stats_for_report(path, "2026-11-27T09:00:02.5+00:00")
+    assert out is not None and "timeline" not in out
+    assert out["write_rate_before_freeze"] == 100.0 and out["write_rate"] == 50.0
+    assert stats_for_report(path, None)["write_rate_before_freeze"] is None
