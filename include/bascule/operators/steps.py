@@ -124,6 +124,7 @@ class RunbookStepOperator(BaseOperator):
         try:
             result = self.action(ctx) or {}
         except AirflowSkipException:
+            runtime.flush(ctx)  # the start was announced: the report counts that message
             raise
         except Exception as exc:
             seconds = time.perf_counter() - t0
