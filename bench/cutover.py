@@ -6,7 +6,7 @@ Its own lab (purpose "bench-cutover") seeded at --patients; forward replication
 (initial load) started; an Airflow stack (api-server, scheduler, dag-processor,
 triggerer; LocalExecutor, scheduler_idle_sleep_time 0.1) on the control cluster;
 the simulator writing through PgBouncer at --rate; gates answered through the
-REST API as soon as they ask (after the 0.3 s settle the Airflow 3.3 park/answer
+REST API as soon as they ask (after the 1.5 s settle the Airflow 3.3 park/answer
 race needs). Figures come from the run's own report (task timings) and the
 simulator's ledger; write_rate is the simulator's rate before the freeze. Last line:
 

@@ -103,7 +103,9 @@ def cutover() -> None:
     live = step("announce_live", actions.announce_live, critical_path=False)
 
     rollback = step("rollback", actions.rollback)
-    rollback_on_failure = step("rollback_on_failure", actions.rollback, trigger_rule=TriggerRule.ONE_FAILED)
+    # all_done, not one_failed: the rollback waits for the sibling branches, so that none of them (the
+    # endpoint switch) runs after it; the step skips itself when nothing failed.
+    rollback_on_failure = step("rollback_on_failure", actions.rollback, trigger_rule=TriggerRule.ALL_DONE)
     report = step("report", actions.cutover_report, critical_path=False, trigger_rule=TriggerRule.ALL_DONE)
 
     announce >> tminus >> gate_freeze >> [restore, abort]

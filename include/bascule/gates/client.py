@@ -119,14 +119,18 @@ class AirflowApiClient:
         return str(ti["state"])
 
     def wait_for_gate(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
-                      poll: float = 0.1, settle: float = 0.3) -> dict[str, Any]:
+                      poll: float = 0.1, settle: float = 1.5) -> dict[str, Any]:
         """Wait until the gate asks for a decision; fail early if the run ends without asking.
 
         Airflow 3.3 races when a gate is answered while its worker is still parking
         it: the scheduler then sees the worker's exit for a task the answer already
         re-queued, and fails that try; its retry asks again (see ``wait_gate_settled``).
         Waiting until the task has been ``awaiting_input`` for ``settle`` seconds
-        makes that detour rare (a person never answers faster).
+        avoids it (a person never answers faster). The window is the parked worker's
+        supervisor noticing its process has exited, which can take up to
+        ``[workers] min_heartbeat_interval`` (1 s in the lab), plus a scheduler loop:
+        0.3 s was seen to lose the race (the try failed, and its retry could not be
+        recorded), hence 1.5 s.
         """
         deadline = time.monotonic() + timeout
         awaiting_since: float | None = None

@@ -371,6 +371,11 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
     if not ctx.result_of(FREEZE) and ctx.result_of("restore_point") is None and ctx.step_task != "rollback":
         # Reached through a failure before the freeze: nothing was changed, nothing to undo.
         raise AirflowSkipException("the source was never frozen: nothing to roll back")
+    if ctx.step_task == "rollback_on_failure":
+        failed = _failed_upstream(ctx)
+        if not failed:
+            raise AirflowSkipException("no step failed: nothing to roll back")
+        ctx.log(f"rolling back after the failure of {', '.join(failed)}")
     endpoint = endpoint_switch(ctx.plan)
     if endpoint is not None:
         endpoint.point_to("source")
@@ -392,6 +397,19 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
     return {"downtime_end": ended, "unfreeze": result.as_dict(), "forward_replication": resumed,
             "reverse_replication_dropped": reverse_dropped,
             "endpoint": endpoint.state().as_dict() if endpoint else None}
+
+
+def _failed_upstream(ctx: StepContext) -> list[str]:
+    """The steps before this one that failed in this run.
+
+    ``rollback_on_failure`` waits for every branch to be done (trigger rule ``all_done``), not for
+    the first failure: rolling back while a sibling branch still runs could let that branch (the
+    endpoint switch) undo the rollback.
+    """
+    upstream = sorted(getattr(ctx.airflow.get("task"), "upstream_task_ids", None) or ())
+    states = ctx.ti.get_task_states(dag_id=ctx.dag_id, task_ids=upstream, run_ids=[ctx.run_id]) or {}
+    of_run = states.get(ctx.run_id, {}) if isinstance(states, dict) else {}
+    return sorted(t for t, state in of_run.items() if str(state) in ("failed", "TaskInstanceState.FAILED"))
 
 
 def _drop_prepared_reverse(ctx: StepContext) -> str | None:
