@@ -33,14 +33,9 @@ def plan() -> Any:
 
 
 def _drop_replication(plan: Any) -> None:
-    from bascule.replication.factory import replication_from_plan
+    from bascule.testing.replication import drop_both_directions
 
-    for direction in ("reverse", "forward"):
-        repl = replication_from_plan(plan, direction)
-        try:
-            repl.drop()
-        finally:
-            repl.close()
+    drop_both_directions(plan)
 
 
 @pytest.fixture()

@@ -120,14 +120,9 @@ def _restore(lab: Any) -> None:
 
 
 def _drop_replication(plan: Any) -> None:
-    from bascule.replication.factory import replication_from_plan
+    from bascule.testing.replication import drop_both_directions
 
-    for direction in ("reverse", "forward"):
-        repl = replication_from_plan(plan, direction)
-        try:
-            repl.drop()
-        finally:
-            repl.close()
+    drop_both_directions(plan)
 
 
 @pytest.fixture()
