@@ -49,6 +49,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -284,11 +286,18 @@ class SlackNotifications(LoggingMixin):
         links: AirflowLinks | None = None,
         ti: Any | None = None,
         publish_each_delivery: bool = True,
+        background: bool = False,
     ) -> None:
         super().__init__()
         # A runbook step on the critical path sends two messages; pushing the ledger after each
         # is one more Execution API call each. Such callers push once, with flush_ledger().
         self.publish_each_delivery = publish_each_delivery
+        # Slack answers in 0.1-0.3 s; a step on the critical path queues its messages and a thread
+        # posts them while the step works, the last ones after the task has reported its state.
+        self.background = background
+        self._queue: queue.Queue[tuple[RunStarted | None, Event]] | None = None
+        # The posting thread and the task's own thread may both open the run's thread: one parent only.
+        self._lock = threading.RLock()
         self._ledger_dirty = False
         self._known_threads: dict[str, ThreadRef] = {}
         self.settings = settings
@@ -315,15 +324,20 @@ class SlackNotifications(LoggingMixin):
 
     def open_thread(self, event: RunStarted) -> ThreadRef | None:
         """Post the run's parent message unless the run already has one; return the thread."""
-        if self.settings.mode is DeliveryMode.WEB_API:
-            existing = self._load(event.dag_id, event.run_id)
-            if existing is not None:
-                return existing
-        _, ref = self._send(event, thread=None)
-        return ref
+        with self._lock:
+            if self.settings.mode is DeliveryMode.WEB_API:
+                existing = self._load(event.dag_id, event.run_id)
+                if existing is not None:
+                    return existing
+            _, ref = self._send(event, thread=None)
+            return ref
 
     def notify(self, event: Event) -> bool:
         """Post one event as a reply in its run's thread. True when Slack accepted it."""
+        with self._lock:
+            return self._notify(event)
+
+    def _notify(self, event: Event) -> bool:
         try:
             if isinstance(event, RunStarted):
                 if self.settings.mode is DeliveryMode.WEB_API and self._load(event.dag_id, event.run_id):
@@ -346,6 +360,60 @@ class SlackNotifications(LoggingMixin):
             # Belt and braces: a bug here must not fail a cutover task either.
             self.log.exception("Slack notification for %s failed unexpectedly", getattr(event, "kind", "?"))
             return False
+
+    def post(self, event: Event, *, parent: RunStarted | None = None) -> None:
+        """Post ``event`` in its run's thread, opening the thread with ``parent`` first if it has none.
+
+        With ``background``, this returns at once: one thread posts the queued events in
+        order, and :meth:`wait_posted` waits for them (call it before the process ends).
+        """
+        if not self.background:
+            if parent is not None:
+                self.open_thread(parent)
+            self.notify(event)
+            return
+        if self._queue is None:
+            self._queue = queue.Queue()
+            threading.Thread(target=self._post_queued, name="bascule-slack", daemon=True).start()
+        self._queue.put((parent, event))
+
+    def wait_posted(self, timeout: float | None = None) -> bool:
+        """Wait until every queued event was posted or given up, then push the ledger; False on timeout.
+
+        The default timeout is one delivery budget per queued message (the hook's own
+        bound), so a Slack outage holds a task's process for at most that long.
+        """
+        done = True
+        q = self._queue
+        if q is not None:
+            with q.all_tasks_done:
+                pending = q.unfinished_tasks
+                limit = timeout if timeout is not None else self.settings.budget_s * (pending + 1)
+                deadline = time.monotonic() + limit
+                while q.unfinished_tasks:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        done = False
+                        self.log.warning("Slack: %d message(s) still unsent after %.1fs; not waiting longer",
+                                         q.unfinished_tasks, limit)
+                        break
+                    q.all_tasks_done.wait(remaining)
+        self.flush_ledger()
+        return done
+
+    def _post_queued(self) -> None:
+        q = self._queue
+        assert q is not None
+        while True:
+            parent, event = q.get()
+            try:
+                if parent is not None:
+                    self.open_thread(parent)
+                self.notify(event)
+            except Exception:
+                self.log.exception("Slack notification for %s failed unexpectedly", getattr(event, "kind", "?"))
+            finally:
+                q.task_done()
 
     def summary(self) -> dict[str, Any]:
         """This notifier's ledger, in the format documented on :meth:`DeliveryLedger.to_json`."""

@@ -19,17 +19,20 @@ TIMING_KEY = "bascule_sensor_timing"
 
 class DrainSensor(ReplicationCaughtUpSensor):
     def __init__(self, *, plan: Any, **kwargs: Any) -> None:
+        from bascule.runbook.runtime import with_flush_after_success
+
+        kwargs["on_success_callback"] = with_flush_after_success(kwargs.get("on_success_callback"))
         super().__init__(**kwargs)
         self._plan = plan
 
     def _ctx(self, context: Any) -> Any:
         from bascule.operators.steps import StepContext
 
-        return StepContext(plan=self._plan, airflow=context, step="drain")
+        ctx = StepContext(plan=self._plan, airflow=context, step="drain", slack_background=True)
+        self._bascule_step_ctx = ctx
+        return ctx
 
     def execute(self, context: Any) -> Any:
-        from airflow.sdk.exceptions import TaskDeferred
-
         from bascule.runbook import runtime
 
         self._started_at = datetime.now(UTC).isoformat()
@@ -38,8 +41,9 @@ class DrainSensor(ReplicationCaughtUpSensor):
         runtime.step_started(ctx, critical_path=True)
         try:
             result = super().execute(context)
-        except TaskDeferred:
-            runtime.flush(ctx)  # this process ends here; the start message stays in the report
+        except BaseException:
+            # This process ends here (TaskDeferred, or a failure): send what is queued now.
+            runtime.flush(ctx)
             raise
         if result is not None:  # caught up without deferring (or nothing to wait for)
             self._record(context, result, ctx)

@@ -51,6 +51,9 @@ class GateOperator(HITLBranchOperator):
         self.assigned = list(gate.assigned_users)
         self.has_notifications = plan.notifications is not None
         self._plan = plan
+        from bascule.runbook.runtime import with_flush_after_success
+
+        kwargs["on_success_callback"] = with_flush_after_success(kwargs.get("on_success_callback"))
         super().__init__(
             subject=gate.title,
             body=None if evidence_task_id is None else (
@@ -77,7 +80,12 @@ class GateOperator(HITLBranchOperator):
             timeout_s=None if self.response_timeout is None else self.response_timeout.total_seconds(),
         ))
         self.log.info("gate %s waiting for a decision from %s", self.gate_id, ", ".join(self.assigned))
-        return super().execute(context)
+        try:
+            return super().execute(context)
+        finally:
+            # The task parks (or fails) here and its process ends: no success callback will send the rest.
+            if self._bascule_slack is not None:
+                self._bascule_slack.wait_posted()
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         from bascule.notifications.events import GateDecided, GateDecision
@@ -100,19 +108,30 @@ class GateOperator(HITLBranchOperator):
                 dag_id=ti.dag_id, run_id=ti.run_id, gate_id=self.gate_id,
                 decision=GateDecision.GO if chosen[0] == GO else GateDecision.NO_GO, decided_by=who,
             ))
-        return super().execute_complete(context, event)
+        from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+        try:
+            return super().execute_complete(context, event)
+        except BaseException as exc:
+            # Branching raises DownstreamTasksSkipped on success (the callback sends the rest); else this fails.
+            if not isinstance(exc, DownstreamTasksSkipped) and self._bascule_slack is not None:
+                self._bascule_slack.wait_posted()
+            raise
+
+    _bascule_slack: Any = None
 
     def _notify(self, context: Any, event: Any) -> None:
+        """Queue ``event``; it is posted while the gate goes on, and waited for before the process ends."""
         if not self.has_notifications:
             return
         from bascule.notifications.slack import NotificationSettings, SlackNotifications
         from bascule.runbook.runtime import run_started_event
 
-        slack = SlackNotifications(settings=NotificationSettings.from_plan(self._plan.notifications), ti=context["ti"],
-                                   publish_each_delivery=False)
-        slack.open_thread(run_started_event(self._plan, event.dag_id, event.run_id))
-        slack.notify(event)
-        slack.flush_ledger()
+        if self._bascule_slack is None:
+            self._bascule_slack = SlackNotifications(
+                settings=NotificationSettings.from_plan(self._plan.notifications), ti=context["ti"],
+                publish_each_delivery=False, background=True)
+        self._bascule_slack.post(event, parent=run_started_event(self._plan, event.dag_id, event.run_id))
 
 
 def _timedelta(seconds: float) -> Any:

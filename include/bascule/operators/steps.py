@@ -50,6 +50,8 @@ class StepContext:
     step: str
     notes: list[str] = field(default_factory=list)
     slack: Any = None
+    # True for steps that flush from their success callback (runtime.flush_after_success).
+    slack_background: bool = False
     _results: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
 
     @property
@@ -104,6 +106,12 @@ class RunbookStepOperator(BaseOperator):
         critical_path: bool = True,
         **kwargs: Any,
     ) -> None:
+        from bascule.runbook.runtime import with_flush_after_success
+
+        # The record goes to XCom under STEP_XCOM_KEY; a return_value copy would cost one more
+        # Execution API call between this step and the next.
+        kwargs.setdefault("do_xcom_push", False)
+        kwargs["on_success_callback"] = with_flush_after_success(kwargs.get("on_success_callback"))
         super().__init__(**kwargs)
         self.step = step
         self.action = action
@@ -117,7 +125,8 @@ class RunbookStepOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from bascule.runbook import runtime
 
-        ctx = StepContext(plan=self.plan, airflow=context, step=self.step)
+        ctx = StepContext(plan=self.plan, airflow=context, step=self.step, slack_background=True)
+        self._bascule_step_ctx = ctx
         runtime.step_started(ctx, critical_path=self.critical_path)
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()

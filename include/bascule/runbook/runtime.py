@@ -23,14 +23,40 @@ def notifier(ctx: StepContext) -> SlackNotifications | None:
         from bascule.notifications.slack import NotificationSettings, SlackNotifications
 
         ctx.slack = SlackNotifications(settings=NotificationSettings.from_plan(ctx.plan.notifications), ti=ctx.ti,
-                                       publish_each_delivery=False)
+                                       publish_each_delivery=False, background=ctx.slack_background)
     return ctx.slack
 
 
 def flush(ctx: StepContext) -> None:
-    """Push what the step's notifier delivered to XCom (the report counts it); before the task ends or defers."""
+    """Wait for the step's messages and push its Slack ledger to XCom (the report counts it).
+
+    Call it before the process ends: before it defers, parks or fails, and, for a
+    step that posts in the background, from its success callback (see
+    :func:`flush_after_success`), which Airflow runs once the task's state is
+    reported, so the next step does not wait for Slack.
+    """
     if ctx.slack is not None:
-        ctx.slack.flush_ledger()
+        ctx.slack.wait_posted()
+
+
+def flush_after_success(context: Any) -> None:
+    """``on_success_callback`` of the tasks that post in the background: send what is still queued."""
+    task = context.get("task")
+    ctx = getattr(task, "_bascule_step_ctx", None)
+    slack = ctx.slack if ctx is not None else getattr(task, "_bascule_slack", None)
+    if slack is not None:
+        slack.wait_posted()
+
+
+def with_flush_after_success(callbacks: Any) -> list[Any]:
+    """``callbacks`` (None, one, or a list) plus :func:`flush_after_success`."""
+    if callbacks is None:
+        existing: list[Any] = []
+    elif isinstance(callbacks, (list, tuple)):
+        existing = list(callbacks)
+    else:
+        existing = [callbacks]
+    return [*existing, flush_after_success]
 
 
 def task_ref(ctx: StepContext) -> Any:
@@ -57,8 +83,7 @@ def notify(ctx: StepContext, event: Any) -> None:
     if slack is not None:
         # The run's parent message names the plan and its budget; whichever step speaks
         # first posts it (a no-op once the thread exists).
-        slack.open_thread(run_started(ctx))
-        slack.notify(event)
+        slack.post(event, parent=run_started(ctx))
 
 
 def step_started(ctx: StepContext, *, critical_path: bool) -> None:
@@ -76,7 +101,8 @@ def step_finished(ctx: StepContext, *, ok: bool, seconds: float, critical_path: 
                              outcome=StepOutcome.SUCCEEDED if ok else StepOutcome.FAILED,
                              duration_s=max(0.0, seconds), critical_path=critical_path))
     check_clock(ctx)
-    flush(ctx)
+    if not ok or not ctx.slack_background:
+        flush(ctx)
 
 
 def check_clock(ctx: StepContext, *, forecast_remaining_s: float | None = None) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ import pytest
 
 from bascule.hooks import slack as slack_hook_module
 from bascule.lab.canary import CANARY_STRINGS
+from bascule.notifications.blocks import render
 from bascule.notifications.capture import CaptureServer, FailureMode, read_jsonl, render_thread_text
 from bascule.notifications.events import (
     EventKind,
@@ -28,6 +29,7 @@ from bascule.notifications.events import (
     TaskRef,
 )
 from bascule.notifications.slack import (
+    LEDGER_XCOM_KEY,
     BasculeSlackNotifier,
     DeliveryMode,
     MemoryThreadStore,
@@ -120,6 +122,45 @@ def test_a_reply_without_a_parent_opens_the_thread_itself(slack):
     n.notify(LagAlert(method="pglogical", lag_s=30, threshold_s=10, **RUN))
     parent, reply = posts(slack)
     assert reply["body"]["thread_ts"] == parent["response_ts"]
+
+
+def test_background_posts_keep_their_order_and_push_the_ledger_once_sent(slack):
+    pushed: list[tuple[str, dict]] = []
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.append((key, value)))
+    n = SlackNotifications(settings=settings(), thread_store=MemoryThreadStore(), ti=ti,
+                           publish_each_delivery=False, background=True)
+    parent = RunStarted(plan_id="lab", downtime_budget_s=1800, **RUN)
+    events = [
+        StepStarted(step="freeze_source", task=TASK, **RUN),
+        StepFinished(step="freeze_source", task=TASK, outcome=StepOutcome.SUCCEEDED, duration_s=0.7, **RUN),
+        GateWaiting(gate_id="go_live", asked=("alice",), task=TASK, **RUN),
+        GateDecided(gate_id="go_live", decision=GateDecision.GO, decided_by="alice", **RUN),
+    ]
+    for event in events:
+        n.post(event, parent=parent)
+
+    assert n.wait_posted() is True
+    records = posts(slack)
+    assert len(records) == 5  # one parent, whoever posts first, then the replies in the order queued
+    assert "thread_ts" not in records[0]["body"]
+    assert [r["body"]["text"] for r in records[1:]] == [render(e, n.links).text for e in events]
+    assert {r["body"]["thread_ts"] for r in records[1:]} == {records[0]["response_ts"]}
+    assert pushed == [(LEDGER_XCOM_KEY, n.summary())]
+    assert n.summary()["totals"] == {"attempted": 5, "delivered": 5, "failed": 0}
+
+
+def test_background_wait_is_bounded_when_slack_hangs(slack):
+    slack.hang_s = 3.0
+    n = SlackNotifications(settings=settings(timeout_s=0.5, budget_s=1.0, max_attempts=1),
+                           thread_store=MemoryThreadStore(), background=True)
+    n.open_thread(RunStarted(plan_id="lab", **RUN))
+    slack.set_mode(FailureMode.HANG)
+    n.post(LagAlert(method="pglogical", lag_s=30, threshold_s=10, **RUN))  # must neither raise nor wait
+
+    assert n.wait_posted(timeout=0.05) is False  # still in flight: the caller is told, not blocked
+    assert n.wait_posted() is True  # the default bound is the message's delivery budget
+    assert n.summary()["by_kind"]["lag_alert"] == {"attempted": 1, "delivered": 0, "failed": 1}
+    slack.set_mode(FailureMode.NONE)
 
 
 @pytest.fixture
