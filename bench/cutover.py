@@ -5,8 +5,9 @@
 Its own lab (purpose "bench-cutover") seeded at --patients; forward replication
 (initial load) started; an Airflow stack (api-server, scheduler, dag-processor,
 triggerer; LocalExecutor, scheduler_idle_sleep_time 0.1) on the control cluster;
-the simulator writing through PgBouncer at --rate; gates answered through the
-REST API as soon as they ask (after the 1.5 s settle the Airflow 3.3 park/answer
+the simulator writing through PgBouncer at --rate; Slack played by the local
+capture server, answering after --slack-latency (0.2 s, as real Slack's API);
+gates answered through the REST API as soon as they ask (after the 1.5 s settle the Airflow 3.3 park/answer
 race needs). Figures come from the run's own report (task timings) and the
 simulator's ledger; write_rate is the simulator's rate before the freeze. Last line:
 
@@ -27,6 +28,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=150.0, help="simulator writes per second")
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of writes before the run starts")
+    parser.add_argument("--slack-latency", type=float, default=0.2,
+                        help="seconds the local Slack capture server takes to answer each call (real Slack: 0.1-0.3)")
     parser.add_argument("--keep", action="store_true", help="leave the lab and Airflow running")
     args = parser.parse_args()
 
@@ -38,6 +41,7 @@ def main() -> int:
     from bascule.lab.airflow_stack import AirflowStack
     from bascule.lab.clusters import AIRFLOW_DB, CONTROL, Lab
     from bascule.lab.scenario import LabCutover, gate_users, start_forward_replication
+    from bascule.notifications.capture import CaptureServer
     from bascule.paths import LAB_PLAN, REPO_ROOT, airflow_home, lab_dir
     from bascule.plan import load_plan
 
@@ -57,6 +61,13 @@ def main() -> int:
     t0 = time.monotonic()
     start_forward_replication(plan, timeout=3600)
     load_s = time.monotonic() - t0
+    # Slack as on the night: up, answering after --slack-latency; what would be posted is recorded.
+    slack = CaptureServer(out=REPO_ROOT / "bench" / "out" / "cutover-runs" / "slack.jsonl",
+                          latency_s=args.slack_latency).start()
+    conns = json.loads(lab.connections_file.read_text())
+    conns["bascule_slack"] = {"conn_type": "slack", "password": "xoxb-bascule-bench-capture",
+                              "extra": {"base_url": slack.api_url}}
+    lab.connections_file.write_text(json.dumps(conns))
     stack = AirflowStack(home=home, env=env, users=gate_users(plan))
     stack.start()
     try:
@@ -65,6 +76,8 @@ def main() -> int:
     finally:
         if not args.keep:
             stack.stop()
+        slack.stop()
+    posted = [r for r in slack.records if r["api_method"] == "chat.postMessage" and r["failure"] == "none"]
     report = result.report or {}
     sim = result.simulator
     writes = result.writes
@@ -73,12 +86,15 @@ def main() -> int:
         "patients": args.patients, "initial_load_s": round(load_s, 1), "state": result.state,
         "downtime_s": report.get("downtime_s"), "work_s": report.get("work_s"),
         "overhead_s": report.get("overhead_s"), "overhead_pct": report.get("overhead_pct"),
+        # Part of the overhead: the GO LIVE gate's question to its answer (the answerer's settle included).
+        "decision_wait_s": report.get("decision_wait_s"),
         "acked_writes": writes.get("acked"), "refused_writes": writes.get("refused"),
         "lost_writes": writes.get("lost"),
         # The issue asks for the rate sustained before the freeze; the whole run's average includes the
         # downtime, when every write is refused by design.
         "write_rate": sim.get("write_rate_before_freeze"),
         "write_rate_whole_run": round(sim.get("acked", 0) / sim["seconds"], 1) if sim.get("seconds") else None,
+        "slack_latency_s": args.slack_latency, "slack_posts": len(posted),
         "steps": steps, "run_id": result.run_id, "tasks": result.tasks,
     }
     out = REPO_ROOT / "bench" / "out"

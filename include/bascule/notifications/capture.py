@@ -77,6 +77,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(owner, record, failure)
 
     def _answer(self, owner: CaptureServer, record: dict[str, Any], failure: FailureMode) -> None:
+        if owner.latency_s:
+            time.sleep(owner.latency_s)
         if failure is FailureMode.HANG:
             time.sleep(owner.hang_s)
         if failure is FailureMode.HTTP_500:
@@ -124,8 +126,13 @@ class CaptureServer:
         out: str | Path | None = None,
         retry_after_s: int = 1,
         hang_s: float = 10.0,
+        latency_s: float = 0.0,
     ) -> None:
+        if latency_s < 0:
+            raise ValueError(f"latency_s must be >= 0, got {latency_s}")
         self.host = host
+        # Real Slack takes 0.1-0.3 s to answer chat.postMessage; benches set it to see what that costs.
+        self.latency_s = latency_s
         self.port = port
         self.out = Path(out) if out else None
         self.retry_after_s = retry_after_s
@@ -401,12 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="append every request as one JSON line")
     parser.add_argument("--mode", choices=[m.value for m in FailureMode], default="none")
     parser.add_argument("--retry-after", type=int, default=1, help="seconds sent with 429 answers")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before every answer")
     parser.add_argument("--render", metavar="JSONL", help="print a capture file as threads and exit")
     args = parser.parse_args(argv)
     if args.render:
         print(render_thread_text(read_jsonl(args.render)))
         return 0
-    server = CaptureServer(host=args.host, port=args.port, out=args.out, retry_after_s=args.retry_after)
+    server = CaptureServer(host=args.host, port=args.port, out=args.out, retry_after_s=args.retry_after,
+                           latency_s=args.latency)
     server.start()
     mode = FailureMode(args.mode)
     if mode is not FailureMode.NONE:

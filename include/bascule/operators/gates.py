@@ -22,6 +22,7 @@ from bascule.plan import Plan
 GO, NO_GO = "GO", "NO-GO"
 EVIDENCE_XCOM_KEY = "gate_body"
 DECISION_XCOM_KEY = "bascule_decision"
+ASKED_XCOM_KEY = "bascule_gate_asked_at"
 
 
 class GateOperator(HITLBranchOperator):
@@ -80,6 +81,8 @@ class GateOperator(HITLBranchOperator):
             timeout_s=None if self.response_timeout is None else self.response_timeout.total_seconds(),
         ))
         self.log.info("gate %s waiting for a decision from %s", self.gate_id, ", ".join(self.assigned))
+        # When the question was put, so that the report can tell deciding time from bascule's own overhead.
+        ti.xcom_push(key=ASKED_XCOM_KEY, value=datetime.now(UTC).isoformat())
         try:
             return super().execute(context)
         finally:
@@ -94,11 +97,15 @@ class GateOperator(HITLBranchOperator):
         chosen = list(event.get("chosen_options") or [])
         by = event.get("responded_by_user") or {}
         who = str(by.get("id") or by.get("name") or "unknown")
+        asked_at = ti.xcom_pull(task_ids=self.task_id, key=ASKED_XCOM_KEY)
+        answered_at = _iso(event.get("responded_at"))
         decision = {
             "gate": self.gate_id,
             "decision": chosen[0] if chosen else None,
             "by": who,
-            "at": _iso(event.get("responded_at")),
+            "asked_at": asked_at,
+            "at": answered_at,
+            "decision_s": _seconds_between(asked_at, answered_at),
             "recorded_at": datetime.now(UTC).isoformat(),
         }
         ti.xcom_push(key=DECISION_XCOM_KEY, value=decision)
@@ -144,3 +151,12 @@ def _iso(value: Any) -> str | None:
     if value is None:
         return None
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    try:
+        return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
+    except (TypeError, ValueError):
+        return None

@@ -73,6 +73,8 @@ def build_report(
     frozen, ended = _ts(frozen_at), _ts(downtime_end)
     downtime_s = (ended - frozen).total_seconds() if frozen and ended else None
     work_s = _busy_seconds(step_rows, frozen, ended) if frozen and ended else 0.0
+    decision_list = list(decisions)
+    decision_wait_s = _decision_wait(decision_list, frozen, ended) if frozen and ended else 0.0
     report: dict[str, Any] = {
         "plan": plan_name, "dag_id": dag_id, "run_id": run_id, "outcome": outcome, "rehearsal": rehearsal,
         "frozen_at": frozen_at, "downtime_end": downtime_end,
@@ -82,8 +84,10 @@ def build_report(
         "work_s": round(work_s, 3),
         "overhead_s": None if downtime_s is None else round(downtime_s - work_s, 3),
         "overhead_pct": None if not downtime_s else round(100 * (downtime_s - work_s) / downtime_s, 2),
+        # Part of the overhead: from each gate's question to its answer, inside the downtime.
+        "decision_wait_s": round(decision_wait_s, 3),
         "steps": step_rows,
-        "decisions": list(decisions),
+        "decisions": decision_list,
         "rows_validated": rows_validated,
         "validation": dict(validation) if validation else None,
         "writes": dict(writes) if writes else None,
@@ -137,7 +141,9 @@ def summary_text(report: Mapping[str, Any]) -> str:
     if report.get("downtime_s") is not None:
         lines.append(f"downtime {report['downtime_s']:.1f} s of a {report['budget_s']:.0f} s budget "
                      f"({report['budget_used_pct']}%), work {report['work_s']:.1f} s, "
-                     f"overhead {report['overhead_s']:.1f} s ({report['overhead_pct']}%)")
+                     f"overhead {report['overhead_s']:.1f} s ({report['overhead_pct']}%)"
+                     + (f", of which {report['decision_wait_s']:.1f} s waiting for gate decisions"
+                        if report.get("decision_wait_s") else ""))
     width = max((len(s["step"]) for s in report["steps"]), default=4)
     lines.append(f"  {'step'.ljust(width)}  {'actual':>9}  {'planned':>9}")
     for s in report["steps"]:
@@ -154,6 +160,19 @@ def summary_text(report: Mapping[str, Any]) -> str:
         totals = report["notifications"].get("totals", {})
         lines.append(f"notifications: {totals.get('delivered', 0)} delivered, {totals.get('failed', 0)} failed")
     return "\n".join(lines)
+
+
+def _decision_wait(decisions: Iterable[Mapping[str, Any]], start: datetime, end: datetime) -> float:
+    """Seconds of the window spent between a gate's question and its answer."""
+    total = 0.0
+    for d in decisions:
+        asked, answered = _ts(d.get("asked_at")), _ts(d.get("at"))
+        if asked is None or answered is None:
+            continue
+        s, e = max(asked, start), min(answered, end)
+        if e > s:
+            total += (e - s).total_seconds()
+    return total
 
 
 def _busy_seconds(rows: Iterable[Mapping[str, Any]], start: datetime, end: datetime) -> float:

@@ -85,6 +85,10 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     assert {d["gate"]: d["decision"] for d in report["decisions"]} == {"go_for_freeze": "GO", "go_live": "GO"}
     assert {d["by"] for d in report["decisions"]} <= set(plan.gate("go_live").assigned_users) | set(
         plan.gate("go_for_freeze").assigned_users)
+    # Each gate recorded when it asked; GO LIVE asked during the downtime, so its wait is shown apart.
+    assert all(d["asked_at"] and d["decision_s"] >= 0 for d in report["decisions"]), report["decisions"]
+    go_live = next(d for d in report["decisions"] if d["gate"] == "go_live")
+    assert 0 < report["decision_wait_s"] <= go_live["decision_s"] + 1e-3 <= report["overhead_s"] + 1e-3, report
     assert Path(report["files"]["gantt_png"]).stat().st_size > 0
     assert _reading(plan, "reverse").state.value == "streaming"
     # Forward replication is retired: no slot is left holding the source's WAL.
