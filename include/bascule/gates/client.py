@@ -134,17 +134,20 @@ class AirflowApiClient:
         """
         deadline = time.monotonic() + timeout
         awaiting_since: float | None = None
+        pending: list[dict[str, Any]] = []
         run_checked = 0.0
         while True:
             # One call per poll while the gate has not asked yet: on cutover night this wait is downtime.
             if self.task_state(dag_id, run_id, task_id) == "awaiting_input":
-                awaiting_since = awaiting_since or time.monotonic()
-                if time.monotonic() - awaiting_since >= settle:
+                if awaiting_since is None:
+                    awaiting_since = time.monotonic()
+                    # Looked up while settling, so the answer can follow the settle at once.
                     pending = [d for d in self.pending_gates(dag_id, run_id)
                                if d["task_instance"]["task_id"] == task_id]
-                    if pending:
-                        return pending[0]
-                    awaiting_since = None
+                    if not pending:
+                        awaiting_since = None
+                if awaiting_since is not None and time.monotonic() - awaiting_since >= settle:
+                    return pending[0]
             else:
                 awaiting_since = None
                 if time.monotonic() - run_checked >= 1.0:
@@ -154,7 +157,10 @@ class AirflowApiClient:
                         raise RunEnded(run_id, state, task_id)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gate {task_id} of run {run_id} did not ask within {timeout:.0f} s")
-            time.sleep(poll)
+            if awaiting_since is not None:
+                time.sleep(min(poll, max(0.0, settle - (time.monotonic() - awaiting_since))))
+            else:
+                time.sleep(poll)
 
     def wait_gate_settled(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
                           poll: float = 0.5) -> str:

@@ -81,14 +81,12 @@ class GateOperator(HITLBranchOperator):
             timeout_s=None if self.response_timeout is None else self.response_timeout.total_seconds(),
         ))
         self.log.info("gate %s waiting for a decision from %s", self.gate_id, ", ".join(self.assigned))
-        # When the question was put, so that the report can tell deciding time from bascule's own overhead.
+        # The task parks next and its process ends: no success callback will send the message.
+        if self._bascule_slack is not None:
+            self._bascule_slack.wait_posted()
+        # When the question is put, so that the report can tell deciding time from bascule's own overhead.
         ti.xcom_push(key=ASKED_XCOM_KEY, value=datetime.now(UTC).isoformat())
-        try:
-            return super().execute(context)
-        finally:
-            # The task parks (or fails) here and its process ends: no success callback will send the rest.
-            if self._bascule_slack is not None:
-                self._bascule_slack.wait_posted()
+        return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         from bascule.notifications.events import GateDecided, GateDecision
