@@ -298,6 +298,7 @@ class SlackNotifications(LoggingMixin):
         self._queue: queue.Queue[tuple[RunStarted | None, Event]] | None = None
         # The posting thread and the task's own thread may both open the run's thread: one parent only.
         self._lock = threading.RLock()
+        self._carried: list[Mapping[str, Any]] = []
         self._ledger_dirty = False
         self._known_threads: dict[str, ThreadRef] = {}
         self.settings = settings
@@ -522,6 +523,15 @@ class SlackNotifications(LoggingMixin):
         else:
             self._ledger_dirty = True
 
+    def carry_ledger(self, previous: Mapping[str, Any] | None) -> None:
+        """Count what an earlier process of the same task instance delivered (a resumed gate or sensor).
+
+        The ledger lives in one XCom key per task instance; without this, the resumed
+        process's push would replace the messages sent before the task parked or deferred.
+        """
+        if previous:
+            self._carried.append(previous)
+
     def flush_ledger(self) -> None:
         """Push the ledger to XCom if a delivery was recorded since the last push."""
         if self._ledger_dirty:
@@ -538,7 +548,8 @@ class SlackNotifications(LoggingMixin):
             except Exception:
                 return
         try:
-            ti.xcom_push(key=LEDGER_XCOM_KEY, value=self.summary())
+            ledger = merge_ledgers([*self._carried, self.summary()]) if self._carried else self.summary()
+            ti.xcom_push(key=LEDGER_XCOM_KEY, value=ledger)
         except Exception as exc:
             self.log.debug("Could not push the Slack ledger to XCom: %s", type(exc).__name__)
 

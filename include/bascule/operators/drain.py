@@ -50,8 +50,16 @@ class DrainSensor(ReplicationCaughtUpSensor):
         return result
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        from bascule.notifications.slack import LEDGER_XCOM_KEY
+        from bascule.runbook import runtime
+
         result = super().execute_complete(context, event)
-        self._record(context, event)
+        ctx = self._ctx(context)
+        slack = runtime.notifier(ctx)
+        if slack is not None:
+            # Resumed in a new process: keep the count of the start message sent before the deferral.
+            slack.carry_ledger(context["ti"].xcom_pull(task_ids=self.task_id, key=LEDGER_XCOM_KEY))
+        self._record(context, event, ctx)
         return result
 
     def _record(self, context: Any, event: dict[str, Any], ctx: Any | None = None) -> None:

@@ -95,6 +95,12 @@ class GateOperator(HITLBranchOperator):
         chosen = list(event.get("chosen_options") or [])
         by = event.get("responded_by_user") or {}
         who = str(by.get("id") or by.get("name") or "unknown")
+        from bascule.notifications.slack import LEDGER_XCOM_KEY
+
+        slack = self._notifier(context)
+        if slack is not None:
+            # Resumed in a new process: keep the count of the messages sent before the gate parked.
+            slack.carry_ledger(ti.xcom_pull(task_ids=self.task_id, key=LEDGER_XCOM_KEY))
         asked_at = ti.xcom_pull(task_ids=self.task_id, key=ASKED_XCOM_KEY)
         answered_at = _iso(event.get("responded_at"))
         decision = {
@@ -125,18 +131,25 @@ class GateOperator(HITLBranchOperator):
 
     _bascule_slack: Any = None
 
-    def _notify(self, context: Any, event: Any) -> None:
-        """Queue ``event``; it is posted while the gate goes on, and waited for before the process ends."""
+    def _notifier(self, context: Any) -> Any:
+        """This process's notifier (None without a notifications section): posts in the background."""
         if not self.has_notifications:
-            return
-        from bascule.notifications.slack import NotificationSettings, SlackNotifications
-        from bascule.runbook.runtime import run_started_event
-
+            return None
         if self._bascule_slack is None:
+            from bascule.notifications.slack import NotificationSettings, SlackNotifications
+
             self._bascule_slack = SlackNotifications(
                 settings=NotificationSettings.from_plan(self._plan.notifications), ti=context["ti"],
                 publish_each_delivery=False, background=True)
-        self._bascule_slack.post(event, parent=run_started_event(self._plan, event.dag_id, event.run_id))
+        return self._bascule_slack
+
+    def _notify(self, context: Any, event: Any) -> None:
+        """Queue ``event``; it is posted while the gate goes on, and waited for before the process ends."""
+        slack = self._notifier(context)
+        if slack is not None:
+            from bascule.runbook.runtime import run_started_event
+
+            slack.post(event, parent=run_started_event(self._plan, event.dag_id, event.run_id))
 
 
 def _timedelta(seconds: float) -> Any:

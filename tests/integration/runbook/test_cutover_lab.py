@@ -99,6 +99,10 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
 
     texts = [json.dumps(r) for r in slack_capture.records]
     assert texts, "the run posted to Slack"
+    # Sent in the background, counted all the same, across each gate's park and resume.
+    by_kind = report["notifications"]["by_kind"]
+    assert by_kind["gate_waiting"]["delivered"] == 2 and by_kind["gate_decided"]["delivered"] == 2, by_kind
+    assert by_kind["step_started"]["delivered"] == by_kind["step_finished"]["delivered"] > 10, by_kind
     _no_canary(json.dumps(report), *texts)
 
 
