@@ -5,6 +5,8 @@ Endpoints used (REST API for Oracle GoldenGate, service version ``v2``):
 * ``GET /services/v2/extracts/{extract}`` and ``.../info/status``
 * ``GET /services/v2/replicats/{replicat}`` and ``.../info/status``
 * ``GET /services/v2/connections/{connection}/tables/heartbeatData``
+* ``POST /services/v2/commands/execute`` with an ``ogg:command`` ``start`` / ``stop``
+  (Operator role): the documented way to start and stop an Extract or Replicat
 
 Every answer is wrapped in the documented "RESTful API Standard Response"
 (``$schema: api:standardResponse`` with ``links``, ``messages`` and ``response``);
@@ -34,6 +36,7 @@ import requests
 from airflow.sdk.bases.hook import BaseHook
 
 PROCESS_KINDS = ("extract", "replicat")
+PROCESS_ACTIONS = ("start", "stop")
 
 
 class GoldenGateApiError(RuntimeError):
@@ -100,24 +103,53 @@ class GoldenGateHook(BaseHook):
         return self.session
 
     def _get(self, endpoint: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        document = self._call("GET", endpoint, params=params)
+        inner = document.get("response", document)
+        if not isinstance(inner, dict):
+            raise GoldenGateApiError("GET", endpoint, 200, "'response' is not an object")
+        return inner
+
+    def _call(self, method: str, endpoint: str, *, params: dict[str, Any] | None = None,
+              body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One REST call; the whole standard response (``links``, ``messages``, ``response``)."""
         url = self.base_url + endpoint
         try:
-            resp = self.session.get(url, params=params, timeout=self.timeout)
+            resp = self.session.request(method, url, params=params, json=body, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise GoldenGateApiError("GET", endpoint, None, type(exc).__name__) from None
-        if resp.status_code != 200:
+            raise GoldenGateApiError(method, endpoint, None, type(exc).__name__) from None
+        if resp.status_code not in (200, 201):
             # The body may echo process parameters or messages: only status and reason leave here.
-            raise GoldenGateApiError("GET", endpoint, resp.status_code, resp.reason or "")
+            raise GoldenGateApiError(method, endpoint, resp.status_code, resp.reason or "")
         try:
             document = resp.json()
         except (ValueError, json.JSONDecodeError):
-            raise GoldenGateApiError("GET", endpoint, resp.status_code, "response is not JSON") from None
+            raise GoldenGateApiError(method, endpoint, resp.status_code, "response is not JSON") from None
         if not isinstance(document, dict):
-            raise GoldenGateApiError("GET", endpoint, resp.status_code, "response is not a JSON object")
-        inner = document.get("response", document)
-        if not isinstance(inner, dict):
-            raise GoldenGateApiError("GET", endpoint, resp.status_code, "'response' is not an object")
-        return inner
+            raise GoldenGateApiError(method, endpoint, resp.status_code, "response is not a JSON object")
+        return document
+
+    def execute_command(self, action: str, kind: str, name: str) -> list[dict[str, str]]:
+        """``POST /services/v2/commands/execute``: ``start`` or ``stop`` one Extract or Replicat.
+
+        Returns the answer's messages as ``{"code", "severity"}`` (their titles are
+        not kept: they are free text). An ``ERROR`` message raises, naming its codes.
+        The command is asynchronous: poll :meth:`get_process_status` for the outcome.
+        """
+        if action not in PROCESS_ACTIONS:
+            raise ValueError(f"action must be one of {PROCESS_ACTIONS}, not {action!r}")
+        if kind not in PROCESS_KINDS:
+            raise ValueError(f"kind must be one of {PROCESS_KINDS}, not {kind!r}")
+        endpoint = "/services/v2/commands/execute"
+        document = self._call("POST", endpoint, body={
+            "$schema": "ogg:command", "name": action, "processType": kind, "processName": name,
+        })
+        raw = document.get("messages") or []
+        messages = [{"code": str(m.get("code", "")), "severity": str(m.get("severity", "")).upper()}
+                    for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
+        errors = [m["code"] or "?" for m in messages if m["severity"] == "ERROR"]
+        if errors:
+            raise GoldenGateApiError("POST", endpoint, 200, f"{action} {kind} {name} refused: {', '.join(errors)}")
+        return messages
 
     @staticmethod
     def _name(value: str) -> str:

@@ -205,6 +205,44 @@ class GoldenGateReplication(Replication):
     def source_position(self) -> str | None:
         return str(self.source_db.current_scn())
 
+    # -- lifecycle --------------------------------------------------------------------
+
+    def disable(self, *, timeout_s: float = 120.0, poll_s: float = 1.0) -> None:
+        """Stop the replicat (the extract keeps capturing; the trail keeps the changes for ``enable()``).
+
+        Idempotent: a stopped replicat is left as it is. A failed one raises: a
+        person must look at why it stopped before the cutover goes on.
+        """
+        self._lifecycle("stop", target="stopped", timeout_s=timeout_s, poll_s=poll_s)
+        # Stopped on purpose from here on: readings say STOPPED, not BROKEN.
+        self.expect_running = False
+
+    def enable(self, *, timeout_s: float = 120.0, poll_s: float = 1.0) -> None:
+        """Start the replicat again; it resumes from its checkpoint in the trail. Idempotent."""
+        self._lifecycle("start", target="running", timeout_s=timeout_s, poll_s=poll_s)
+        self.expect_running = True
+
+    def _lifecycle(self, action: str, *, target: str, timeout_s: float, poll_s: float) -> None:
+        import time
+
+        status, _ = self._status(self.gg, "replicat", self.replicat)
+        if status == "missing" or status in _FAILED:
+            raise ReplicationBroken(self._problem("replicat", self.replicat, status) or status)
+        if status == target:
+            return
+        self.gg.execute_command(action, "replicat", self.replicat)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, _ = self._status(self.gg, "replicat", self.replicat)
+            if status == target:
+                return
+            if status == "missing" or status in _FAILED:
+                raise ReplicationBroken(f"replicat {self.replicat} is {status.upper()} after {action.upper()}")
+            if time.monotonic() > deadline:
+                raise ReplicationBroken(f"replicat {self.replicat} still {status.upper()} {timeout_s:.0f} s "
+                                        f"after {action.upper()}")
+            time.sleep(poll_s)
+
     def applied_through(self, position: str) -> bool:
         scn = int(position)
         rep_status, _ = self._status(self.gg, "replicat", self.replicat)

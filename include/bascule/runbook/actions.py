@@ -175,7 +175,8 @@ def stop_replication(ctx: StepContext) -> dict[str, Any]:
     if hasattr(repl, "disable"):
         repl.disable()
     reading = repl.reading()
-    ctx.log(f"forward replication stopped ({reading.state.value}); its slot keeps the position")
+    # Logical replication's slot, or GoldenGate's trail, keeps every later change for a restart.
+    ctx.log(f"forward replication stopped ({reading.state.value}); later changes stay queued for a restart")
     return {"state": reading.state.value, "applied_position": reading.applied_position}
 
 

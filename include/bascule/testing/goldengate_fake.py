@@ -3,7 +3,9 @@
 Serves Oracle's documented example payloads (``tests/fixtures/goldengate``, see
 its SOURCES.md) on a loopback port, checks HTTP Basic auth, and can be switched
 between scenarios while running: replicat running / stopped / abended, extract
-running / stopped, heartbeat fresh / lag above threshold. Used by the
+running / stopped, heartbeat fresh / lag above threshold. It takes start / stop
+commands (``POST /services/v2/commands/execute``), records them in ``commands``,
+and changes the process's status after ``scenario.command_delay_reads`` reads. Used by the
 integration tests; the lab and demo can reuse it.
 """
 
@@ -36,7 +38,10 @@ HEARTBEAT_FIXTURES = {
     "lag_high": "heartbeat_data_documented.json",
 }
 
+COMMAND_FIXTURES = {"start": "command_execute_start.json", "stop": "command_execute_stop.json"}
+
 _STATUS = re.compile(r"^/services/v2/(extracts|replicats)/([^/]+)/info/status$")
+_EXECUTE = "/services/v2/commands/execute"
 _HEARTBEAT = re.compile(r"^/services/v2/connections/([^/]+)/tables/heartbeatData$")
 
 
@@ -45,6 +50,10 @@ class Scenario:
     replicat: str = "running"
     extract: str = "running"
     heartbeat: str = "fresh"
+    # A start/stop command takes effect after this many status reads (GoldenGate acts asynchronously).
+    command_delay_reads: int = 1
+    # What a started replicat becomes: "running", or "abended" to play a replicat that fails on start.
+    start_outcome: str = "running"
 
 
 @dataclass
@@ -59,11 +68,13 @@ class FakeGoldenGate:
     fixtures: Path = FIXTURES
     scenario: Scenario = field(default_factory=Scenario)
     requests: list[str] = field(default_factory=list)
+    commands: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._pending: dict[str, list[Any]] = {}  # kind -> [status reads left, state to reach]
 
     @property
     def port(self) -> int:
@@ -83,14 +94,49 @@ class FakeGoldenGate:
     def _payload(self, name: str) -> dict[str, Any]:
         return json.loads((self.fixtures / name).read_text())
 
+    def _authorized(self, authorization: str | None) -> bool:
+        return authorization == "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+
+    def execute(self, path: str, authorization: str | None, body: Any) -> tuple[int, dict[str, Any] | None]:
+        """``POST /services/v2/commands/execute``: record the command, change the state a bit later."""
+        with self._lock:
+            self.requests.append(f"POST {path}")
+            self.commands.append(body if isinstance(body, dict) else {"invalid": True})
+        if not self._authorized(authorization):
+            return 401, None
+        if path != _EXECUTE or not isinstance(body, dict):
+            return 404 if path != _EXECUTE else 400, None
+        action, kind, name = body.get("name"), body.get("processType"), body.get("processName")
+        names = {"replicat": self.replicats, "extract": self.extracts}.get(str(kind))
+        if action not in COMMAND_FIXTURES or names is None or body.get("$schema", "ogg:command") != "ogg:command":
+            return 400, None
+        if name not in names:
+            return 404, None
+        reached = "stopped" if action == "stop" else (
+            self.scenario.start_outcome if kind == "replicat" else "running")
+        with self._lock:
+            self._pending[str(kind)] = [self.scenario.command_delay_reads, reached]
+        return 200, self._payload(COMMAND_FIXTURES[action])
+
+    def _advance(self, kind: str) -> None:
+        with self._lock:
+            pending = self._pending.get(kind)
+            if pending is None:
+                return
+            if pending[0] > 0:
+                pending[0] -= 1
+                return
+            del self._pending[kind]
+            setattr(self.scenario, kind, pending[1])
+
     def answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any] | None]:
         with self._lock:
             self.requests.append(path)
-        expected = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        if authorization != expected:
+        if not self._authorized(authorization):
             return 401, None
         if m := _STATUS.match(path):
             kind, name = m.groups()
+            self._advance(kind[:-1])
             if kind == "replicats":
                 return (200, self._payload(REPLICAT_FIXTURES[self.scenario.replicat])) \
                     if name in self.replicats else (404, None)
@@ -107,7 +153,17 @@ class FakeGoldenGate:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                status, body = fake.answer(self.path.split("?", 1)[0], self.headers.get("Authorization"))
+                self._reply(*fake.answer(self.path.split("?", 1)[0], self.headers.get("Authorization")))
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body = json.loads(raw or b"null")
+                except ValueError:
+                    body = None
+                self._reply(*fake.execute(self.path.split("?", 1)[0], self.headers.get("Authorization"), body))
+
+            def _reply(self, status: int, body: dict[str, Any] | None) -> None:
                 data = json.dumps(body).encode() if body is not None else b""
                 self.send_response(status)
                 if status == 401:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from bascule.hooks.goldengate import GoldenGateApiError, GoldenGateHook
-from bascule.replication.base import ReplicationState
+from bascule.replication.base import ReplicationBroken, ReplicationState
 from bascule.replication.goldengate import GoldenGateReplication
 from bascule.testing.goldengate_fake import FakeGoldenGate
 
@@ -125,3 +125,89 @@ def test_heartbeat_for_another_path_gives_no_lag(fake_gg: FakeGoldenGate) -> Non
     assert reading.state is ReplicationState.STREAMING
     assert reading.lag_seconds is None  # unknown, so never "below threshold"
     assert reading.details["lag_source"] == "none"
+
+
+# -- lifecycle: the cutover stops the replicat after the drain, a rollback starts it again ----------
+
+
+def test_disable_stops_the_replicat_with_the_documented_command_and_waits(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.command_delay_reads = 2  # GoldenGate takes a moment: still running on the next reads
+    repl = _replication()
+    repl.disable(poll_s=0.01)
+
+    assert fake_gg.commands == [
+        {"$schema": "ogg:command", "name": "stop", "processType": "replicat", "processName": "REP2"}]
+    assert fake_gg.scenario.replicat == "stopped"
+    assert fake_gg.scenario.extract == "running"  # the trail keeps the changes for a restart
+    # Status reads: one before the command, then until the replicat reports stopped.
+    assert fake_gg.requests.count("/services/v2/replicats/REP2/info/status") == 4
+    reading = repl.reading()
+    assert reading.state is ReplicationState.STOPPED  # stopped on purpose, not broken
+    assert reading.cause == "replicat REP2 is STOPPED"
+
+
+def test_disable_and_enable_are_idempotent(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.replicat = "stopped"
+    _replication().disable(poll_s=0.01)
+    fake_gg.scenario.replicat = "running"
+    _replication().enable(poll_s=0.01)
+    assert fake_gg.commands == []  # nothing to do either time: no command sent
+
+
+def test_enable_starts_the_replicat_again(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.replicat = "stopped"
+    repl = _replication(expect_running=False)
+    repl.enable(poll_s=0.01)
+    assert fake_gg.commands[-1] == {"$schema": "ogg:command", "name": "start", "processType": "replicat",
+                                    "processName": "REP2"}
+    assert repl.reading().state is ReplicationState.STREAMING
+
+
+def test_a_replicat_that_abends_on_start_is_named(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.replicat = "stopped"
+    fake_gg.scenario.start_outcome = "abended"
+    with pytest.raises(ReplicationBroken, match=r"^replicat REP2 is ABENDED after START$"):
+        _replication().enable(poll_s=0.01)
+
+
+def test_an_abended_replicat_is_not_stopped_silently(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.replicat = "abended"
+    with pytest.raises(ReplicationBroken, match=r"^replicat REP2 is ABENDED$"):
+        _replication().disable(poll_s=0.01)
+    assert fake_gg.commands == []
+
+
+def test_a_stop_that_never_lands_times_out_by_name(fake_gg: FakeGoldenGate) -> None:
+    fake_gg.scenario.command_delay_reads = 10_000
+    with pytest.raises(ReplicationBroken, match=r"^replicat REP2 still RUNNING 0 s after STOP$"):
+        _replication().disable(timeout_s=0.05, poll_s=0.01)
+
+
+def test_a_refused_command_names_the_endpoint_and_status(fake_gg: FakeGoldenGate,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = json.loads(fake_gg.connection_json())
+    conn["password"] = "wrong-password"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+    with pytest.raises(GoldenGateApiError) as err:
+        GoldenGateHook(goldengate_conn_id=CONN_ID).execute_command("stop", "replicat", "REP2")
+    assert str(err.value) == "POST /services/v2/commands/execute: HTTP 401 Unauthorized"
+
+
+def test_the_hook_keeps_message_codes_not_their_text(fake_gg: FakeGoldenGate) -> None:
+    messages = GoldenGateHook(goldengate_conn_id=CONN_ID).execute_command("stop", "replicat", "REP2")
+    assert messages == [{"code": "OGG-08100", "severity": "INFO"}, {"code": "OGG-00979", "severity": "INFO"}]
+    with pytest.raises(ValueError, match="action must be one of"):
+        GoldenGateHook(goldengate_conn_id=CONN_ID).execute_command("kill", "replicat", "REP2")
+
+
+def test_an_error_message_in_the_answer_raises_with_its_code(fake_gg: FakeGoldenGate,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    documented = fake_gg._payload("command_execute_stop.json")
+    # The documented answer with its second message turned into an error (its text stays out of ours).
+    documented["messages"][1].update({"severity": "ERROR", "code": "OGG-01234", "title": "patient 4711"})
+    served = fake_gg._payload
+    monkeypatch.setattr(fake_gg, "_payload",
+                        lambda name: documented if name == "command_execute_stop.json" else served(name))
+    with pytest.raises(GoldenGateApiError) as err:
+        _replication().disable(poll_s=0.01)
+    assert str(err.value) == ("POST /services/v2/commands/execute: HTTP 200 stop replicat REP2 refused: OGG-01234")
