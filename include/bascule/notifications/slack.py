@@ -53,7 +53,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -298,7 +298,7 @@ class SlackNotifications(LoggingMixin):
         self._queue: queue.Queue[tuple[RunStarted | None, Event]] | None = None
         # The posting thread and the task's own thread may both open the run's thread: one parent only.
         self._lock = threading.RLock()
-        self._carried: list[Mapping[str, Any]] = []
+        self._carried: list[Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]] = []
         self._ledger_dirty = False
         self._known_threads: dict[str, ThreadRef] = {}
         self.settings = settings
@@ -523,11 +523,13 @@ class SlackNotifications(LoggingMixin):
         else:
             self._ledger_dirty = True
 
-    def carry_ledger(self, previous: Mapping[str, Any] | None) -> None:
+    def carry_ledger(self, previous: Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | None) -> None:
         """Count what an earlier process of the same task instance delivered (a resumed gate or sensor).
 
         The ledger lives in one XCom key per task instance; without this, the resumed
         process's push would replace the messages sent before the task parked or deferred.
+        A callable is called when the ledger is pushed, so that reading the earlier
+        ledger costs nothing before then (a resumed gate is on the critical path).
         """
         if previous:
             self._carried.append(previous)
@@ -548,6 +550,8 @@ class SlackNotifications(LoggingMixin):
             except Exception:
                 return
         try:
+            # Read once, before our first push replaces what the earlier process pushed.
+            self._carried = [c() if callable(c) else c for c in self._carried]
             ledger = merge_ledgers([*self._carried, self.summary()]) if self._carried else self.summary()
             ti.xcom_push(key=LEDGER_XCOM_KEY, value=ledger)
         except Exception as exc:

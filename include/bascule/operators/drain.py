@@ -58,7 +58,8 @@ class DrainSensor(ReplicationCaughtUpSensor):
         slack = runtime.notifier(ctx)
         if slack is not None:
             # Resumed in a new process: keep the count of the start message sent before the deferral.
-            slack.carry_ledger(context["ti"].xcom_pull(task_ids=self.task_id, key=LEDGER_XCOM_KEY))
+            ti = context["ti"]
+            slack.carry_ledger(lambda: ti.xcom_pull(task_ids=self.task_id, key=LEDGER_XCOM_KEY))
         self._record(context, event, ctx)
         return result
 

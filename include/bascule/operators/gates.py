@@ -100,7 +100,7 @@ class GateOperator(HITLBranchOperator):
         slack = self._notifier(context)
         if slack is not None:
             # Resumed in a new process: keep the count of the messages sent before the gate parked.
-            slack.carry_ledger(ti.xcom_pull(task_ids=self.task_id, key=LEDGER_XCOM_KEY))
+            slack.carry_ledger(lambda: ti.xcom_pull(task_ids=self.task_id, key=LEDGER_XCOM_KEY))
         asked_at = ti.xcom_pull(task_ids=self.task_id, key=ASKED_XCOM_KEY)
         answered_at = _iso(event.get("responded_at"))
         decision = {

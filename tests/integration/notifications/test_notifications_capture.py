@@ -305,3 +305,27 @@ def test_cli_renders_a_capture_file(slack):
     ).stdout
     assert out.strip() == render_thread_text(slack.records)
     print(out)
+
+
+def test_a_resumed_task_carries_the_earlier_ledger_once(slack):
+    earlier = {"version": 1, "by_kind": {"gate_waiting": {"attempted": 1, "delivered": 1, "failed": 0}},
+               "totals": {"attempted": 1, "delivered": 1, "failed": 0}, "failure_reasons": {}, "worst_delay_s": 0.2}
+    xcom: dict[str, dict] = {LEDGER_XCOM_KEY: earlier}
+    reads: list[str] = []
+
+    def pull() -> dict:
+        reads.append("pull")
+        return xcom[LEDGER_XCOM_KEY]
+
+    ti = SimpleNamespace(xcom_push=lambda key, value: xcom.__setitem__(key, value))
+    n = SlackNotifications(settings=settings(), thread_store=MemoryThreadStore(), ti=ti)
+    n.carry_ledger(pull)
+    n.open_thread(RunStarted(plan_id="lab", **RUN))  # pushes: earlier + this one
+    n.notify(GateDecided(gate_id="go_live", decision=GateDecision.GO, decided_by="alice", **RUN))  # pushes again
+
+    assert reads == ["pull"]  # read before the first push only: our own pushes are never counted twice
+    assert xcom[LEDGER_XCOM_KEY]["by_kind"] == {
+        "gate_decided": {"attempted": 1, "delivered": 1, "failed": 0},
+        "gate_waiting": {"attempted": 1, "delivered": 1, "failed": 0},
+        "run_started": {"attempted": 1, "delivered": 1, "failed": 0},
+    }
