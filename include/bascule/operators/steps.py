@@ -131,7 +131,8 @@ class RunbookStepOperator(BaseOperator):
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
-            result = self.action(ctx) or {}
+            with runtime.clock_watch(ctx):
+                result = self.action(ctx) or {}
         except AirflowSkipException:
             runtime.flush(ctx)  # the start was announced: the report counts that message
             raise

@@ -6,11 +6,16 @@ failures); the downtime clock is bascule's own, started at the freeze.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bascule.notifications.slack import SlackNotifications
     from bascule.operators.steps import StepContext
+    from bascule.runbook.forecast import StepForecast
 
 FREEZE_TASK_ID = "freeze_source"
 
@@ -91,7 +96,8 @@ def step_started(ctx: StepContext, *, critical_path: bool) -> None:
 
     notify(ctx, StepStarted(dag_id=ctx.dag_id, run_id=ctx.run_id, step=ctx.step, task=task_ref(ctx),
                             critical_path=critical_path))
-    check_clock(ctx)
+    forecast = step_forecast(ctx) if _frozen(ctx) else None
+    check_clock(ctx, forecast_remaining_s=forecast.remaining(0.0) if forecast else None)
 
 
 def step_finished(ctx: StepContext, *, ok: bool, seconds: float, critical_path: bool) -> None:
@@ -100,14 +106,73 @@ def step_finished(ctx: StepContext, *, ok: bool, seconds: float, critical_path: 
     notify(ctx, StepFinished(dag_id=ctx.dag_id, run_id=ctx.run_id, step=ctx.step, task=task_ref(ctx),
                              outcome=StepOutcome.SUCCEEDED if ok else StepOutcome.FAILED,
                              duration_s=max(0.0, seconds), critical_path=critical_path))
-    check_clock(ctx)
+    forecast = step_forecast(ctx) if _frozen(ctx) else None
+    check_clock(ctx, forecast_remaining_s=forecast.rest_after_s if forecast else None)
     if not ok or not ctx.slack_background:
         flush(ctx)
 
 
+_PREVIOUS_REPORTS: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+
+
+def step_forecast(ctx: StepContext) -> StepForecast | None:
+    """This step's figures in the rehearsal (the previous run's report), for the clock's forecast."""
+    from bascule.runbook import forecast, report
+
+    key = (ctx.plan.name, ctx.dag_id, ctx.run_id)
+    if key not in _PREVIOUS_REPORTS:
+        try:
+            _PREVIOUS_REPORTS[key] = report.previous_report(ctx.plan.name, ctx.dag_id, before_run=ctx.run_id)
+        except (OSError, ValueError):
+            _PREVIOUS_REPORTS[key] = None  # no rehearsal to forecast from: the clock still counts
+    return forecast.step_forecast(_PREVIOUS_REPORTS[key], ctx.step)
+
+
+CLOCK_WATCH_INTERVAL_S = 15.0
+
+
+@contextmanager
+def clock_watch(ctx: StepContext, *, interval_s: float = CLOCK_WATCH_INTERVAL_S,
+                check: Callable[..., Any] | None = None) -> Iterator[None]:
+    """Check the downtime clock every ``interval_s`` while a step works.
+
+    Between a step's start and end nothing else looks at the clock: a suite that
+    runs an hour late would raise no alert until it ends. Each check logs the clock
+    line (progress on a long step) and fires what is due, the forecast first.
+    """
+    if not _frozen(ctx):
+        yield
+        return
+    check = check or check_clock
+    forecast = step_forecast(ctx)
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(interval_s):
+            elapsed = time.monotonic() - started
+            try:
+                check(ctx, forecast_remaining_s=forecast.remaining(elapsed) if forecast else None)
+            except Exception as exc:  # the clock must never break the step it watches
+                print(f"[downtime clock] check failed: {type(exc).__name__}", flush=True)
+
+    thread = threading.Thread(target=watch, name="bascule-clock", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _frozen(ctx: StepContext) -> dict[str, Any] | None:
+    """The freeze's result once the source is frozen (the clock runs from there), else None."""
+    return ctx.result_of(FREEZE_TASK_ID) if ctx.step != FREEZE_TASK_ID else None
+
+
 def check_clock(ctx: StepContext, *, forecast_remaining_s: float | None = None) -> dict[str, Any] | None:
     """Log the downtime clock and fire its warnings, once the source is frozen."""
-    freeze = ctx.result_of(FREEZE_TASK_ID) if ctx.step != FREEZE_TASK_ID else None
+    freeze = _frozen(ctx)
     if not freeze:
         return None
     from bascule.runbook import clock_glue
