@@ -534,6 +534,12 @@ class SlackNotifications(LoggingMixin):
         if previous:
             self._carried.append(previous)
 
+    def carry_earlier_ledger(self) -> None:
+        """:meth:`carry_ledger` of what this notifier's task instance pushed before it was resumed."""
+        ti = self._ti
+        if ti is not None:
+            self.carry_ledger(lambda: ti.xcom_pull(task_ids=ti.task_id, key=LEDGER_XCOM_KEY))
+
     def flush_ledger(self) -> None:
         """Push the ledger to XCom if a delivery was recorded since the last push."""
         if self._ledger_dirty:

@@ -50,7 +50,6 @@ class DrainSensor(ReplicationCaughtUpSensor):
         return result
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        from bascule.notifications.slack import LEDGER_XCOM_KEY
         from bascule.runbook import runtime
 
         result = super().execute_complete(context, event)
@@ -58,8 +57,7 @@ class DrainSensor(ReplicationCaughtUpSensor):
         slack = runtime.notifier(ctx)
         if slack is not None:
             # Resumed in a new process: keep the count of the start message sent before the deferral.
-            ti = context["ti"]
-            slack.carry_ledger(lambda: ti.xcom_pull(task_ids=self.task_id, key=LEDGER_XCOM_KEY))
+            slack.carry_earlier_ledger()
         self._record(context, event, ctx)
         return result
 

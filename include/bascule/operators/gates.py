@@ -30,6 +30,7 @@ class GateOperator(HITLBranchOperator):
 
     template_fields: Sequence[str] = ("subject", "body")
     ui_color = "#ffe0e6"
+    _bascule_slack: Any = None  # this process's notifier, made on first use (see _notifier)
 
     def __init__(
         self,
@@ -95,12 +96,10 @@ class GateOperator(HITLBranchOperator):
         chosen = list(event.get("chosen_options") or [])
         by = event.get("responded_by_user") or {}
         who = str(by.get("id") or by.get("name") or "unknown")
-        from bascule.notifications.slack import LEDGER_XCOM_KEY
-
         slack = self._notifier(context)
         if slack is not None:
             # Resumed in a new process: keep the count of the messages sent before the gate parked.
-            slack.carry_ledger(lambda: ti.xcom_pull(task_ids=self.task_id, key=LEDGER_XCOM_KEY))
+            slack.carry_earlier_ledger()
         asked_at = ti.xcom_pull(task_ids=self.task_id, key=ASKED_XCOM_KEY)
         answered_at = _iso(event.get("responded_at"))
         decision = {
@@ -128,8 +127,6 @@ class GateOperator(HITLBranchOperator):
             if not isinstance(exc, DownstreamTasksSkipped) and self._bascule_slack is not None:
                 self._bascule_slack.wait_posted()
             raise
-
-    _bascule_slack: Any = None
 
     def _notifier(self, context: Any) -> Any:
         """This process's notifier (None without a notifications section): posts in the background."""

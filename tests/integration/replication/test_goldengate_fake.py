@@ -51,11 +51,15 @@ def test_hook_reads_heartbeat_data(fake_gg: FakeGoldenGate) -> None:
     assert beats[0]["ageSeconds"] == 97.78
 
 
-def test_wrong_password_names_endpoint_and_status_only(fake_gg: FakeGoldenGate,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def _use_wrong_password(fake_gg: FakeGoldenGate, monkeypatch: pytest.MonkeyPatch) -> None:
     conn = json.loads(fake_gg.connection_json())
     conn["password"] = "wrong-password"
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+
+
+def test_wrong_password_names_endpoint_and_status_only(fake_gg: FakeGoldenGate,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    _use_wrong_password(fake_gg, monkeypatch)
     with pytest.raises(GoldenGateApiError) as err:
         GoldenGateHook(goldengate_conn_id=CONN_ID).get_process_status("replicat", "REP2")
     assert err.value.status == 401
@@ -185,9 +189,7 @@ def test_a_stop_that_never_lands_times_out_by_name(fake_gg: FakeGoldenGate) -> N
 
 def test_a_refused_command_names_the_endpoint_and_status(fake_gg: FakeGoldenGate,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    conn = json.loads(fake_gg.connection_json())
-    conn["password"] = "wrong-password"
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+    _use_wrong_password(fake_gg, monkeypatch)
     with pytest.raises(GoldenGateApiError) as err:
         GoldenGateHook(goldengate_conn_id=CONN_ID).execute_command("stop", "replicat", "REP2")
     assert str(err.value) == "POST /services/v2/commands/execute: HTTP 401 Unauthorized"
