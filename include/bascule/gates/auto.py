@@ -36,8 +36,13 @@ def answer_gates(
     decisions: Mapping[str, str],
     echo: Callable[[str], None] = print,
     timeout: float = 900,
+    parked: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> list[dict[str, Any]]:
-    """Answer each gate (task ``gate_<id>``) in order, as its first assigned user; [AUTO] in every line."""
+    """Answer each gate (task ``gate_<id>``) in order, as its first assigned user; [AUTO] in every line.
+
+    ``parked`` lets an answer follow the question as soon as Airflow can take it
+    (see ``AirflowApiClient.wait_for_gate``).
+    """
     ensure_auto_answer_allowed(plan)
     answered = []
     for gate_id, option in decisions.items():
@@ -45,7 +50,7 @@ def answer_gates(
         client = client_for(user)
         task_id = f"gate_{gate_id}"
         for attempt in range(1, 4):
-            client.wait_for_gate(dag_id, run_id, task_id, timeout=timeout)
+            client.wait_for_gate(dag_id, run_id, task_id, timeout=timeout, parked=parked)
             echo(f"[AUTO, {plan.mode.value} plan] gate {gate_id}: answering {option} as {user}")
             answered.append(client.answer(dag_id, run_id, task_id, option=option))
             if client.wait_gate_settled(dag_id, run_id, task_id, timeout=timeout) != "asked_again":

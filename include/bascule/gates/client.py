@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -113,24 +114,29 @@ class AirflowApiClient:
                           params={"response_received": "false"})
         return list(data.get("hitl_details", []))
 
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances/"
+                                      f"{self._q(task_id)}"))
+
     def task_state(self, dag_id: str, run_id: str, task_id: str) -> str:
-        ti = self._call("GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances/"
-                               f"{self._q(task_id)}")
-        return str(ti["state"])
+        return str(self.task_instance(dag_id, run_id, task_id)["state"])
 
     def wait_for_gate(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
-                      poll: float = 0.1, settle: float = 1.5) -> dict[str, Any]:
-        """Wait until the gate asks for a decision; fail early if the run ends without asking.
+                      poll: float = 0.1, settle: float = 1.5,
+                      parked: Callable[[Mapping[str, Any]], bool] | None = None) -> dict[str, Any]:
+        """Wait until the gate asks for a decision and may be answered; fail early if the run ends without asking.
 
         Airflow 3.3 races when a gate is answered while its worker is still parking
         it: the scheduler then sees the worker's exit for a task the answer already
         re-queued, and fails that try; its retry asks again (see ``wait_gate_settled``).
-        Waiting until the task has been ``awaiting_input`` for ``settle`` seconds
-        avoids it (a person never answers faster). The window is the parked worker's
-        supervisor noticing its process has exited, which can take up to
-        ``[workers] min_heartbeat_interval`` (1 s in the lab), plus a scheduler loop:
-        0.3 s was seen to lose the race (the try failed, and its retry could not be
-        recorded), hence 1.5 s.
+        ``parked``, given the task instance, says whether the scheduler has processed
+        that exit (``bascule.gates.parked.SchedulerLogWatch``); the gate is answerable
+        as soon as it has. Without it, or if it never says so, the gate is answerable
+        once it has been ``awaiting_input`` for ``settle`` seconds (a person never
+        answers faster). The window is the parked worker's supervisor noticing its
+        process has exited, which can take up to ``[workers] min_heartbeat_interval``
+        (1 s in the lab), plus a scheduler loop: 0.3 s was seen to lose the race
+        (the try failed, and its retry could not be recorded), hence 1.5 s.
         """
         deadline = time.monotonic() + timeout
         awaiting_since: float | None = None
@@ -138,7 +144,8 @@ class AirflowApiClient:
         run_checked = 0.0
         while True:
             # One call per poll while the gate has not asked yet: on cutover night this wait is downtime.
-            if self.task_state(dag_id, run_id, task_id) == "awaiting_input":
+            ti = self.task_instance(dag_id, run_id, task_id)
+            if str(ti["state"]) == "awaiting_input":
                 if awaiting_since is None:
                     awaiting_since = time.monotonic()
                     # Looked up while settling, so the answer can follow the settle at once.
@@ -146,7 +153,8 @@ class AirflowApiClient:
                                if d["task_instance"]["task_id"] == task_id]
                     if not pending:
                         awaiting_since = None
-                if awaiting_since is not None and time.monotonic() - awaiting_since >= settle:
+                if awaiting_since is not None and (
+                        time.monotonic() - awaiting_since >= settle or (parked is not None and parked(ti))):
                     return pending[0]
             else:
                 awaiting_since = None

@@ -98,6 +98,9 @@ class AirflowStack:
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
         }
 
+    def log_path(self, component: str) -> Path:
+        return self.home / "logs" / f"{component}.log"
+
     def _write_passwords(self) -> None:
         existing = self.passwords() if self.passwords_file.exists() else {}
         wanted = {u: existing.get(u) or secrets.token_urlsafe(12) for u in self.users}
@@ -116,7 +119,7 @@ class AirflowStack:
         if migrate.returncode != 0:
             raise AirflowStackError(f"airflow db migrate failed: {migrate.stderr[-800:]}")
         for component in COMPONENTS:
-            log = (self.home / "logs" / f"{component}.log").open("ab")
+            log = self.log_path(component).open("ab")
             self.procs[component] = subprocess.Popen(
                 [airflow, component], env=component_env(env, component), stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,

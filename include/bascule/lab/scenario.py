@@ -19,6 +19,7 @@ from typing import Any
 
 from bascule.gates.auto import answer_gates
 from bascule.gates.client import AirflowApiClient, RunEnded
+from bascule.gates.parked import SchedulerLogWatch
 from bascule.lab.airflow_stack import AirflowStack
 
 DAG_ID = "cutover"
@@ -108,6 +109,8 @@ class LabCutover:
                                               log=self.workdir / "simulator.log")
             time.sleep(warmup_s)
         ops = self.client("bascule_ops")
+        # The lab's scheduler writes here: the answerer reads when a parked gate can take its answer.
+        parked = SchedulerLogWatch(self.stack.log_path("scheduler")).parked_exit_processed
         try:
             ops.wait_for_dag(DAG_ID)
             ops.unpause(DAG_ID)
@@ -120,7 +123,7 @@ class LabCutover:
                         ops.wait_for_gate(DAG_ID, run_id, f"gate_{gate_id}", timeout=timeout)
                         before_gate(gate_id, run_id)
                     answer_gates(self.plan, client_for=self.client, dag_id=DAG_ID, run_id=run_id,
-                                 decisions={gate_id: option}, echo=self.echo, timeout=timeout)
+                                 decisions={gate_id: option}, echo=self.echo, timeout=timeout, parked=parked)
                 except RunEnded as ended:
                     # A step failed before this gate (the night was rolled back): nothing to answer.
                     self.echo(f"scenario: {ended}")
