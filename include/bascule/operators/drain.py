@@ -33,15 +33,21 @@ class DrainSensor(ReplicationCaughtUpSensor):
         return ctx
 
     def execute(self, context: Any) -> Any:
+        from airflow.sdk.exceptions import TaskDeferred
+
         from bascule.runbook import runtime
 
         self._started_at = datetime.now(UTC).isoformat()
-        context["ti"].xcom_push(key=STARTED_KEY, value=self._started_at)
         ctx = self._ctx(context)
         runtime.step_started(ctx, critical_path=True)
         try:
-            result = super().execute(context)
-        except BaseException:
+            with runtime.clock_watch(ctx):
+                result = super().execute(context)
+        except BaseException as exc:
+            if isinstance(exc, TaskDeferred):
+                # The resumed process records the step: it needs this one's start. Pushed only now,
+                # since a drain that finds the target caught up (the usual case) never needs it.
+                context["ti"].xcom_push(key=STARTED_KEY, value=self._started_at)
             # This process ends here (TaskDeferred, or a failure): send what is queued now.
             runtime.flush(ctx)
             raise

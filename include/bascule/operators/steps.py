@@ -52,6 +52,8 @@ class StepContext:
     slack: Any = None
     # True for steps that flush from their success callback (runtime.flush_after_success).
     slack_background: bool = False
+    # Set by runtime.step_finished: the success callback takes the step's last look at the clock.
+    clock_check_after_success: bool = False
     _results: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
 
     @property

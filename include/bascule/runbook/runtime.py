@@ -45,9 +45,15 @@ def flush(ctx: StepContext) -> None:
 
 
 def flush_after_success(context: Any) -> None:
-    """``on_success_callback`` of the tasks that post in the background: send what is still queued."""
+    """``on_success_callback`` of the tasks that post in the background: the step's last clock look, then Slack."""
     task = context.get("task")
     ctx = getattr(task, "_bascule_step_ctx", None)
+    if ctx is not None and ctx.clock_check_after_success:
+        ctx.clock_check_after_success = False
+        try:
+            check_clock_after_step(ctx)
+        except Exception as exc:  # the step has succeeded: a clock look cannot undo that
+            print(f"[downtime clock] check failed: {type(exc).__name__}", flush=True)
     slack = ctx.slack if ctx is not None else getattr(task, "_bascule_slack", None)
     if slack is not None:
         slack.wait_posted()
@@ -92,24 +98,36 @@ def notify(ctx: StepContext, event: Any) -> None:
 
 
 def step_started(ctx: StepContext, *, critical_path: bool) -> None:
+    """Announce the step. Its first look at the clock is taken by :func:`clock_watch`, beside the action."""
     from bascule.notifications.events import StepStarted
 
     notify(ctx, StepStarted(dag_id=ctx.dag_id, run_id=ctx.run_id, step=ctx.step, task=task_ref(ctx),
                             critical_path=critical_path))
-    forecast = step_forecast(ctx) if _frozen(ctx) else None
-    check_clock(ctx, forecast_remaining_s=forecast.remaining(0.0) if forecast else None)
 
 
 def step_finished(ctx: StepContext, *, ok: bool, seconds: float, critical_path: bool) -> None:
+    """Announce the end and look at the clock.
+
+    A step that succeeded and posts in the background leaves its last look at
+    the clock to its success callback (:func:`flush_after_success`), like its
+    messages: both are Execution API and Slack calls that would otherwise hold
+    the next step back. A failed step looks now, since no callback follows.
+    """
     from bascule.notifications.events import StepFinished, StepOutcome
 
     notify(ctx, StepFinished(dag_id=ctx.dag_id, run_id=ctx.run_id, step=ctx.step, task=task_ref(ctx),
                              outcome=StepOutcome.SUCCEEDED if ok else StepOutcome.FAILED,
                              duration_s=max(0.0, seconds), critical_path=critical_path))
+    if ok and ctx.slack_background:
+        ctx.clock_check_after_success = True
+        return
+    check_clock_after_step(ctx)
+    flush(ctx)
+
+
+def check_clock_after_step(ctx: StepContext) -> None:
     forecast = step_forecast(ctx) if _frozen(ctx) else None
     check_clock(ctx, forecast_remaining_s=forecast.rest_after_s if forecast else None)
-    if not ok or not ctx.slack_background:
-        flush(ctx)
 
 
 _PREVIOUS_REPORTS: dict[tuple[str, str, str], dict[str, Any] | None] = {}
@@ -134,27 +152,36 @@ CLOCK_WATCH_INTERVAL_S = 15.0
 @contextmanager
 def clock_watch(ctx: StepContext, *, interval_s: float = CLOCK_WATCH_INTERVAL_S,
                 check: Callable[..., Any] | None = None) -> Iterator[None]:
-    """Check the downtime clock every ``interval_s`` while a step works.
+    """Check the downtime clock as a step starts, then every ``interval_s`` while it works.
 
     Between a step's start and end nothing else looks at the clock: a suite that
     runs an hour late would raise no alert until it ends. Each check logs the clock
     line (progress on a long step) and fires what is due, the forecast first.
+    The first check runs beside the action rather than before it: reading the
+    freeze and the rehearsal costs Execution API calls, and after the freeze every
+    such wait before the action is downtime. Before the freeze there is no clock,
+    and the thread ends after one look.
     """
-    if not _frozen(ctx):
-        yield
-        return
     check = check or check_clock
-    forecast = step_forecast(ctx)
     started = time.monotonic()
     stop = threading.Event()
 
     def watch() -> None:
-        while not stop.wait(interval_s):
+        try:
+            if not _frozen(ctx):
+                return
+            forecast = step_forecast(ctx)
+        except Exception as exc:  # the clock must never break the step it watches
+            print(f"[downtime clock] check failed: {type(exc).__name__}", flush=True)
+            return
+        while True:
             elapsed = time.monotonic() - started
             try:
                 check(ctx, forecast_remaining_s=forecast.remaining(elapsed) if forecast else None)
-            except Exception as exc:  # the clock must never break the step it watches
+            except Exception as exc:
                 print(f"[downtime clock] check failed: {type(exc).__name__}", flush=True)
+            if stop.wait(interval_s):
+                return
 
     thread = threading.Thread(target=watch, name="bascule-clock", daemon=True)
     thread.start()

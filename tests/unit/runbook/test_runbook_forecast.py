@@ -94,5 +94,56 @@ def _watchers() -> int:
 
 
 def test_no_watch_before_the_freeze(monkeypatch: pytest.MonkeyPatch) -> None:
-    with runtime.clock_watch(fake_ctx(frozen=False), interval_s=0.001, check=lambda *a, **k: None):
-        assert _watchers() == 0  # the clock starts at the freeze: nothing to watch before it
+    seen: list[Any] = []
+    with runtime.clock_watch(fake_ctx(frozen=False), interval_s=0.001, check=lambda *a, **k: seen.append(k)):
+        pass
+    assert seen == []  # the clock starts at the freeze: nothing to watch before it
+    assert _watchers() == 0
+
+
+def test_the_first_look_at_the_clock_is_taken_beside_the_action(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(runtime._PREVIOUS_REPORTS, ("lab", "cutover", "tonight"), rehearsal())
+    seen: list[float | None] = []
+    looked = threading.Event()
+
+    def check(ctx: Any, *, forecast_remaining_s: float | None) -> None:
+        seen.append(forecast_remaining_s)
+        looked.set()
+
+    with runtime.clock_watch(fake_ctx(frozen=True), interval_s=3600, check=check):
+        # The action runs while the watch looks: the look does not hold the action back.
+        assert looked.wait(timeout=30), "the clock was not checked as the step started"
+    assert len(seen) == 1 and seen[0] is not None and seen[0] == pytest.approx(12.7, abs=0.5)
+
+
+def step_ctx(*, background: bool) -> Any:
+    ctx = fake_ctx(frozen=True)
+    ctx.plan.notifications = None
+    ctx.ti = SimpleNamespace(task_id="target_suites", try_number=1)
+    ctx.slack = None
+    ctx.slack_background = background
+    ctx.clock_check_after_success = False
+    return ctx
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_successful_step_looks_at_the_clock_from_its_success_callback(
+        monkeypatch: pytest.MonkeyPatch, background: bool) -> None:
+    looks: list[Any] = []
+    monkeypatch.setattr(runtime, "check_clock_after_step", looks.append)
+    ctx = step_ctx(background=background)
+    runtime.step_finished(ctx, ok=True, seconds=1.0, critical_path=True)
+    # Posting in the background, the step leaves its last look to the callback, after its success is reported.
+    assert looks == ([] if background else [ctx])
+    runtime.flush_after_success({"task": SimpleNamespace(_bascule_step_ctx=ctx)})
+    assert looks == [ctx]
+    runtime.flush_after_success({"task": SimpleNamespace(_bascule_step_ctx=ctx)})
+    assert looks == [ctx]  # once
+
+
+def test_a_failed_step_looks_at_the_clock_before_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    looks: list[Any] = []
+    monkeypatch.setattr(runtime, "check_clock_after_step", looks.append)
+    ctx = step_ctx(background=True)
+    runtime.step_finished(ctx, ok=False, seconds=1.0, critical_path=True)
+    assert looks == [ctx] and ctx.clock_check_after_success is False
