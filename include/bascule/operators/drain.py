@@ -22,6 +22,9 @@ class DrainSensor(ReplicationCaughtUpSensor):
         from bascule.runbook.runtime import with_flush_after_success
 
         kwargs["on_success_callback"] = with_flush_after_success(kwargs.get("on_success_callback"))
+        # The step's record is under TIMING_KEY; a return_value copy would cost one more Execution API
+        # call between the drain and the checks.
+        kwargs.setdefault("do_xcom_push", False)
         super().__init__(**kwargs)
         self._plan = plan
 
