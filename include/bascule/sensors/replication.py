@@ -24,6 +24,8 @@ from bascule.replication.factory import replication_config, replication_from_con
 from bascule.triggers.replication import ReplicationCaughtUpTrigger, ReplicationLagTrigger, caught_up_event
 
 DEFAULT_TIMEOUT_S = 6 * 3600.0
+# A wait in the task logs where it stands this often (the trigger's wait shows in the triggerer's log).
+PROGRESS_EVERY_S = 15.0
 
 
 class _ReplicationSensor(BaseSensorOperator):
@@ -51,9 +53,14 @@ class _ReplicationSensor(BaseSensorOperator):
         if event.get("status") != "success":
             self._fail(event)
         reading = event.get("reading") or {}
-        self.log.info("%s: %s after %.1f s (lag %s s, %s bytes)", self.task_id, reading.get("state"),
-                      event.get("waited_s", 0.0), reading.get("lag_seconds"), reading.get("lag_bytes"))
+        self.log.info("%s: %s after %.1f s (lag %s)", self.task_id, reading.get("state"),
+                      event.get("waited_s", 0.0), _lag_text(reading.get("lag_seconds"), reading.get("lag_bytes")))
         return event
+
+
+def _lag_text(seconds: float | None, behind: int | None) -> str:
+    lag = "unknown" if seconds is None else f"{seconds:.1f} s"
+    return lag if behind is None else f"{lag}, {behind} bytes"
 
 
 class ReplicationLagSensor(_ReplicationSensor):
@@ -152,16 +159,29 @@ class ReplicationCaughtUpSensor(_ReplicationSensor):
         # On cutover night the target is usually caught up within a poll or two of the freeze;
         # a deferral would add the triggerer's pick-up and the task's resume (~2 s) to the downtime.
         started = time.monotonic()
+        reported = started
         while True:
             event = caught_up_event(self.replication, position, started)
             if event is not None:
                 return self._complete(event)
-            if time.monotonic() - started + self.poll_interval > self.inline_wait_s:
+            now = time.monotonic()
+            if now - started + self.poll_interval > self.inline_wait_s:
                 break
+            if now - reported >= PROGRESS_EVERY_S:
+                reported = now
+                self._log_progress(position, now - started)
             time.sleep(self.poll_interval)
+        # The inline wait counts against the timeout: it bounds the whole wait, not each half of it.
+        remaining = max(0.0, float(self.timeout) - (time.monotonic() - started))
         self.defer(trigger=ReplicationCaughtUpTrigger(replication_config=self.replication_config,
                                                       position=position, poll_interval_s=self.poll_interval),
-                   method_name="execute_complete", timeout=timedelta(seconds=float(self.timeout)))
+                   method_name="execute_complete", timeout=timedelta(seconds=remaining))
+
+    def _log_progress(self, position: str, waited_s: float) -> None:
+        reading = self.replication.reading()
+        self.log.info("%s: waiting for position %s for %.0f s (%s, lag %s, applied %s)", self.task_id, position,
+                      waited_s, reading.state.value, _lag_text(reading.lag_seconds, reading.lag_bytes),
+                      reading.applied_position or "unknown")
 
     def poke(self, context: Any) -> bool:
         from bascule.replication.base import ReplicationBroken

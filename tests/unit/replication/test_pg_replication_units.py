@@ -211,3 +211,38 @@ def test_caught_up_sensor_fails_fast_on_a_broken_flow_and_rejects_a_negative_wai
         _caught_up_sensor(_Flow(applied_after=None, state="broken"), inline_wait_s=5).execute({})
     with pytest.raises(ValueError, match="inline_wait_s must be >= 0"):
         _caught_up_sensor(_Flow(applied_after=1), inline_wait_s=-1)
+
+
+def test_caught_up_sensor_defers_with_what_its_inline_wait_left_of_the_timeout() -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as deferred:
+        _caught_up_sensor(_Flow(applied_after=None), inline_wait_s=0.2, timeout=10).execute({})
+    # The timeout bounds the whole wait: the triggerer gets what the task did not use.
+    assert timedelta(seconds=5) < deferred.value.timeout < timedelta(seconds=10)
+
+
+def test_caught_up_sensor_says_where_it_stands_while_it_waits(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from bascule.sensors import replication as sensors
+
+    monkeypatch.setattr(sensors, "PROGRESS_EVERY_S", 0.0)
+    flow = _Flow(applied_after=4)
+    _caught_up_sensor(flow, inline_wait_s=5).execute({})
+    # Airflow's task logger writes through structlog to stdout outside a task runner.
+    lines = [line for line in capsys.readouterr().out.splitlines() if "waiting for position" in line]
+    assert len(lines) == 3 and all("0/16B3748" in line and "streaming" in line for line in lines), lines
+
+
+def test_the_cutover_drain_waits_in_its_task_for_its_whole_timeout() -> None:
+    from bascule.operators.drain import DrainSensor
+    from bascule.paths import LAB_PLAN
+    from bascule.plan import load_plan
+
+    plan = load_plan(LAB_PLAN)
+    drain = DrainSensor(task_id="drain", plan=plan, replication_config={"method": "none"}, timeout=120)
+    # Its process lives while it waits, so the downtime clock is watched (runtime.clock_watch).
+    assert drain.inline_wait_s == 120.0
+    explicit = DrainSensor(task_id="drain2", plan=plan, replication_config={"method": "none"}, timeout=120,
+                           inline_wait_s=5)
+    assert explicit.inline_wait_s == 5.0
