@@ -47,6 +47,7 @@ sent it; the cutover report merges them with :func:`merge_ledgers`.
 
 from __future__ import annotations
 
+import atexit
 import enum
 import hashlib
 import queue
@@ -376,7 +377,19 @@ class SlackNotifications(LoggingMixin):
         if self._queue is None:
             self._queue = queue.Queue()
             threading.Thread(target=self._post_queued, name="bascule-slack", daemon=True).start()
+            # The poster is a daemon thread: it dies with the process. Callers wait for it before the
+            # process ends, but a task whose success callback never runs (its success report refused,
+            # say) would lose what is still queued. Airflow's task processes run the atexit functions
+            # registered after their fork.
+            atexit.register(self._post_before_exit)
         self._queue.put((parent, event))
+
+    def _post_before_exit(self) -> None:
+        q = self._queue
+        if q is None or not q.unfinished_tasks:
+            return
+        self.log.warning("Slack: %d message(s) still queued as the process ends; sending them", q.unfinished_tasks)
+        self.wait_posted()
 
     def wait_posted(self, timeout: float | None = None) -> bool:
         """Wait until every queued event was posted or given up, then push the ledger; False on timeout.

@@ -329,3 +329,25 @@ def test_a_resumed_task_carries_the_earlier_ledger_once(slack):
         "gate_waiting": {"attempted": 1, "delivered": 1, "failed": 0},
         "run_started": {"attempted": 1, "delivered": 1, "failed": 0},
     }
+
+
+EXIT_WITHOUT_WAITING = """
+import sys
+from bascule.notifications.events import LagAlert, RunStarted
+from bascule.notifications.slack import MemoryThreadStore, NotificationSettings, SlackNotifications
+
+run = {"dag_id": sys.argv[1], "run_id": sys.argv[2]}
+n = SlackNotifications(settings=NotificationSettings(channel="#cutover", slack_conn_id="bascule_slack_test"),
+                       thread_store=MemoryThreadStore(), background=True)
+n.post(LagAlert(method="pglogical", lag_s=30, threshold_s=10, **run), parent=RunStarted(plan_id="lab", **run))
+# No wait_posted(): the process ends with both messages still queued, as a task whose success callback never ran.
+"""
+
+
+def test_messages_still_queued_when_the_process_ends_are_sent(slack):
+    slack.latency_s = 0.3  # both are still queued or in flight when the script's last line has run
+    subprocess.run([sys.executable, "-c", EXIT_WITHOUT_WAITING, RUN["dag_id"], RUN["run_id"]], check=True,
+                   timeout=120)
+    records = posts(slack)
+    assert len(records) == 2, records
+    assert records[1]["body"]["thread_ts"] == records[0]["response_ts"]
