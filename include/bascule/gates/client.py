@@ -15,6 +15,8 @@ from typing import Any
 import requests
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+# A gate's task in one of these states asks for its decision within a second or so.
+GATE_ON_ITS_WAY = frozenset({"scheduled", "queued", "running", "up_for_retry", "awaiting_input"})
 
 
 class RunEnded(RuntimeError):
@@ -122,7 +124,7 @@ class AirflowApiClient:
         return str(self.task_instance(dag_id, run_id, task_id)["state"])
 
     def wait_for_gate(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
-                      poll: float = 0.1, settle: float = 1.5,
+                      poll: float = 0.1, idle_poll: float = 0.5, settle: float = 1.5,
                       parked: Callable[[Mapping[str, Any]], bool] | None = None) -> dict[str, Any]:
         """Wait until the gate asks for a decision and may be answered; fail early if the run ends without asking.
 
@@ -137,6 +139,11 @@ class AirflowApiClient:
         process has exited, which can take up to ``[workers] min_heartbeat_interval``
         (1 s in the lab), plus a scheduler loop: 0.3 s was seen to lose the race
         (the try failed, and its retry could not be recorded), hence 1.5 s.
+
+        It looks every ``poll`` seconds once the gate's task is on its way (scheduled,
+        queued, running), every ``idle_poll`` seconds before: the GO LIVE gate is
+        awaited through the whole downtime, and ten calls a second would load the
+        single API server every task of the night talks to.
         """
         deadline = time.monotonic() + timeout
         awaiting_since: float | None = None
@@ -167,8 +174,10 @@ class AirflowApiClient:
                 raise TimeoutError(f"gate {task_id} of run {run_id} did not ask within {timeout:.0f} s")
             if awaiting_since is not None:
                 time.sleep(min(poll, max(0.0, settle - (time.monotonic() - awaiting_since))))
-            else:
+            elif str(ti["state"]) in GATE_ON_ITS_WAY:
                 time.sleep(poll)
+            else:
+                time.sleep(idle_poll)
 
     def wait_gate_settled(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600,
                           poll: float = 0.5) -> str:

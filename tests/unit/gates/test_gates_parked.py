@@ -135,3 +135,34 @@ def test_without_the_cue_the_answer_waits_for_the_settle(clock: _FakeClock) -> N
     clock.now = 0.0
     api.wait_for_gate("cutover", RUN, "gate_go_live", settle=1.5)
     assert clock.now == pytest.approx(1.5)
+
+
+class _SlowGateApi(_GateApi):
+    """The gate's upstream runs for three looks, then its task is queued, then it asks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states = [None, None, None, "scheduled", "queued", "running", "awaiting_input"]
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        ti = super().task_instance(dag_id, run_id, task_id)
+        ti["state"] = self.states[min(self.looks - 1, len(self.states) - 1)]
+        return ti
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return {"state": "running"}
+
+
+def test_the_wait_looks_often_only_once_the_gate_is_on_its_way(monkeypatch: pytest.MonkeyPatch,
+                                                                clock: _FakeClock) -> None:
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(round(seconds, 3))
+        clock.now += seconds
+
+    monkeypatch.setattr(client_module.time, "sleep", sleep)
+    api = _SlowGateApi()
+    api.wait_for_gate("cutover", RUN, "gate_go_live", poll=0.1, idle_poll=0.5, parked=lambda ti: True)
+    # Three idle looks while the upstream works, then quick ones as the gate's task starts.
+    assert sleeps == [0.5, 0.5, 0.5, 0.1, 0.1, 0.1]
