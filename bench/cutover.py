@@ -7,9 +7,10 @@ Its own lab (purpose "bench-cutover") seeded at --patients; forward replication
 triggerer; LocalExecutor, scheduler_idle_sleep_time 0.1) on the control cluster;
 the simulator writing through PgBouncer at --rate; Slack played by the local
 capture server, answering after --slack-latency (0.2 s, as real Slack's API);
-gates answered through the REST API as soon as they ask (after the 1.5 s settle the Airflow 3.3 park/answer
-race needs). Figures come from the run's own report (task timings) and the
-simulator's ledger; write_rate is the simulator's rate before the freeze. Last line:
+gates answered through the REST API as soon as they ask and Airflow can take the
+answer (once the scheduler has logged the parked worker's exit, ADR 0034).
+Figures come from the run's own report (task timings) and the simulator's
+ledger; write_rate is the simulator's rate before the freeze. Last line:
 
     downtime_s=<d> work_s=<w> overhead_pct=<o> acked_writes=<a> refused_writes=<r> write_rate=<w/s> lost_writes=<n>
 """
@@ -86,7 +87,7 @@ def main() -> int:
         "patients": args.patients, "initial_load_s": round(load_s, 1), "state": result.state,
         "downtime_s": report.get("downtime_s"), "work_s": report.get("work_s"),
         "overhead_s": report.get("overhead_s"), "overhead_pct": report.get("overhead_pct"),
-        # Part of the overhead: the GO LIVE gate's question to its answer (the answerer's settle included).
+        # Part of the overhead: the GO LIVE gate's question to its answer (the answerer's cue included).
         "decision_wait_s": report.get("decision_wait_s"),
         "acked_writes": writes.get("acked"), "refused_writes": writes.get("refused"),
         "lost_writes": writes.get("lost"),
