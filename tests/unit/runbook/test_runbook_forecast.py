@@ -103,17 +103,21 @@ def test_no_watch_before_the_freeze(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_first_look_at_the_clock_is_taken_beside_the_action(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(runtime._PREVIOUS_REPORTS, ("lab", "cutover", "tonight"), rehearsal())
-    seen: list[float | None] = []
+    seen: list[tuple[bool, float | None]] = []
+    action_running = threading.Event()
     looked = threading.Event()
 
     def check(ctx: Any, *, forecast_remaining_s: float | None) -> None:
-        seen.append(forecast_remaining_s)
+        # A look taken before the action would never see it running.
+        seen.append((action_running.wait(timeout=10), forecast_remaining_s))
         looked.set()
 
     with runtime.clock_watch(fake_ctx(frozen=True), interval_s=3600, check=check):
-        # The action runs while the watch looks: the look does not hold the action back.
+        action_running.set()
         assert looked.wait(timeout=30), "the clock was not checked as the step started"
-    assert len(seen) == 1 and seen[0] is not None and seen[0] == pytest.approx(12.7, abs=0.5)
+    assert len(seen) == 1
+    beside, remaining = seen[0]
+    assert beside is True and remaining == pytest.approx(12.7, abs=0.5)
 
 
 def step_ctx(*, background: bool) -> Any:
