@@ -13,6 +13,7 @@ import enum
 import os
 import re
 import types
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -48,6 +49,7 @@ __all__ = [
     "Replication",
     "ReplicationMethod",
     "Scope",
+    "Storage",
     "TableMapping",
     "Validation",
     "default_plan_path",
@@ -357,6 +359,18 @@ class Downtime(_Section):
         return value
 
 
+class Storage(_Section):
+    """The storage stage of the preparation: what counts as old enough to archive."""
+
+    # Partitions whose whole range ends at least this many months before ``as_of``
+    # are archive candidates.
+    retention_months: Annotated[int, Field(strict=True, ge=1)] = 24
+    # The day "old" is measured from. Unset (production): the real date, so retention
+    # follows the calendar. A lab plan sets the date its synthetic data is laid out
+    # from, so the same commit archives the same partitions on any day (bascule.today).
+    as_of: date | None = None
+
+
 class Gate(_Section):
     title: Text
     assigned_users: Annotated[tuple[Username, ...], Field(min_length=1)]
@@ -417,6 +431,7 @@ class Plan(_Section):
     replication: Replication
     validation: Validation = Field(default_factory=Validation)
     downtime: Downtime = Field(default_factory=Downtime)
+    storage: Storage = Field(default_factory=Storage)
     gates: dict[GateId, Gate]
     notifications: Notifications | None = None
     cutover: Cutover = Field(default_factory=Cutover)
@@ -457,6 +472,11 @@ class Plan(_Section):
                 ("downtime", "point_of_no_return"),
                 f"must name a gate, one of {', '.join(self.gates)} (got {self.downtime.point_of_no_return!r})",
             )
+        if self.mode is PlanMode.PRODUCTION and self.storage.as_of is not None:
+            # Retention in production follows the real calendar; a pinned date would
+            # archive too little (or, set ahead, too much) without anyone noticing.
+            raise _FieldError(("storage", "as_of"), "only lab and demo plans may pin the date; "
+                              "production measures retention from the real date")
         if self.mode is PlanMode.PRODUCTION and self.notifications is None:
             # Gates wait for humans; in production nobody may be left unaware of one.
             raise _FieldError(("notifications",), "is required in production mode")

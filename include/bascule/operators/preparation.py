@@ -172,18 +172,22 @@ class StorageAnalysisOperator(_StageOperator):
 
     template_fields: Sequence[str] = ("retention_months",)
 
-    def __init__(self, *, plan: Plan, retention_months: int = 24, archive_tables: Sequence[str] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, plan: Plan, retention_months: int | None = None,
+                 archive_tables: Sequence[str] | None = None, **kwargs: Any) -> None:
         super().__init__(plan=plan, **kwargs)
-        self.retention_months = retention_months
+        self.retention_months = plan.storage.retention_months if retention_months is None else retention_months
         self.archive_tables = None if archive_tables is None else list(archive_tables)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from bascule.preparation.storage import analyse_storage
+        from bascule.today import retention_today
 
         self._require_postgres()
+        today = retention_today(self.plan)
+        self.log.info("storage: retention of %s months measured from %s (%s)", self.retention_months, today,
+                      "the plan's storage.as_of" if self.plan.storage.as_of else "today's date")
         with self.source_hook as src, self.target_hook as tgt:
-            analysis = analyse_storage(source=src, target=tgt, schemas=self.plan.scope.schemas,
+            analysis = analyse_storage(source=src, target=tgt, schemas=self.plan.scope.schemas, today=today,
                                        retention_months=int(self.retention_months),
                                        archive_tables=self.archive_tables)
         findings = analysis.findings()

@@ -242,10 +242,12 @@ def archive_candidates(reader: Any, schemas: Sequence[str], *, retention_months:
     return out
 
 
-def analyse_storage(*, source: Any, target: Any, schemas: Sequence[str], retention_months: int = DEFAULT_RETENTION_MONTHS,
-                    reference_date: date | None = None, archive_tables: Iterable[str] | None = None) -> StorageAnalysis:
+def analyse_storage(*, source: Any, target: Any, schemas: Sequence[str], today: date,
+                    retention_months: int = DEFAULT_RETENTION_MONTHS,
+                    archive_tables: Iterable[str] | None = None) -> StorageAnalysis:
+    """Detect what the target can shed. ``today`` is where retention is measured from:
+    ``bascule.today.retention_today(plan)`` (the real date in production, the lab's fixed date in the lab)."""
     schemas = list(schemas)
-    ref = reference_date or datetime.now(UTC).date()
     notes: list[Finding] = []
     stats_reset, started = source.records(q.stats_age())[0]
     since = stats_reset or started
@@ -260,7 +262,7 @@ def analyse_storage(*, source: Any, target: Any, schemas: Sequence[str], retenti
                       table=f"{ix.schema}.{ix.table}")
                for ix, reason in sorted(to_drop, key=lambda x: x[0].qualified) if ix.qualified in target_sizes]
     for part, root, _src_bytes, reason in archive_candidates(target, schemas, retention_months=retention_months,
-                                                              reference_date=ref, tables=archive_tables):
+                                                              reference_date=today, tables=archive_tables):
         actions.append(Action(ActionKind.ARCHIVE_PARTITION, part, reason, _src_bytes, table=part, root=root))
     # An index dropped on an archived partition's parent is partly counted twice otherwise: the partition
     # size already includes its share of every index.

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 
 pytestmark = pytest.mark.integration
 
 
-def test_detect_and_apply_on_the_target(fresh_lab, airflow_env, tmp_path):
+def _months_ahead(months: int) -> datetime:
+    now = datetime.now(UTC)
+    index = now.year * 12 + now.month - 1 + months
+    return now.replace(year=index // 12, month=index % 12 + 1, day=min(now.day, 28))
+
+
+# The same commit archives the same partitions on any day: the second run moves the
+# worker's clock 13 months ahead (the database's clock cannot be moved; nothing it
+# stamps decides what is old).
+@pytest.mark.parametrize("months_ahead", [0, 13], ids=["today", "13-months-ahead"])
+def test_detect_and_apply_on_the_target(fresh_lab, airflow_env, tmp_path, months_ahead):
+    with time_machine.travel(_months_ahead(months_ahead), tick=True):
+        _detect_and_apply(fresh_lab, tmp_path)
+
+
+def _detect_and_apply(fresh_lab, tmp_path):
     from bascule.hooks.assessment import AssessmentHook
     from bascule.lab.canary import CANARY_STRINGS
     from bascule.lab.seed import PLANTED_WASTE
@@ -17,6 +34,7 @@ def test_detect_and_apply_on_the_target(fresh_lab, airflow_env, tmp_path):
     from bascule.preparation import replay, storage
     from bascule.preparation.load import start_and_load
     from bascule.replication.factory import replication_config, replication_from_config
+    from bascule.today import retention_today
 
     plan = load_plan(default_plan_path())
     source, target = AssessmentHook(db_conn_id="bascule_legacy"), AssessmentHook(db_conn_id="bascule_new")
@@ -32,7 +50,8 @@ def test_detect_and_apply_on_the_target(fresh_lab, airflow_env, tmp_path):
     repl.drop()
     repl.close()
     try:
-        analysis = storage.analyse_storage(source=source, target=target, schemas=["clinic"])
+        analysis = storage.analyse_storage(source=source, target=target, schemas=["clinic"],
+                                           today=retention_today(plan))
         dropped = {a.object for a in analysis.actions if a.kind is storage.ActionKind.DROP_INDEX}
         twins = {a.reason.removeprefix("duplicate of ") for a in analysis.actions if "duplicate of" in a.reason}
         for name in PLANTED_WASTE["duplicate_indexes"]:
