@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,13 +18,15 @@ def _hooks():
 
 
 def test_clean_lab_has_no_blocker_and_names_each_check(fresh_lab, airflow_env):
+    from bascule.lab.seed import REFERENCE_DATE
     from bascule.plan import default_plan_path, load_plan
     from bascule.preparation.assessment import assess_postgres
 
     plan = load_plan(default_plan_path())
     src, tgt = _hooks()
     with src, tgt:
-        night = (datetime.now(UTC) + timedelta(days=10)).date()
+        # The lab's partitions are laid out from its reference date, not from the day the test runs.
+        night = (REFERENCE_DATE + timedelta(days=10)).date()
         result = assess_postgres(plan=plan, source=src, target=tgt, cutover_date=night,
                                  replication_role="bascule_repl", target_free_bytes=tgt.data_directory_free_bytes)
     assert result.blockers == [], result.blocked_message()
@@ -38,10 +40,13 @@ def test_clean_lab_has_no_blocker_and_names_each_check(fresh_lab, airflow_env):
 
 
 def test_special_objects_and_partitions_due(fresh_lab, airflow_env):
+    from bascule.lab.seed import REFERENCE_DATE
     from bascule.plan import default_plan_path, load_plan
     from bascule.preparation.assessment import assess_postgres
 
     with fresh_lab.connect("legacy", "clinic") as conn:
+        # Without its default partition, the audit log has nowhere for a row past its last month.
+        conn.execute("DROP TABLE clinic.audit_log_default")
         conn.execute("CREATE UNLOGGED TABLE clinic.bed_board (bed_id int PRIMARY KEY, ward text)")
         conn.execute("CREATE MATERIALIZED VIEW clinic.ward_census AS SELECT ward, count(*) FROM clinic.encounters "
                      "GROUP BY ward")
@@ -50,7 +55,7 @@ def test_special_objects_and_partitions_due(fresh_lab, airflow_env):
     src, tgt = _hooks()
     with src, tgt:
         result = assess_postgres(plan=plan, source=src, target=tgt,
-                                 cutover_date=(datetime.now(UTC) + timedelta(days=400)).date(),
+                                 cutover_date=(REFERENCE_DATE + timedelta(days=400)).date(),
                                  target_free_bytes=10 ** 12)
     by = {(f.check, f.object): f for f in result.findings}
     assert by[("special_objects", "clinic.bed_board")].severity.value == "WARNING"

@@ -117,16 +117,16 @@ CREATE TABLE clinic.audit_log (
 
 DO $$
 DECLARE
-    ref   timestamptz := coalesce(nullif(current_setting('bascule.reference_date', true), ''),
-                                  '2026-11-01 00:00+00')::timestamptz;
+    -- Set by bascule.lab.seed from its REFERENCE_DATE; no fallback, so there is one date.
+    ref   timestamptz := current_setting('bascule.reference_date')::timestamptz;
     first timestamptz;
     stop  timestamptz;
     m     timestamptz;
 BEGIN
-    -- 36 months of history before the reference date, then the current and next
-    -- month of whichever is later, the reference date or the real clock.
+    -- 36 months of history before the reference date, then its month and the next:
+    -- the layout depends on the reference date only, never on the day it is created.
     first := date_trunc('month', ref AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '36 months';
-    stop  := date_trunc('month', greatest(ref, now()) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '2 months';
+    stop  := date_trunc('month', ref AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '2 months';
     m := first;
     WHILE m < stop LOOP
         EXECUTE format('CREATE TABLE IF NOT EXISTS clinic.%I PARTITION OF clinic.audit_log FOR VALUES FROM (%L) TO (%L)',
@@ -135,6 +135,9 @@ BEGIN
     END LOOP;
 END
 $$;
+-- Live writes (the clinic workload, the simulator) are stamped with the database's
+-- real now(), which moves on past the laid-out months: they land here.
+CREATE TABLE clinic.audit_log_default PARTITION OF clinic.audit_log DEFAULT;
 
 -- Secondary indexes. bascule.lab.seed drops and rebuilds these around a bulk
 -- load, so they are only ever declared here.

@@ -34,8 +34,8 @@ SELECT n.patients,
        (n.patients * 3)::bigint                                   AS naudit
 FROM (SELECT current_setting('bascule.patients')::bigint AS patients,
              current_setting('bascule.seed')::bigint AS seed,
-             coalesce(nullif(current_setting('bascule.reference_date', true), ''),
-                      '2026-11-01 00:00+00')::timestamptz AS ref) AS n;
+             -- Set by bascule.lab.seed (REFERENCE_DATE): the one date the data is laid out from.
+             current_setting('bascule.reference_date')::timestamptz AS ref) AS n;
 -- One row; without statistics the planner guesses hundreds and costs every
 -- query as if it were hundreds of times larger.
 ANALYZE seed_params;
