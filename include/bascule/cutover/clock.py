@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from bascule.notifications.events import ClockLevel, ClockWarning
+from bascule.today import utc
 
 
 class AlertReason(enum.StrEnum):
@@ -90,7 +91,9 @@ class DowntimeClock:
         for f in warn_at:
             if not 0 < f < 1:
                 raise ValueError(f"warn_at fractions must be in (0, 1) (got {f})")
-        self.frozen_at = frozen_at
+        # In UTC: two times sharing one tzinfo (say Europe/Paris) subtract on their wall clocks,
+        # an hour wrong across a change of summer time.
+        self.frozen_at = utc(frozen_at)
         self.budget_s = float(budget_s)
         self.warn_at = tuple(sorted(set(warn_at)))
 
@@ -114,7 +117,7 @@ class DowntimeClock:
         if forecast_remaining_s is not None and forecast_remaining_s < 0:
             raise ValueError(f"forecast_remaining_s must be >= 0 (got {forecast_remaining_s})")
         state = state or ClockState()
-        elapsed = max(0.0, (now - self.frozen_at).total_seconds())
+        elapsed = max(0.0, (utc(now) - self.frozen_at).total_seconds())
         forecast_total = None if forecast_remaining_s is None else elapsed + forecast_remaining_s
         due = []
         for alert in self.alerts():

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bascule.operators.steps import SafeMessage
+from bascule.today import parse_instant, utc_now
 
 if TYPE_CHECKING:
     from bascule.cutover.endpoint import EndpointSwitch
@@ -281,7 +282,7 @@ def go_live_evidence(ctx: StepContext) -> str:
     freeze = ctx.result_of(FREEZE) or {}
     elapsed = None
     if freeze.get("frozen_at"):
-        elapsed = (datetime.now(UTC) - datetime.fromisoformat(freeze["frozen_at"])).total_seconds()
+        elapsed = (utc_now() - parse_instant(freeze["frozen_at"])).total_seconds()
     validation = dict(ctx.result_of(FINAL_VALIDATION) or {})
     validation["suites"] = (ctx.result_of(TARGET_SUITES) or {}).get("suites", [])
     result = {"downtime_so_far_s": elapsed, "validation": validation,

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
+
+from bascule.today import parse_instant
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,9 @@ def step_forecast(previous: Mapping[str, Any] | None, step: str) -> StepForecast
     if row is None or not row.get("ended_at"):
         return None
     try:
-        frozen = datetime.fromisoformat(str(previous["frozen_at"]))
-        end = datetime.fromisoformat(str(previous["downtime_end"]))
-        ended = datetime.fromisoformat(str(row["ended_at"]))
+        frozen = parse_instant(previous["frozen_at"])
+        end = parse_instant(previous["downtime_end"])
+        ended = parse_instant(row["ended_at"])
         planned = float(row["actual_s"])
     except (KeyError, TypeError, ValueError):
         return None

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bascule.today import parse_instant
+
 
 def reports_dir() -> Path:
     base = os.environ.get("BASCULE_REPORTS_DIR")
@@ -23,7 +25,8 @@ def reports_dir() -> Path:
 
 
 def _ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    # Compared and subtracted in UTC only (bascule.today): a night across a change of summer time stays right.
+    return parse_instant(value) if value else None
 
 
 def previous_report(plan_name: str, dag_id: str, *, before_run: str) -> dict[str, Any] | None:
@@ -60,7 +63,8 @@ def build_report(
     previous: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     planned = {s["step"]: s["actual_s"] for s in (previous or {}).get("steps", [])}
-    ordered = sorted(steps, key=lambda s: s["started_at"])
+    # By instant, not by text: the same instant can be written with different offsets.
+    ordered = sorted(steps, key=lambda s: parse_instant(s["started_at"]))
     step_rows = [{
         "step": s["step"],
         "task_id": s.get("task_id", s["step"]),
