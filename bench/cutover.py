@@ -21,9 +21,17 @@ import argparse
 import json
 import sys
 import time
+from typing import TextIO
+
+from _last_line import figures_last
 
 
 def main() -> int:
+    with figures_last() as last:
+        return _run(last)
+
+
+def _run(last: TextIO) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=150.0, help="simulator writes per second")
@@ -106,7 +114,7 @@ def main() -> int:
         lab.down()
     print(f"downtime_s={figures['downtime_s']} work_s={figures['work_s']} overhead_pct={figures['overhead_pct']} "
           f"acked_writes={figures['acked_writes']} refused_writes={figures['refused_writes']} "
-          f"write_rate={figures['write_rate']} lost_writes={figures['lost_writes']}")
+          f"write_rate={figures['write_rate']} lost_writes={figures['lost_writes']}", file=last)
     return 0 if result.state == "success" and writes.get("lost") == 0 else 1
 
 

@@ -15,6 +15,8 @@ import json
 import sys
 import time
 
+from _last_line import figures_last
+
 from bascule.inventory import human_bytes
 from bascule.lab.clusters import SOURCE, Lab, default_release_migration
 from bascule.paths import REPO_ROOT, lab_dir
@@ -29,31 +31,32 @@ def main() -> int:
 
     from bascule.lab import seed as seeding
 
-    lab = Lab(lab_dir(purpose="bench"), echo=lambda line: print(line, flush=True))
-    lab.up()
-    try:
-        started = time.monotonic()
-        result = lab.seed(patients=args.patients, seed=args.seed, force=True,
-                          release_migration=default_release_migration())
-        total = time.monotonic() - started
-        with lab.connect(SOURCE, "clinic") as conn:
-            stats = seeding.table_stats(conn)
-        print()
-        print(f"{'table':<28}{'rows':>14}{'size':>12}")
-        for st in stats:
-            print(f"{st.name:<28}{st.rows:>14,}{human_bytes(st.total_bytes):>12}")
-        out = REPO_ROOT / "bench" / "out"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "lab_seed.json").write_text(json.dumps({
-            "patients": args.patients, "rows": result["rows"], "source_and_target_seconds": result["seconds"],
-            "with_reset_seconds": round(total, 2),
-            "tables": {st.name: {"rows": st.rows, "bytes": st.total_bytes} for st in stats},
-        }, indent=2))
-        print(f"(seed of source + target templates {result['seconds']} s; with the reset copy {total:.1f} s)")
-        print(f"patients={args.patients} rows={result['rows']} seconds={result['seconds']}")
-    finally:
-        if not args.keep:
-            lab.down()
+    with figures_last() as last:
+        lab = Lab(lab_dir(purpose="bench"), echo=lambda line: print(line, flush=True))
+        lab.up()
+        try:
+            started = time.monotonic()
+            result = lab.seed(patients=args.patients, seed=args.seed, force=True,
+                              release_migration=default_release_migration())
+            total = time.monotonic() - started
+            with lab.connect(SOURCE, "clinic") as conn:
+                stats = seeding.table_stats(conn)
+            print()
+            print(f"{'table':<28}{'rows':>14}{'size':>12}")
+            for st in stats:
+                print(f"{st.name:<28}{st.rows:>14,}{human_bytes(st.total_bytes):>12}")
+            out = REPO_ROOT / "bench" / "out"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "lab_seed.json").write_text(json.dumps({
+                "patients": args.patients, "rows": result["rows"], "source_and_target_seconds": result["seconds"],
+                "with_reset_seconds": round(total, 2),
+                "tables": {st.name: {"rows": st.rows, "bytes": st.total_bytes} for st in stats},
+            }, indent=2))
+            print(f"(seed of source + target templates {result['seconds']} s; with the reset copy {total:.1f} s)")
+            print(f"patients={args.patients} rows={result['rows']} seconds={result['seconds']}", file=last)
+        finally:
+            if not args.keep:
+                lab.down()
     return 0
 
 

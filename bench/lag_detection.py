@@ -29,7 +29,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+from _last_line import figures_last
 
 from bascule.airflow_env import airflow_env
 from bascule.lab.clusters import Lab, default_release_migration
@@ -164,6 +166,11 @@ def _wait_streaming(repl: Any, timeout: float = 300) -> None:
 
 
 def main(argv: list[str]) -> int:
+    with figures_last() as last:
+        return _run(argv, last)
+
+
+def _run(argv: list[str], last: TextIO) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24, help="catch-up trials (every 4th: one large transaction)")
     parser.add_argument("--breaks", type=int, default=4, help="break trials (half disable, half slot drop)")
@@ -222,7 +229,7 @@ def main(argv: list[str]) -> int:
     OUT.write_text(json.dumps({"summary": summary, "catch_up": catch_up, "breaks": breaks}, indent=2))
     print(f"wrote {OUT}")
     print(f"median_s={summary['median_s']} p95_s={summary['p95_s']} break_median_s={summary['break_median_s']} "
-          f"trials={summary['trials']}")
+          f"trials={summary['trials']}", file=last)
     return 0
 
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import TextIO
+
+from _last_line import figures_last
 
 from bascule.notifications.capture import CaptureServer, FailureMode
 from bascule.notifications.events import (
@@ -51,6 +54,11 @@ TASK_AT = RunStarted(plan_id="bench", **RUN).at
 
 
 def main() -> None:
+    with figures_last() as last:
+        _run(last)
+
+
+def _run(last: TextIO) -> None:
     scenarios = [
         ("healthy", FailureMode.NONE, 1),
         ("down", FailureMode.DOWN, 1),
@@ -86,7 +94,7 @@ def main() -> None:
                 f"{name:<22} {len(delays):>6} {ledger['totals']['failed']:>6} {max(delays):>8.2f} "
                 f"{sum(delays):>8.2f}  {ledger['failure_reasons'] or '-'}"
             )
-    print(f"worst_delay_s={worst:.2f} failed_deliveries={failed} events={total}")
+    print(f"worst_delay_s={worst:.2f} failed_deliveries={failed} events={total}", file=last)
 
 
 if __name__ == "__main__":

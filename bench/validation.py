@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _last_line import figures_last
+
 from bascule.paths import REPO_ROOT, lab_dir
 
 OUT = REPO_ROOT / "bench" / "out"
@@ -145,99 +147,100 @@ def main() -> int:
 
     OUT.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {"patients": args.patients}
-    lab = Lab(lab_dir(purpose="bench-validation"), echo=log)
-    lab.up()
-    home = Path(tempfile.mkdtemp(prefix="bascule-bench-airflow-"))
-    try:
-        t0 = time.monotonic()
-        lab.seed(patients=args.patients, release_migration=default_release_migration())
-        figures["seed_or_reset_s"] = round(time.monotonic() - t0, 1)
-        t0 = time.monotonic()
-        figures["observations_rows"] = grow_observations(lab, args.largest_rows)
-        figures["grow_s"] = round(time.monotonic() - t0, 1)
-        log(f"grow: clinic.observations has {figures['observations_rows']} rows ({figures['grow_s']} s)")
-        copied = copy_source_to_target(lab)
-        figures["copy_s"] = round(copied["seconds"], 1)
-        figures["rows"] = copied["rows"]
-        log(f"copy: {sum(copied['rows'].values())} rows in {copied['seconds']:.1f} s; largest "
-            f"{max(copied['rows'].values())}")
-        with lab.connect("legacy", "clinic") as c:
-            c.execute("VACUUM ANALYZE")
-        with lab.connect("new", "clinic") as c:
-            c.execute("VACUUM ANALYZE")
+    with figures_last() as last:
+        lab = Lab(lab_dir(purpose="bench-validation"), echo=log)
+        lab.up()
+        home = Path(tempfile.mkdtemp(prefix="bascule-bench-airflow-"))
+        try:
+            t0 = time.monotonic()
+            lab.seed(patients=args.patients, release_migration=default_release_migration())
+            figures["seed_or_reset_s"] = round(time.monotonic() - t0, 1)
+            t0 = time.monotonic()
+            figures["observations_rows"] = grow_observations(lab, args.largest_rows)
+            figures["grow_s"] = round(time.monotonic() - t0, 1)
+            log(f"grow: clinic.observations has {figures['observations_rows']} rows ({figures['grow_s']} s)")
+            copied = copy_source_to_target(lab)
+            figures["copy_s"] = round(copied["seconds"], 1)
+            figures["rows"] = copied["rows"]
+            log(f"copy: {sum(copied['rows'].values())} rows in {copied['seconds']:.1f} s; largest "
+                f"{max(copied['rows'].values())}")
+            with lab.connect("legacy", "clinic") as c:
+                c.execute("VACUUM ANALYZE")
+            with lab.connect("new", "clinic") as c:
+                c.execute("VACUUM ANALYZE")
 
-        conns = home / "connections.json"
-        shutil.copy(lab.connections_file, conns)
-        os.environ.update(airflow_env(home=home, connections_file=conns))
-        from bascule.plan import default_plan_path, load_plan
-        from bascule.validation.service import full_comparison, incremental_comparison, stop_tracking
+            conns = home / "connections.json"
+            shutil.copy(lab.connections_file, conns)
+            os.environ.update(airflow_env(home=home, connections_file=conns))
+            from bascule.plan import default_plan_path, load_plan
+            from bascule.validation.service import full_comparison, incremental_comparison, stop_tracking
 
-        plan = load_plan(default_plan_path())
-        tables = sorted(f"clinic.{t}" for t in copied["rows"])
+            plan = load_plan(default_plan_path())
+            tables = sorted(f"clinic.{t}" for t in copied["rows"])
 
-        per_table = limit_pass(lab, tables)
-        limit_s = sum(per_table.values())
-        figures["limit_s"], figures["limit_per_table_s"] = round(limit_s, 2), per_table
-        log(f"limit: {limit_s:.2f} s")
+            per_table = limit_pass(lab, tables)
+            limit_s = sum(per_table.values())
+            figures["limit_s"], figures["limit_per_table_s"] = round(limit_s, 2), per_table
+            log(f"limit: {limit_s:.2f} s")
 
-        t0 = time.monotonic()
-        same = full_comparison(plan, track_changes=True, wait_and_confirm_s=0.0)
-        bascule_s = time.monotonic() - t0
-        figures["bascule_s"] = round(bascule_s, 2)
-        figures["bascule_identical"] = {t["table"]: {"seconds": t["seconds"], "ranges": t["ranges"],
-                                                     "rows": t["rows_compared"]} for t in same["tables"]}
-        log(f"bascule identical: {bascule_s:.2f} s, ok={same['ok']}, differences={same['differences']}")
+            t0 = time.monotonic()
+            same = full_comparison(plan, track_changes=True, wait_and_confirm_s=0.0)
+            bascule_s = time.monotonic() - t0
+            figures["bascule_s"] = round(bascule_s, 2)
+            figures["bascule_identical"] = {t["table"]: {"seconds": t["seconds"], "ranges": t["ranges"],
+                                                         "rows": t["rows_compared"]} for t in same["tables"]}
+            log(f"bascule identical: {bascule_s:.2f} s, ok={same['ok']}, differences={same['differences']}")
 
-        exe = reladiff_venv()
-        specs = {t["table"]: (t["key_columns"], [c for c in t["columns_compared"] if c not in t["key_columns"]])
-                 for t in same["tables"]}
-        workdir = Path(tempfile.mkdtemp(prefix="bascule-reladiff-"))
-        rel_same = {}
-        for table in tables:
-            rel_same[table] = reladiff_run(exe, lab, table, *specs[table], skip_sort=False, workdir=workdir)
-        reladiff_s = sum(s for s, _ in rel_same.values())
-        figures["reladiff_s"] = round(reladiff_s, 2)
-        figures["reladiff_identical"] = {t: {"seconds": round(s, 2), "diffs": n} for t, (s, n) in rel_same.items()}
-        log(f"reladiff identical: {reladiff_s:.2f} s")
+            exe = reladiff_venv()
+            specs = {t["table"]: (t["key_columns"], [c for c in t["columns_compared"] if c not in t["key_columns"]])
+                     for t in same["tables"]}
+            workdir = Path(tempfile.mkdtemp(prefix="bascule-reladiff-"))
+            rel_same = {}
+            for table in tables:
+                rel_same[table] = reladiff_run(exe, lab, table, *specs[table], skip_sort=False, workdir=workdir)
+            reladiff_s = sum(s for s, _ in rel_same.values())
+            figures["reladiff_s"] = round(reladiff_s, 2)
+            figures["reladiff_identical"] = {t: {"seconds": round(s, 2), "diffs": n} for t, (s, n) in rel_same.items()}
+            log(f"reladiff identical: {reladiff_s:.2f} s")
 
-        expected = plant_differences(lab)
-        t0 = time.monotonic()
-        diff = full_comparison(plan, track_changes=False, wait_and_confirm_s=0.0)
-        figures["bascule_diff_s"] = round(time.monotonic() - t0, 2)
-        found = {k: {(t["table"], tuple(x) if isinstance(x, list) else x) for t in diff["tables"]
-                     for x in t["keys"][k]} for k in expected}
-        exact = found == expected
-        diffs_found = diff["differences"]
-        figures.update(diffs_found=diffs_found, diffs_exact=exact)
-        log(f"bascule with 18 differences: {figures['bascule_diff_s']} s, found {diffs_found}, exact={exact}")
+            expected = plant_differences(lab)
+            t0 = time.monotonic()
+            diff = full_comparison(plan, track_changes=False, wait_and_confirm_s=0.0)
+            figures["bascule_diff_s"] = round(time.monotonic() - t0, 2)
+            found = {k: {(t["table"], tuple(x) if isinstance(x, list) else x) for t in diff["tables"]
+                         for x in t["keys"][k]} for k in expected}
+            exact = found == expected
+            diffs_found = diff["differences"]
+            figures.update(diffs_found=diffs_found, diffs_exact=exact)
+            log(f"bascule with 18 differences: {figures['bascule_diff_s']} s, found {diffs_found}, exact={exact}")
 
-        t0 = time.monotonic()
-        inc = incremental_comparison(plan, same, wait_and_confirm_s=0.0)
-        figures["incremental_s"] = round(time.monotonic() - t0, 2)
-        figures["incremental_diffs"] = inc["differences"]
-        stop_tracking(plan)
-        log(f"incremental: {figures['incremental_s']} s, found {inc['differences']}")
+            t0 = time.monotonic()
+            inc = incremental_comparison(plan, same, wait_and_confirm_s=0.0)
+            figures["incremental_s"] = round(time.monotonic() - t0, 2)
+            figures["incremental_diffs"] = inc["differences"]
+            stop_tracking(plan)
+            log(f"incremental: {figures['incremental_s']} s, found {inc['differences']}")
 
-        rel_diff = {}
-        for table in tables:
-            rel_diff[table] = reladiff_run(exe, lab, table, *specs[table], skip_sort=True, workdir=workdir)
-        figures["reladiff_diff_s"] = round(sum(s for s, _ in rel_diff.values()), 2)
-        figures["reladiff_diffs_found"] = sum(n for _, n in rel_diff.values())
-        log(f"reladiff with differences: {figures['reladiff_diff_s']} s, found {figures['reladiff_diffs_found']}")
+            rel_diff = {}
+            for table in tables:
+                rel_diff[table] = reladiff_run(exe, lab, table, *specs[table], skip_sort=True, workdir=workdir)
+            figures["reladiff_diff_s"] = round(sum(s for s, _ in rel_diff.values()), 2)
+            figures["reladiff_diffs_found"] = sum(n for _, n in rel_diff.values())
+            log(f"reladiff with differences: {figures['reladiff_diff_s']} s, found {figures['reladiff_diffs_found']}")
 
-        figures["ratio_to_limit"] = round(bascule_s / limit_s, 3)
-        figures["speedup_vs_reladiff"] = round(reladiff_s / bascule_s, 3)
-        figures["diff_to_identical"] = round(figures["bascule_diff_s"] / bascule_s, 3)
-        figures["wait_and_confirm_s_not_timed"] = plan.validation.wait_and_confirm_s
-        (OUT / "validation.json").write_text(json.dumps(figures, indent=2, default=str))
-        print(f"bascule_s={bascule_s:.2f} reladiff_s={reladiff_s:.2f} limit_s={limit_s:.2f} "
-              f"ratio_to_limit={figures['ratio_to_limit']} speedup_vs_reladiff={figures['speedup_vs_reladiff']} "
-              f"diffs_found={diffs_found} diffs_expected=18 incremental_s={figures['incremental_s']}", flush=True)
-        return 0 if exact and diffs_found == 18 else 1
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-        if not args.keep:
-            lab.down()
+            figures["ratio_to_limit"] = round(bascule_s / limit_s, 3)
+            figures["speedup_vs_reladiff"] = round(reladiff_s / bascule_s, 3)
+            figures["diff_to_identical"] = round(figures["bascule_diff_s"] / bascule_s, 3)
+            figures["wait_and_confirm_s_not_timed"] = plan.validation.wait_and_confirm_s
+            (OUT / "validation.json").write_text(json.dumps(figures, indent=2, default=str))
+            print(f"bascule_s={bascule_s:.2f} reladiff_s={reladiff_s:.2f} limit_s={limit_s:.2f} "
+                  f"ratio_to_limit={figures['ratio_to_limit']} speedup_vs_reladiff={figures['speedup_vs_reladiff']} "
+                  f"diffs_found={diffs_found} diffs_expected=18 incremental_s={figures['incremental_s']}", file=last)
+            return 0 if exact and diffs_found == 18 else 1
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+            if not args.keep:
+                lab.down()
 
 
 if __name__ == "__main__":
