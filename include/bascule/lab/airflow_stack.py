@@ -69,6 +69,11 @@ class AirflowStack:
             raise AirflowStackError("the Airflow stack is not started")
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def simulator_dir(self) -> Path:
+        """Where the lab links each run's simulator stats for the report (``simulator.report_writes``)."""
+        return self.home / "simulator"
+
     def passwords(self) -> dict[str, str]:
         return json.loads(self.passwords_file.read_text())
 
@@ -99,6 +104,7 @@ class AirflowStack:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+            "BASCULE_LAB_SIMULATOR_DIR": str(self.simulator_dir),
         }
 
     def log_path(self, component: str) -> Path:

@@ -114,8 +114,11 @@ class LabCutover:
         try:
             ops.wait_for_dag(DAG_ID)
             ops.unpause(DAG_ID)
-            run_conf = {"simulator_stats": str(ledger) + ".stats.json" if simulate else None, **(conf or {})}
-            run_id = ops.trigger(DAG_ID, conf=run_conf)
+            run_id = f"lab__{time.time_ns()}"
+            if simulate:
+                # The report reads the simulator's counts through its contributor (bascule.report_sections).
+                simulator.attach_to_run(self.stack.simulator_dir, run_id, ledger)
+            run_id = ops.trigger(DAG_ID, conf=dict(conf or {}), run_id=run_id)
             self.echo(f"scenario: cutover run {run_id} triggered")
             for gate_id, option in decisions.items():
                 try:

@@ -437,6 +437,34 @@ def stats_for_report(path: Path, frozen_at: str | None) -> dict[str, Any] | None
     return out
 
 
+SIMULATOR_DIR_ENV = "BASCULE_LAB_SIMULATOR_DIR"
+
+
+def _run_file(directory: Path, run_id: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    return directory / f"{safe}.stats.json"
+
+
+def attach_to_run(stats_dir: Path, run_id: str, ledger: Path) -> None:
+    """Tell the report contributor which simulator ledger belongs to ``run_id`` (a link in the stack's folder)."""
+    stats_dir.mkdir(parents=True, exist_ok=True)
+    link = _run_file(stats_dir, run_id)
+    link.unlink(missing_ok=True)
+    link.symlink_to(ledger.with_name(ledger.name + ".stats.json").resolve())
+
+
+def report_writes(facts: Any) -> dict[str, Any] | None:
+    """The ``writes`` section of a run's report (entry point ``bascule.report_sections``).
+
+    The lab's Airflow names the folder in ``BASCULE_LAB_SIMULATOR_DIR``; the lab links each
+    run's simulator stats there before it triggers the run. Elsewhere: nothing to say.
+    """
+    directory = os.environ.get(SIMULATOR_DIR_ENV)
+    if not directory:
+        return None
+    return stats_for_report(_run_file(Path(directory), facts.run_id), facts.frozen_at)
+
+
 def stop_background(proc: subprocess.Popen[bytes], ledger: Path, timeout: float = 30) -> SimulatorStats:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

@@ -96,7 +96,9 @@ def test_rollback_after_go_live_loses_no_write(night: Any, plan: Any, fresh_lab:
         time.sleep(4)  # the application live on the target: writes that only reverse replication carries back
         ops.wait_for_dag(DAG_ID)
         ops.unpause(DAG_ID)
-        run_id = ops.trigger(DAG_ID, conf={"simulator_stats": str(ledger) + ".stats.json"})
+        run_id = f"lab__fallback_{time.time_ns()}"
+        simulator.attach_to_run(night.stack.simulator_dir, run_id, ledger)
+        run_id = ops.trigger(DAG_ID, run_id=run_id)
         _settle(night, DAG_ID, run_id, "gate_fallback")
         answer_gates(plan, client_for=night.client, dag_id=DAG_ID, run_id=run_id, decisions={"fallback": "GO"})
         state = ops.wait_for_run(DAG_ID, run_id, timeout=600)
