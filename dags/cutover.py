@@ -36,27 +36,18 @@ Trigger with conf `{"rehearsal": true}` for a rehearsal (recorded as such in the
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import Param, dag
-from airflow.task.trigger_rule import TriggerRule
 
 from bascule.dag_defaults import START_DATE, default_args, tags
-from bascule.operators.drain import DrainSensor
-from bascule.operators.gates import GateOperator
-from bascule.operators.steps import RunbookStepOperator
+from bascule.operators.runbook import build_runbook
 from bascule.plan import default_plan_path, load_plan
-from bascule.replication.factory import replication_config
-from bascule.runbook import actions
+from bascule.runbook.actions import CUTOVER
 
 plan = load_plan(default_plan_path())
 
 
-def step(task_id: str, action: actions.Any, **kwargs: actions.Any) -> RunbookStepOperator:
-    return RunbookStepOperator(task_id=task_id, step=task_id, action=action, **kwargs)
-
-
 @dag(
+    dag_id=CUTOVER.dag_id,
     schedule=None,
     start_date=START_DATE,
     catchup=False,
@@ -66,60 +57,13 @@ def step(task_id: str, action: actions.Any, **kwargs: actions.Any) -> RunbookSte
     tags=tags(plan, "cutover"),
     params={
         "rehearsal": Param(False, type="boolean", description="record this run as a rehearsal"),
-        "simulator_stats": Param(None, type=["null", "string"],
-                                 description="lab: the clinic simulator's stats file, for the report"),
         "allow_findings": Param(False, type="boolean",
                                 description="let T-minus findings through to the gate instead of failing"),
     },
 )
 def cutover() -> None:
-    announce = step("announce_start", actions.announce_start, critical_path=False)
-    tminus = step("tminus_checks", actions.tminus_checks, critical_path=False)
-    gate_freeze = GateOperator(task_id="gate_go_for_freeze", plan=plan, gate_id="go_for_freeze",
-                               go_task_id="restore_point", no_go_task_id="abort_before_freeze",
-                               evidence_task_id="tminus_checks", retries=1, retry_delay=timedelta(seconds=1))
-    abort = step("abort_before_freeze", actions.abort_before_freeze, critical_path=False)
+    # Every task, edge and guard comes from the runbook registry (bascule.runbook.actions.CUTOVER).
+    build_runbook(CUTOVER, plan)
 
-    restore = step("restore_point", actions.restore_point)
-    freeze = step("freeze_source", actions.freeze_source)
-    drain = DrainSensor(
-        task_id="drain", plan=plan, replication_config=replication_config(plan),
-        position="{{ ti.xcom_pull(task_ids='freeze_source', key='bascule_step')['result']['position'] }}",
-        poll_interval=plan.replication.poll_interval_s, timeout=plan.budget_seconds,
-    )
-    stop = step("stop_replication", actions.stop_replication)
-    final = step("final_validation", actions.final_validation)
-    suites = step("target_suites", actions.target_suites)
-    fix = step("fixups", actions.fixups)
-    switch = step("switch_endpoint", actions.switch_endpoint)
-    smoke = step("smoke_tests", actions.smoke_tests)
-    prepare_reverse = step("prepare_reverse_replication", actions.prepare_reverse_replication)
-    gate_live = GateOperator(task_id="gate_go_live", plan=plan, gate_id="go_live",
-                             go_task_id="open_target_writes", no_go_task_id="rollback",
-                             body_from=actions.go_live_evidence, retries=1, retry_delay=timedelta(seconds=1))
-    open_writes = step("open_target_writes", actions.open_target_writes)
-    reverse = step("start_reverse_replication", actions.start_reverse_replication)
-    retire_forward = step("retire_forward_replication", actions.retire_forward_replication, critical_path=False)
-    live = step("announce_live", actions.announce_live, critical_path=False)
-
-    rollback = step("rollback", actions.rollback)
-    # all_done, not one_failed: the rollback waits for the sibling branches, so that none of them (the
-    # endpoint switch) runs after it; the step skips itself when nothing failed.
-    rollback_on_failure = step("rollback_on_failure", actions.rollback, trigger_rule=TriggerRule.ALL_DONE)
-    report = step("report", actions.cutover_report, critical_path=False, trigger_rule=TriggerRule.ALL_DONE)
-
-    announce >> tminus >> gate_freeze >> [restore, abort]
-    # Once drained, the frozen source sends nothing more: stopping the (idle) subscription is one
-    # more branch, not a step the checks must wait for; the reverse flow is prepared only once the
-    # forward one is stopped (ADR 0032).
-    restore >> freeze >> drain >> [stop, final, suites, fix]
-    stop >> prepare_reverse
-    fix >> switch >> smoke
-    [final, suites, smoke, prepare_reverse] >> gate_live
-    gate_live >> [open_writes, rollback]
-    open_writes >> reverse >> retire_forward >> live
-    # After GO LIVE there is no automatic way back: the rollback DAG is (it needs reverse replication).
-    [freeze, drain, stop, final, suites, fix, switch, smoke, prepare_reverse, gate_live] >> rollback_on_failure
-    [abort, live, rollback, rollback_on_failure] >> report
 
 cutover()

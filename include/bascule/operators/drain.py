@@ -9,20 +9,21 @@ announcements, and the downtime clock.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bascule.runbook.context import DRAIN_STARTED_XCOM_KEY, DRAIN_TIMING_XCOM_KEY, StepContext
 from bascule.sensors.replication import ReplicationCaughtUpSensor
 
-STARTED_KEY = "bascule_drain_started"
-TIMING_KEY = "bascule_sensor_timing"
+if TYPE_CHECKING:
+    from bascule.runbook.registry import Runbook
 
 
 class DrainSensor(ReplicationCaughtUpSensor):
-    def __init__(self, *, plan: Any, **kwargs: Any) -> None:
+    def __init__(self, *, plan: Any, step: str = "drain", runbook: Runbook | None = None, **kwargs: Any) -> None:
         from bascule.runbook.runtime import with_flush_after_success
 
         kwargs["on_success_callback"] = with_flush_after_success(kwargs.get("on_success_callback"))
-        # The step's record is under TIMING_KEY; a return_value copy would cost one more Execution API
+        # The step's record is under DRAIN_TIMING_XCOM_KEY; a return_value copy would cost one more Execution API
         # call between the drain and the checks.
         kwargs.setdefault("do_xcom_push", False)
         wait_in_task = "inline_wait_s" not in kwargs
@@ -34,11 +35,12 @@ class DrainSensor(ReplicationCaughtUpSensor):
             # it keeps costs nothing, and no resume (~2 s) is added to the downtime.
             self.inline_wait_s = float(self.timeout)
         self._plan = plan
+        self.step = step
+        self.runbook = runbook
 
     def _ctx(self, context: Any) -> Any:
-        from bascule.operators.steps import StepContext
-
-        ctx = StepContext(plan=self._plan, airflow=context, step="drain", slack_background=True)
+        ctx = StepContext(plan=self._plan, airflow=context, step=self.step, runbook=self.runbook,
+                          slack_background=True)
         self._bascule_step_ctx = ctx
         return ctx
 
@@ -57,7 +59,7 @@ class DrainSensor(ReplicationCaughtUpSensor):
             if isinstance(exc, TaskDeferred):
                 # The resumed process records the step: it needs this one's start. Pushed only now,
                 # since a drain that finds the target caught up (the usual case) never needs it.
-                context["ti"].xcom_push(key=STARTED_KEY, value=self._started_at)
+                context["ti"].xcom_push(key=DRAIN_STARTED_XCOM_KEY, value=self._started_at)
             # This process ends here (TaskDeferred, or a failure): send what is queued now.
             runtime.flush(ctx)
             raise
@@ -82,13 +84,13 @@ class DrainSensor(ReplicationCaughtUpSensor):
 
         ti = context["ti"]
         # Resumed after a deferral, this is another process: the start is in XCom.
-        started = getattr(self, "_started_at", None) or ti.xcom_pull(task_ids=self.task_id, key=STARTED_KEY) \
+        started = getattr(self, "_started_at", None) or ti.xcom_pull(task_ids=self.task_id, key=DRAIN_STARTED_XCOM_KEY) \
             or datetime.now(UTC).isoformat()
         ended = datetime.now(UTC)
         waited = float(event.get("waited_s") or 0.0)
         reading = event.get("reading") or {}
-        ti.xcom_push(key=TIMING_KEY, value={
-            "step": "drain", "task_id": self.task_id, "started_at": started, "ended_at": ended.isoformat(),
+        ti.xcom_push(key=DRAIN_TIMING_XCOM_KEY, value={
+            "step": self.step, "task_id": self.task_id, "started_at": started, "ended_at": ended.isoformat(),
             "seconds": round(waited, 4), "critical_path": True,
             "result": {"position": event.get("position") or self.position, "waited_s": waited,
                        "state": reading.get("state"), "applied_position": reading.get("applied_position")},

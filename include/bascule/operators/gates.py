@@ -18,11 +18,9 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import HITLBranchOperator
 
 from bascule.plan import Plan
+from bascule.runbook.context import ASKED_XCOM_KEY, DECISION_XCOM_KEY, EVIDENCE_XCOM_KEY, StepContext
 
 GO, NO_GO = "GO", "NO-GO"
-EVIDENCE_XCOM_KEY = "gate_body"
-DECISION_XCOM_KEY = "bascule_decision"
-ASKED_XCOM_KEY = "bascule_gate_asked_at"
 
 
 class GateOperator(HITLBranchOperator):
@@ -78,8 +76,6 @@ class GateOperator(HITLBranchOperator):
             timeout_s=None if self.response_timeout is None else self.response_timeout.total_seconds(),
         ))
         if self.body_from is not None:
-            from bascule.operators.steps import StepContext
-
             try:
                 self.body = self.body_from(StepContext(plan=self._plan, airflow=context, step=self.task_id))
                 ti.xcom_push(key=EVIDENCE_XCOM_KEY, value=self.body)

@@ -17,9 +17,9 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.hooks.assessment import AssessmentHook
-from bascule.operators.gates import EVIDENCE_XCOM_KEY
 from bascule.plan import Plan
 from bascule.preparation.findings import FindingSet
+from bascule.runbook.context import EVIDENCE_XCOM_KEY
 
 FINDINGS_XCOM_KEY = "findings"
 

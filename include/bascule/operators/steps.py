@@ -10,27 +10,20 @@ value-free message before it reaches the task log.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bascule.notifications.sanitize import sanitize_error_text
 from bascule.plan import Plan, default_plan_path, load_plan
+from bascule.runbook.context import STEP_XCOM_KEY, Action, SafeMessage, StepContext
+from bascule.today import utc_now
 
-STEP_XCOM_KEY = "bascule_step"
-
-
-class SafeMessage:
-    """Mixin for bascule's own exceptions whose text is built from identifiers and numbers only.
-
-    Their message reaches the log as written; any other exception's text is
-    sanitised first, since a driver error may quote row values.
-    """
+if TYPE_CHECKING:
+    from bascule.runbook.registry import Runbook
 
 
 class RunbookStepError(RuntimeError):
@@ -39,58 +32,6 @@ class RunbookStepError(RuntimeError):
 
 class RunbookStepFailed(AirflowFailException):
     """A check did not hold (differences, a refused smoke test): retrying cannot mend it."""
-
-
-@dataclass
-class StepContext:
-    """What an action sees: the plan, the Airflow context, and the results of earlier steps."""
-
-    plan: Plan
-    airflow: Any
-    step: str
-    notes: list[str] = field(default_factory=list)
-    slack: Any = None
-    # True for steps that flush from their success callback (runtime.flush_after_success).
-    slack_background: bool = False
-    # Set by runtime.step_finished: the success callback takes the step's last look at the clock.
-    clock_check_after_success: bool = False
-    _results: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
-
-    @property
-    def ti(self) -> Any:
-        return self.airflow["ti"]
-
-    @property
-    def step_task(self) -> str:
-        return str(self.ti.task_id)
-
-    @property
-    def dag_id(self) -> str:
-        return str(self.ti.dag_id)
-
-    @property
-    def run_id(self) -> str:
-        return str(self.ti.run_id)
-
-    @property
-    def conf(self) -> dict[str, Any]:
-        dag_run = self.airflow.get("dag_run")
-        return dict(getattr(dag_run, "conf", None) or {})
-
-    def result_of(self, task_id: str) -> dict[str, Any] | None:
-        """The action result of an earlier step of this run, or None if it did not run."""
-        # Earlier steps are finished: their results cannot change while this one runs.
-        if task_id not in self._results:
-            record = self.ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY)
-            self._results[task_id] = None if record is None else record.get("result")
-        return self._results[task_id]
-
-    def log(self, line: str) -> None:
-        self.notes.append(line)
-        print(f"[{self.step}] {line}", flush=True)
-
-
-Action = Callable[[StepContext], dict[str, Any] | None]
 
 
 class RunbookStepOperator(BaseOperator):
@@ -104,6 +45,7 @@ class RunbookStepOperator(BaseOperator):
         *,
         step: str,
         action: Action,
+        runbook: Runbook | None = None,
         plan_path: str | None = None,
         critical_path: bool = True,
         **kwargs: Any,
@@ -117,6 +59,7 @@ class RunbookStepOperator(BaseOperator):
         super().__init__(**kwargs)
         self.step = step
         self.action = action
+        self.runbook = runbook
         self.plan_path = plan_path
         self.critical_path = critical_path
 
@@ -127,10 +70,11 @@ class RunbookStepOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from bascule.runbook import runtime
 
-        ctx = StepContext(plan=self.plan, airflow=context, step=self.step, slack_background=True)
+        ctx = StepContext(plan=self.plan, airflow=context, step=self.step, runbook=self.runbook,
+                          slack_background=True)
         self._bascule_step_ctx = ctx
         runtime.step_started(ctx, critical_path=self.critical_path)
-        started_at = datetime.now(UTC)
+        started_at = utc_now()
         t0 = time.perf_counter()
         try:
             with runtime.clock_watch(ctx):
@@ -150,7 +94,7 @@ class RunbookStepOperator(BaseOperator):
             "step": self.step,
             "task_id": self.task_id,
             "started_at": started_at.isoformat(),
-            "ended_at": datetime.now(UTC).isoformat(),
+            "ended_at": utc_now().isoformat(),
             "seconds": round(seconds, 4),
             "critical_path": self.critical_path,
             "result": result,

@@ -31,6 +31,22 @@ def _reverse_replication_conn_id(plan: Any) -> str:
     )
 
 
+def runs_reverse(plan: Any) -> bool:
+    """Whether bascule runs the reverse flow (target -> source) itself: PostgreSQL logical replication only."""
+    return plan.replication.method.value == "postgres-logical"
+
+
+def drain_config(plan: Any, direction: str = "forward") -> dict[str, Any]:
+    """A drain sensor's replication config, safe to build at DAG parse time for any plan.
+
+    Where bascule runs no reverse flow, the fallback's first check fails the run
+    before its drain is reached; the DAG must still parse.
+    """
+    if Direction(direction) is Direction.REVERSE and not runs_reverse(plan):
+        return {"method": "none"}
+    return replication_config(plan, direction)
+
+
 def replication_config(plan: Any, direction: str = "forward", *,
                        reverse_replication_conn_id: str | None = None) -> dict[str, Any]:
     """The plan's replication, as data a trigger can carry."""

@@ -1,33 +1,52 @@
-"""The cutover's steps, one function each, in the order of the night.
+"""The cutover's steps, one function each, in the order of the night, and the night's runbook.
 
-Every action takes a :class:`~bascule.operators.steps.StepContext`, does one
+Every action takes a :class:`~bascule.runbook.context.StepContext`, does one
 thing through the library's hooks, and returns a small JSON-able result of
 positions, counts and timings (never a row value). Each is idempotent: run
 twice, it leaves the same state, because the blocks it calls are.
+
+:data:`CUTOVER` at the end declares the night's tasks (``bascule.runbook.registry``):
+``dags/cutover.py`` builds the DAG from it, and the report reads it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from bascule.operators.steps import SafeMessage
+from bascule.notifications.events import CutoverOutcome
+from bascule.runbook.context import EVIDENCE_XCOM_KEY, SafeMessage, StepContext
+from bascule.runbook.registry import Runbook, TriggerRule, drain, gate, report, step
 from bascule.today import parse_instant, utc_now
 
 if TYPE_CHECKING:
     from bascule.cutover.endpoint import EndpointSwitch
     from bascule.hooks.cutover import CutoverDatabaseHook
-    from bascule.operators.steps import StepContext
 
+# The night's task ids: spelt here only.
+ANNOUNCE_START = "announce_start"
 TMINUS = "tminus_checks"
+GATE_FREEZE = "gate_go_for_freeze"
+ABORT = "abort_before_freeze"
+RESTORE_POINT = "restore_point"
 FREEZE = "freeze_source"
+DRAIN = "drain"
+STOP = "stop_replication"
 FINAL_VALIDATION = "final_validation"
-SMOKE = "smoke_tests"
 TARGET_SUITES = "target_suites"
+FIXUPS = "fixups"
 SWITCH = "switch_endpoint"
-EVIDENCE_KEY = "gate_body"
+SMOKE = "smoke_tests"
+PREPARE_REVERSE = "prepare_reverse_replication"
+GATE_LIVE = "gate_go_live"
+OPEN_WRITES = "open_target_writes"
+START_REVERSE = "start_reverse_replication"
+RETIRE_FORWARD = "retire_forward_replication"
+ANNOUNCE_LIVE = "announce_live"
+ROLLBACK = "rollback"
+ROLLBACK_ON_FAILURE = "rollback_on_failure"
+REPORT = "report"
 SMOKE_FOLLOWER = "clinic_smoke"
 
 
@@ -66,7 +85,7 @@ def _replication(ctx: StepContext, direction: str = "forward") -> Any:
 
 
 def _push_evidence(ctx: StepContext, markdown: str) -> None:
-    ctx.ti.xcom_push(key=EVIDENCE_KEY, value=markdown)
+    ctx.ti.xcom_push(key=EVIDENCE_XCOM_KEY, value=markdown)
 
 
 # --------------------------------------------------------------------------- before the freeze
@@ -349,7 +368,7 @@ def open_target_writes(ctx: StepContext) -> dict[str, Any]:
     if endpoint is not None:
         endpoint.point_to("target")
         endpoint.resume()
-    ended = datetime.now(UTC).isoformat()
+    ended = utc_now().isoformat()
     ctx.log("writes reopen on the target: the application is live on the new platform")
     return {"downtime_end": ended, "endpoint": endpoint.state().as_dict() if endpoint else None}
 
@@ -361,19 +380,19 @@ def announce_live(ctx: StepContext) -> dict[str, Any]:
 
 
 def _has_reverse(ctx: StepContext) -> bool:
-    from bascule.plan import ReplicationMethod
+    from bascule.replication.factory import runs_reverse
 
-    return ctx.plan.replication.method is ReplicationMethod.POSTGRES_LOGICAL
+    return runs_reverse(ctx.plan)
 
 
 def rollback(ctx: StepContext) -> dict[str, Any]:
     """Back to the source: endpoint, writes, forward replication. Keeps every piece of evidence."""
     from bascule.cutover.freeze import unfreeze
 
-    if not ctx.result_of(FREEZE) and ctx.result_of("restore_point") is None and ctx.step_task != "rollback":
+    if not ctx.result_of(FREEZE) and ctx.result_of(RESTORE_POINT) is None and ctx.step_task != ROLLBACK:
         # Reached through a failure before the freeze: nothing was changed, nothing to undo.
         raise AirflowSkipException("the source was never frozen: nothing to roll back")
-    if ctx.step_task == "rollback_on_failure":
+    if ctx.step_task == ROLLBACK_ON_FAILURE:
         failed = _failed_upstream(ctx)
         if not failed:
             raise AirflowSkipException("no step failed: nothing to roll back")
@@ -393,7 +412,7 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
             from bascule.notifications.sanitize import sanitize_error_text
 
             resumed = f"not resumed: {sanitize_error_text(str(exc))}"
-    ended = datetime.now(UTC).isoformat()
+    ended = utc_now().isoformat()
     ctx.log(f"rolled back: endpoint on the source, writes reopened there ({result.as_dict()['restored']} "
             f"grants restored), forward replication {resumed}")
     return {"downtime_end": ended, "unfreeze": result.as_dict(), "forward_replication": resumed,
@@ -430,86 +449,60 @@ def _drop_prepared_reverse(ctx: StepContext) -> str | None:
         return f"not dropped: {sanitize_error_text(str(exc))}"
 
 
-# --------------------------------------------------------------------------- the report
-
-STEP_TASKS = ("announce_start", TMINUS, "abort_before_freeze", "restore_point", FREEZE, "drain",
-              "stop_replication", FINAL_VALIDATION, TARGET_SUITES, "fixups", SWITCH, SMOKE,
-              "prepare_reverse_replication", "open_target_writes", "start_reverse_replication",
-              "retire_forward_replication", "announce_live", "rollback",
-              "rollback_on_failure")
-GATE_TASKS = ("gate_go_for_freeze", "gate_go_live")
-REPORT_XCOM_KEY = "cutover_report"
+# --------------------------------------------------------------------------- the runbook
 
 
-def cutover_report(ctx: StepContext) -> dict[str, Any]:
-    """Gather every step's timing and every decision into the report; post its summary."""
-    import json
-    from pathlib import Path
-
-    from bascule.notifications.events import CutoverOutcome, FinalReport, ValidationOutcome
-    from bascule.notifications.slack import LEDGER_XCOM_KEY, merge_ledgers
-    from bascule.operators.gates import DECISION_XCOM_KEY
-    from bascule.operators.steps import STEP_XCOM_KEY
-    from bascule.runbook import report as reporting
-    from bascule.runbook.runtime import notify
-
-    steps, ledgers = [], []
-    for task_id in (*STEP_TASKS, *GATE_TASKS):
-        record = ctx.ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY)
-        if record:
-            steps.append(record)
-        ledgers.append(ctx.ti.xcom_pull(task_ids=task_id, key=LEDGER_XCOM_KEY))
-    drain = ctx.ti.xcom_pull(task_ids="drain", key="bascule_sensor_timing")
-    if drain:
-        steps.append(drain)
-    decisions = [d for d in (ctx.ti.xcom_pull(task_ids=g, key=DECISION_XCOM_KEY) for g in GATE_TASKS) if d]
-    results = {s["task_id"]: s.get("result") or {} for s in steps}
-    if "open_target_writes" in results:
-        outcome, end = CutoverOutcome.COMPLETED, results["open_target_writes"].get("downtime_end")
-    elif "rollback" in results or "rollback_on_failure" in results:
-        outcome = CutoverOutcome.ROLLED_BACK
-        end = (results.get("rollback") or results.get("rollback_on_failure") or {}).get("downtime_end")
-    else:
-        outcome, end = CutoverOutcome.ABORTED, None
-    freeze = results.get(FREEZE) or {}
-    validation = results.get(FINAL_VALIDATION) or (results.get(TMINUS) or {}).get("validation")
-    writes = None
-    stats_path = ctx.conf.get("simulator_stats")
-    if stats_path:
-        from bascule.lab.simulator import stats_for_report
-
-        writes = stats_for_report(Path(stats_path), freeze.get("frozen_at"))
-    notifications = merge_ledgers(ledgers)
-    plan = ctx.plan
-    report = reporting.build_report(
-        plan_name=plan.name, dag_id=ctx.dag_id, run_id=ctx.run_id, budget_s=plan.budget_seconds,
-        steps=steps, decisions=decisions, outcome=outcome.value, frozen_at=freeze.get("frozen_at"),
-        downtime_end=end if freeze else None,
-        rows_validated=(validation or {}).get("rows_compared"), validation=validation, writes=writes,
-        notifications=notifications, rehearsal=bool(ctx.conf.get("rehearsal", False)),
-        previous=reporting.previous_report(plan.name, ctx.dag_id, before_run=ctx.run_id),
-    )
-    validation = dict(validation or {})
+def report_sections(results: Any) -> dict[str, Any]:
+    """The night's own part of the report: the last comparison (the final one, else T-minus's) and the suites."""
+    validation = dict(results.get(FINAL_VALIDATION) or (results.get(TMINUS) or {}).get("validation") or {})
     if results.get(TARGET_SUITES):
         validation["suites"] = results[TARGET_SUITES].get("suites", [])
-    report["validation"] = validation or None
-    folder = reporting.write_report(report)
-    report["files"] = {"json": str(folder / "report.json"), "gantt_png": str(folder / "timeline.png"),
-                       "summary": str(folder / "summary.txt")}
-    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    ctx.ti.xcom_push(key=REPORT_XCOM_KEY, value=report)
-    print(reporting.summary_text(report), flush=True)
-    ok = validation is None or bool(validation.get("ok"))
-    notify(ctx, FinalReport(
-        dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=outcome, downtime_s=report["downtime_s"] or 0.0,
-        downtime_budget_s=plan.budget_seconds, tables_migrated=int((validation or {}).get("tables", 0)),
-        validation=ValidationOutcome.PASSED if ok else ValidationOutcome.FAILED,
-        notifications_failed=int(notifications.get("totals", {}).get("failed", 0))))
-    if "rollback_on_failure" in results:
-        # The run must read as failed in the UI: a step broke and the night was rolled back.
-        raise CutoverCheckFailed(f"the cutover was rolled back after a failure; report {folder / 'report.json'}")
-    if not {"open_target_writes", "rollback", "abort_before_freeze"} & set(results):
-        # Neither live, nor rolled back on a NO-GO, nor aborted at the first gate: a step before the
-        # freeze (or a gate) failed, and this leaf must not let the run read as a success.
-        raise CutoverCheckFailed(f"the cutover did not reach an outcome; report {folder / 'report.json'}")
-    return report
+    return {"validation": validation or None}
+
+
+def _run_report(ctx: StepContext) -> dict[str, Any]:
+    from bascule.runbook.report import run_report
+
+    return run_report(ctx)
+
+
+CUTOVER = Runbook(
+    dag_id="cutover",
+    noun="cutover",
+    on_failure=ROLLBACK_ON_FAILURE,
+    sections=report_sections,
+    entries=(
+        step(ANNOUNCE_START, announce_start, critical_path=False),
+        step(TMINUS, tminus_checks, after=(ANNOUNCE_START,), critical_path=False),
+        gate(GATE_FREEZE, gate_id="go_for_freeze", go=RESTORE_POINT, no_go=ABORT, evidence_from=TMINUS,
+             after=(TMINUS,), retries=1),
+        step(ABORT, abort_before_freeze, critical_path=False, is_ending=True),
+        step(RESTORE_POINT, restore_point),
+        step(FREEZE, freeze_source, after=(RESTORE_POINT,), starts_downtime=True, guarded=True),
+        drain(DRAIN, direction="forward", position_from=FREEZE, after=(FREEZE,), guarded=True),
+        # Once drained, the frozen source sends nothing more: stopping the (idle) subscription is one more
+        # branch, not a step the checks must wait for; the reverse flow is prepared only once the forward
+        # one is stopped (ADR 0032).
+        step(STOP, stop_replication, after=(DRAIN,), guarded=True),
+        step(FINAL_VALIDATION, final_validation, after=(DRAIN,), guarded=True),
+        step(TARGET_SUITES, target_suites, after=(DRAIN,), guarded=True),
+        step(FIXUPS, fixups, after=(DRAIN,), guarded=True),
+        step(SWITCH, switch_endpoint, after=(FIXUPS,), guarded=True),
+        step(SMOKE, smoke_tests, after=(SWITCH,), guarded=True),
+        step(PREPARE_REVERSE, prepare_reverse_replication, after=(STOP,), guarded=True),
+        gate(GATE_LIVE, gate_id="go_live", go=OPEN_WRITES, no_go=ROLLBACK, body_from=go_live_evidence,
+             after=(FINAL_VALIDATION, TARGET_SUITES, SMOKE, PREPARE_REVERSE), guarded=True, retries=1),
+        step(OPEN_WRITES, open_target_writes, ends_downtime=CutoverOutcome.COMPLETED, is_ending=True),
+        step(START_REVERSE, start_reverse_replication, after=(OPEN_WRITES,)),
+        step(RETIRE_FORWARD, retire_forward_replication, after=(START_REVERSE,), critical_path=False),
+        step(ANNOUNCE_LIVE, announce_live, after=(RETIRE_FORWARD,), critical_path=False),
+        step(ROLLBACK, rollback, ends_downtime=CutoverOutcome.ROLLED_BACK, is_ending=True),
+        # all_done, not one_failed: the rollback waits for the sibling branches, so that none of them (the
+        # endpoint switch) runs after it; the step skips itself when nothing failed. After GO LIVE there is
+        # no automatic way back: the rollback DAG is (it needs reverse replication).
+        step(ROLLBACK_ON_FAILURE, rollback, trigger_rule=TriggerRule.ALL_DONE,
+             ends_downtime=CutoverOutcome.ROLLED_BACK,
+             fails_run="the cutover was rolled back after a failure"),
+        report(REPORT, _run_report, after=(ABORT, ANNOUNCE_LIVE, ROLLBACK, ROLLBACK_ON_FAILURE)),
+    ),
+)

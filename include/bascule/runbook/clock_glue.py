@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bascule.operators.steps import StepContext
+    from bascule.runbook.context import StepContext
 
 
 def _key(ctx: StepContext) -> str:

@@ -25,21 +25,19 @@ cutover's, because the blocks it calls are.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from bascule.operators.steps import SafeMessage, StepContext
-from bascule.runbook.actions import (
-    REPORT_XCOM_KEY,
-    _db,
-    _push_evidence,
-    endpoint_switch,
-    freeze_side,
-    smoke_side,
-)
+from bascule.notifications.events import CutoverOutcome
+from bascule.replication.factory import runs_reverse
+from bascule.runbook.actions import _db, _push_evidence, endpoint_switch, freeze_side, smoke_side
+from bascule.runbook.context import SafeMessage, StepContext
+from bascule.runbook.registry import Runbook, TriggerRule, drain, gate, report, step
+from bascule.today import utc_now
 
+# The fallback's task ids: spelt here only.
+ANNOUNCE = "announce_fallback"
 CHECK = "check_reverse_replication"
 GATE = "gate_fallback"
 FREEZE_TARGET = "freeze_target"
@@ -50,7 +48,7 @@ SWITCH_BACK = "switch_back"
 SMOKE = "fallback_smoke_tests"
 UNDO = "undo_fallback"
 ABORT = "abort_fallback"
-STEP_TASKS = ("announce_fallback", CHECK, ABORT, FREEZE_TARGET, STOP, FIXUPS, SWITCH_BACK, SMOKE, UNDO)
+REPORT = "report"
 
 
 class FallbackCheckFailed(AirflowFailException, SafeMessage):
@@ -61,42 +59,6 @@ def _reverse(ctx: StepContext, **overrides: Any) -> Any:
     from bascule.replication.factory import replication_from_plan
 
     return replication_from_plan(ctx.plan, "reverse", **overrides)
-
-
-def reverse_supported(plan: Any) -> bool:
-    from bascule.plan import ReplicationMethod
-
-    return plan.replication.method is ReplicationMethod.POSTGRES_LOGICAL
-
-
-def drain_config(plan: Any) -> dict[str, Any]:
-    """The drain sensor's replication config, safe to build at DAG parse time for any plan.
-
-    Only PostgreSQL logical replication has a reverse flow bascule runs; for other
-    methods ``check_reverse_replication`` fails the run before the drain is reached.
-    """
-    from bascule.replication.factory import replication_config
-
-    return replication_config(plan, "reverse") if reverse_supported(plan) else {"method": "none"}
-
-
-def _tick(ctx: StepContext) -> None:
-    """The downtime clock of the fallback, which starts at the target's freeze.
-
-    The operator's own clock check reads the cutover's ``freeze_source`` only;
-    a clock glitch must not fail a step of a fallback, hence the guard.
-    """
-    freeze = ctx.result_of(FREEZE_TARGET) if ctx.step != FREEZE_TARGET else None
-    if not freeze:
-        return
-    try:
-        from bascule.runbook import clock_glue
-
-        clock_glue.check(ctx, freeze)
-    except Exception as exc:
-        from bascule.notifications.sanitize import sanitize_error_text
-
-        ctx.log(f"downtime clock unavailable: {type(exc).__name__}: {sanitize_error_text(str(exc))}")
 
 
 # --------------------------------------------------------------------------- before the freeze
@@ -120,7 +82,7 @@ def check_reverse_replication(ctx: StepContext, *, readings: int = 3, pause_s: f
     """Reverse replication streaming (else a fallback would lose writes), the endpoint on the open target."""
     from bascule.replication.base import ReplicationState
 
-    if not reverse_supported(ctx.plan):
+    if not runs_reverse(ctx.plan):
         raise FallbackCheckFailed(
             f"replication.method {ctx.plan.replication.method.value}: bascule runs no reverse replication for it, "
             "so it cannot prove that the writes made on the target since go-live reached the source; "
@@ -199,7 +161,6 @@ def stop_reverse_replication(ctx: StepContext) -> dict[str, Any]:
     finally:
         repl.close()
     ctx.log(f"reverse replication stopped ({reading.state.value}); its slot on the target keeps the position")
-    _tick(ctx)
     return {"state": reading.state.value, "applied_position": reading.applied_position}
 
 
@@ -214,7 +175,6 @@ def fallback_fixups(ctx: StepContext) -> dict[str, Any]:
     report = check_constraints(source, schemas=schemas, validate=True)
     ctx.log(f"{sum(1 for m in moved if m.moved)} of {len(moved)} source sequences advanced past the target's; "
             f"constraints {'ok' if report.ok else 'NOT ok'}")
-    _tick(ctx)
     if not report.ok:
         raise FallbackCheckFailed(f"source constraints or triggers are not ready: {report.as_dict()}")
     return {"sequences": [m.as_dict() for m in moved], "constraints": report.as_dict()}
@@ -229,11 +189,10 @@ def switch_back(ctx: StepContext) -> dict[str, Any]:
     # The cutover froze the source and, on GO, never gave its rights back: they
     # are in the source's freeze_state, and unfreeze restores exactly those.
     result = unfreeze(_db(ctx, "source"), role=ctx.plan.source.app_role, endpoint=endpoint, resume=True)
-    ended = datetime.now(UTC).isoformat()
+    ended = utc_now().isoformat()
     state = endpoint.state().as_dict() if endpoint is not None else None
     ctx.log(f"endpoint on the source{' (moved)' if moved else ''}, {result.as_dict()['restored']} grants "
             "restored there, writes reopen on the source; the target stays frozen")
-    _tick(ctx)
     return {"downtime_end": ended, "switched": bool(moved), "unfreeze": result.as_dict(), "endpoint": state}
 
 
@@ -262,7 +221,7 @@ def undo_fallback(ctx: StepContext) -> dict[str, Any]:
         freeze(source, role=ctx.plan.source.app_role, schemas=list(ctx.plan.scope.schemas))
         refrozen = True
     reverse = None
-    if reverse_supported(ctx.plan):
+    if runs_reverse(ctx.plan):
         repl = _reverse(ctx)
         try:
             repl.enable()
@@ -277,7 +236,7 @@ def undo_fallback(ctx: StepContext) -> dict[str, Any]:
     if endpoint is not None:
         endpoint.point_to("target")
     result = unfreeze(target, role=ctx.plan.target.app_role, endpoint=endpoint, resume=True)
-    ended = datetime.now(UTC).isoformat()
+    ended = utc_now().isoformat()
     ctx.log(f"fallback undone: endpoint on the target, writes reopened there ({result.as_dict()['restored']} "
             f"grants restored), source {'frozen again' if refrozen else 'still frozen'}, reverse replication "
             f"{reverse}")
@@ -285,77 +244,47 @@ def undo_fallback(ctx: StepContext) -> dict[str, Any]:
             "reverse_replication": reverse, "endpoint": endpoint.state().as_dict() if endpoint else None}
 
 
-# --------------------------------------------------------------------------- the report
+# --------------------------------------------------------------------------- the runbook
 
 
-def fallback_report(ctx: StepContext) -> dict[str, Any]:
-    """The cutover report's format for the fallback: steps, downtime against budget, decision, writes."""
-    import json
-    from pathlib import Path
-
-    from bascule.notifications.events import CutoverOutcome, FinalReport
-    from bascule.notifications.slack import LEDGER_XCOM_KEY, merge_ledgers
-    from bascule.operators.drain import TIMING_KEY
-    from bascule.operators.gates import DECISION_XCOM_KEY
-    from bascule.operators.steps import STEP_XCOM_KEY
-    from bascule.runbook import report as reporting
-    from bascule.runbook.runtime import notify
-
-    steps, ledgers = [], []
-    for task_id in (*STEP_TASKS, GATE):
-        record = ctx.ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY)
-        if record:
-            steps.append(record)
-        ledgers.append(ctx.ti.xcom_pull(task_ids=task_id, key=LEDGER_XCOM_KEY))
-    drain = ctx.ti.xcom_pull(task_ids=DRAIN, key=TIMING_KEY)
-    if drain:
-        steps.append(drain)
-    decision = ctx.ti.xcom_pull(task_ids=GATE, key=DECISION_XCOM_KEY)
-    results = {s["task_id"]: s.get("result") or {} for s in steps}
-    if SWITCH_BACK in results:
-        outcome, end = CutoverOutcome.ROLLED_BACK, results[SWITCH_BACK].get("downtime_end")
-    elif UNDO in results:
-        outcome, end = CutoverOutcome.ABORTED, results[UNDO].get("downtime_end")
-    else:
-        outcome, end = CutoverOutcome.ABORTED, None
-    freeze = results.get(FREEZE_TARGET) or {}
-    writes = None
-    stats_path = ctx.conf.get("simulator_stats")
-    if stats_path:
-        from bascule.lab.simulator import stats_for_report
-
-        writes = stats_for_report(Path(stats_path), freeze.get("frozen_at"))
-    notifications = merge_ledgers(ledgers)
-    plan = ctx.plan
-    report = reporting.build_report(
-        plan_name=plan.name, dag_id=ctx.dag_id, run_id=ctx.run_id, budget_s=plan.budget_seconds,
-        steps=steps, decisions=[decision] if decision else [], outcome=outcome.value,
-        frozen_at=freeze.get("frozen_at"), downtime_end=end if freeze else None, writes=writes,
-        notifications=notifications, rehearsal=bool(ctx.conf.get("rehearsal", False)),
-        previous=reporting.previous_report(plan.name, ctx.dag_id, before_run=ctx.run_id),
-    )
-    report["fallback"] = {
+def report_sections(results: Any) -> dict[str, Any]:
+    """The fallback's own part of the report: undone or not, sequences, reverse replication, the endpoint."""
+    return {"fallback": {
         "undone": UNDO in results,
         "sequences_advanced": sum(1 for s in (results.get(FIXUPS) or {}).get("sequences", []) if s.get("moved")),
         "reverse_replication": (results.get(STOP) or {}).get("state"),
         "endpoint": (results.get(UNDO) or results.get(SWITCH_BACK) or {}).get("endpoint"),
-    }
-    folder = reporting.write_report(report)
-    report["files"] = {"json": str(folder / "report.json"), "gantt_png": str(folder / "timeline.png"),
-                       "summary": str(folder / "summary.txt")}
-    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    ctx.ti.xcom_push(key=REPORT_XCOM_KEY, value=report)
-    print(reporting.summary_text(report), flush=True)
-    notify(ctx, FinalReport(
-        dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=outcome, downtime_s=report["downtime_s"] or 0.0,
-        downtime_budget_s=plan.budget_seconds, tables_migrated=0,
-        notifications_failed=int(notifications.get("totals", {}).get("failed", 0))))
-    if UNDO in results:
-        raise FallbackCheckFailed(f"the fallback failed and was undone: the application is on the target again; "
-                                  f"report {folder / 'report.json'}")
-    if SMOKE not in results and ABORT not in results:
-        # A gate or check that failed, or smoke tests that failed after writes reopened on
-        # the source: the run must read as failed, whatever this report task's own state.
-        raise FallbackCheckFailed(f"the fallback did not complete (last step done: "
-                                  f"{max(steps, key=lambda r: r['ended_at'])['task_id'] if steps else 'none'}); report {folder / 'report.json'}")
-    return report
+    }}
+
+
+def _run_report(ctx: StepContext) -> dict[str, Any]:
+    from bascule.runbook.report import run_report
+
+    return run_report(ctx)
+
+
+FALLBACK = Runbook(
+    dag_id="rollback",
+    noun="fallback",
+    # Only failures before writes reopen on the source are undone: after that, the source holds
+    # writes the target has not seen.
+    on_failure=UNDO,
+    sections=report_sections,
+    entries=(
+        step(ANNOUNCE, announce_fallback, critical_path=False),
+        step(CHECK, check_reverse_replication, after=(ANNOUNCE,), critical_path=False),
+        gate(GATE, gate_id="fallback", go=FREEZE_TARGET, no_go=ABORT, evidence_from=CHECK, after=(CHECK,),
+             retries=1),
+        step(ABORT, abort_fallback, critical_path=False, is_ending=True),
+        step(FREEZE_TARGET, freeze_target, starts_downtime=True, guarded=True),
+        drain(DRAIN, step_name="drain", direction="reverse", position_from=FREEZE_TARGET, after=(FREEZE_TARGET,),
+              guarded=True),
+        step(STOP, stop_reverse_replication, after=(DRAIN,), guarded=True),
+        step(FIXUPS, fallback_fixups, after=(STOP,), guarded=True),
+        step(SWITCH_BACK, switch_back, after=(FIXUPS,), guarded=True, ends_downtime=CutoverOutcome.ROLLED_BACK),
+        step(SMOKE, fallback_smoke_tests, after=(SWITCH_BACK,), is_ending=True),
+        step(UNDO, undo_fallback, trigger_rule=TriggerRule.ONE_FAILED, ends_downtime=CutoverOutcome.ABORTED,
+             fails_run="the fallback failed and was undone: the application is on the target again"),
+        report(REPORT, _run_report, after=(ABORT, SMOKE, UNDO)),
+    ),
+)

@@ -14,6 +14,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
+from bascule.notifications.events import CutoverOutcome
+from bascule.runbook.context import SafeMessage
 from bascule.today import parse_instant
 
 
@@ -200,3 +204,85 @@ def _busy_seconds(rows: Iterable[Mapping[str, Any]], start: datetime, end: datet
             busy += (e - cursor).total_seconds()
             cursor = e
     return busy
+
+
+# --------------------------------------------------------------------------- the report step of any runbook
+
+
+class ReportVerdict(AirflowFailException, SafeMessage):
+    """The run did not end as it should; the report was written all the same. Not retried."""
+
+
+def run_report(ctx: Any) -> dict[str, Any]:
+    """The report of a run of ``ctx.runbook``: every step's timing and every decision, its sections, its verdict.
+
+    One builder for the night and the fallback: which tasks it times, which freeze
+    starts the downtime, which result ends it and with what outcome, and which
+    results make the run fail all come from the runbook's entries.
+    """
+    from bascule.notifications.events import FinalReport, ValidationOutcome
+    from bascule.notifications.slack import LEDGER_XCOM_KEY, merge_ledgers
+    from bascule.runbook.context import (
+        DECISION_XCOM_KEY,
+        DRAIN_TIMING_XCOM_KEY,
+        REPORT_XCOM_KEY,
+        STEP_XCOM_KEY,
+    )
+    from bascule.runbook.contributions import RunFacts, contributed_sections
+    from bascule.runbook.registry import EntryKind
+    from bascule.runbook.runtime import notify
+
+    runbook = ctx.runbook
+    steps, ledgers = [], []
+    for entry in runbook.report_entries():
+        key = DRAIN_TIMING_XCOM_KEY if entry.kind is EntryKind.DRAIN else STEP_XCOM_KEY
+        record = ctx.ti.xcom_pull(task_ids=entry.task_id, key=key)
+        if record:
+            steps.append(record)
+        ledgers.append(ctx.ti.xcom_pull(task_ids=entry.task_id, key=LEDGER_XCOM_KEY))
+    decisions = [d for d in (ctx.ti.xcom_pull(task_ids=g.task_id, key=DECISION_XCOM_KEY) for g in runbook.gates)
+                 if d]
+    results = {s["task_id"]: s.get("result") or {} for s in steps}
+    ending = next((e for e in runbook.entries if e.ends_downtime is not None and e.task_id in results), None)
+    outcome = ending.ends_downtime if ending is not None else CutoverOutcome.ABORTED
+    end = results[ending.task_id].get("downtime_end") if ending is not None else None
+    freeze = results.get(runbook.freeze_task) or {}
+    sections = contributed_sections(RunFacts(plan_name=ctx.plan.name, dag_id=ctx.dag_id, run_id=ctx.run_id,
+                                             frozen_at=freeze.get("frozen_at")))
+    notifications = merge_ledgers(ledgers)
+    plan = ctx.plan
+    report = build_report(
+        plan_name=plan.name, dag_id=ctx.dag_id, run_id=ctx.run_id, budget_s=plan.budget_seconds,
+        steps=steps, decisions=decisions, outcome=outcome.value, frozen_at=freeze.get("frozen_at"),
+        downtime_end=end if freeze else None, writes=sections.pop("writes", None),
+        notifications=notifications, rehearsal=bool(ctx.conf.get("rehearsal", False)),
+        previous=previous_report(plan.name, ctx.dag_id, before_run=ctx.run_id),
+    )
+    report.update(runbook.sections(results) if runbook.sections is not None else {})
+    report.update(sections)
+    validation = report.get("validation")
+    report["rows_validated"] = (validation or {}).get("rows_compared")
+    folder = write_report(report)
+    report["files"] = {"json": str(folder / "report.json"), "gantt_png": str(folder / "timeline.png"),
+                       "summary": str(folder / "summary.txt")}
+    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    ctx.ti.xcom_push(key=REPORT_XCOM_KEY, value=report)
+    print(summary_text(report), flush=True)
+    judged = "validation" in report  # a runbook that validates says whether it passed
+    notify(ctx, FinalReport(
+        dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=outcome, downtime_s=report["downtime_s"] or 0.0,
+        downtime_budget_s=plan.budget_seconds, tables_migrated=int((validation or {}).get("tables", 0)),
+        validation=(ValidationOutcome.PASSED if (validation or {}).get("ok") else ValidationOutcome.FAILED)
+        if judged else None,
+        notifications_failed=int(notifications.get("totals", {}).get("failed", 0))))
+    failed = next((e for e in runbook.entries if e.fails_run and e.task_id in results), None)
+    if failed is not None:
+        # The run must read as failed in the UI: a step broke and the run was undone.
+        raise ReportVerdict(f"{failed.fails_run}; report {folder / 'report.json'}")
+    if not any(e.is_ending and e.task_id in results for e in runbook.entries):
+        # Neither finished, nor undone, nor aborted at its gate: a step or a gate failed, and this leaf must
+        # not let the run read as a success.
+        last = max(steps, key=lambda r: parse_instant(r["ended_at"]))["task_id"] if steps else "none"
+        raise ReportVerdict(f"the {runbook.noun} did not reach an outcome (last step done: {last}); "
+                            f"report {folder / 'report.json'}")
+    return report

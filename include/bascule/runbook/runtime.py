@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bascule.notifications.slack import SlackNotifications
-    from bascule.operators.steps import StepContext
+    from bascule.runbook.context import StepContext
     from bascule.runbook.forecast import StepForecast
-
-FREEZE_TASK_ID = "freeze_source"
 
 
 def notifier(ctx: StepContext) -> SlackNotifications | None:
@@ -193,8 +191,11 @@ def clock_watch(ctx: StepContext, *, interval_s: float = CLOCK_WATCH_INTERVAL_S,
 
 
 def _frozen(ctx: StepContext) -> dict[str, Any] | None:
-    """The freeze's result once the source is frozen (the clock runs from there), else None."""
-    return ctx.result_of(FREEZE_TASK_ID) if ctx.step != FREEZE_TASK_ID else None
+    """The freeze's result once its runbook's side is frozen (the clock runs from there), else None."""
+    freeze = ctx.freeze_task
+    if freeze is None or ctx.step_task == freeze:
+        return None
+    return ctx.result_of(freeze)
 
 
 def check_clock(ctx: StepContext, *, forecast_remaining_s: float | None = None) -> dict[str, Any] | None:

@@ -67,7 +67,7 @@ def test_a_late_step_makes_the_forecast_alert_due_before_the_budget_is_spent() -
 def fake_ctx(*, frozen: bool) -> Any:
     freeze = {"frozen_at": at(0), "position": "0/1"}
     return SimpleNamespace(plan=SimpleNamespace(name="lab"), dag_id="cutover", run_id="tonight",
-                           step="target_suites",
+                           step="target_suites", step_task="target_suites", freeze_task="freeze_source",
                            result_of=lambda task_id: freeze if frozen and task_id == "freeze_source" else None)
 
 

@@ -1,0 +1,47 @@
+"""A runbook's tasks and edges, built from its registry (``bascule.runbook.registry``).
+
+The DAG files call :func:`build_runbook` inside their ``@dag`` function: every step,
+gate and drain of the runbook becomes its operator, every declared edge an edge,
+and every guarded entry an upstream of the runbook's rollback-on-failure.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.task.trigger_rule import TriggerRule
+
+from bascule.operators.drain import DrainSensor
+from bascule.operators.gates import GateOperator
+from bascule.operators.steps import RunbookStepOperator
+from bascule.plan import Plan
+from bascule.replication.factory import drain_config
+from bascule.runbook.context import STEP_XCOM_KEY
+from bascule.runbook.registry import Entry, EntryKind, Runbook
+
+
+def _task(entry: Entry, runbook: Runbook, plan: Plan) -> Any:
+    common: dict[str, Any] = {"task_id": entry.task_id, "trigger_rule": TriggerRule(entry.trigger_rule.value)}
+    if entry.retries is not None:
+        common.update(retries=entry.retries, retry_delay=timedelta(seconds=1))
+    if entry.kind is EntryKind.STEP:
+        return RunbookStepOperator(step=entry.step, action=entry.action, runbook=runbook,  # type: ignore[arg-type]
+                                   critical_path=entry.critical_path, **common)
+    if entry.kind is EntryKind.GATE:
+        return GateOperator(plan=plan, gate_id=entry.gate_id, go_task_id=entry.go, no_go_task_id=entry.no_go,  # type: ignore[arg-type]
+                            evidence_task_id=entry.evidence_from, body_from=entry.body_from, **common)
+    return DrainSensor(
+        plan=plan, step=entry.step, runbook=runbook, replication_config=drain_config(plan, str(entry.direction)),
+        position="{{ ti.xcom_pull(task_ids='" + str(entry.position_from) + "', key='" + STEP_XCOM_KEY
+                 + "')['result']['position'] }}",
+        poll_interval=plan.replication.poll_interval_s, timeout=plan.budget_seconds, **common,
+    )
+
+
+def build_runbook(runbook: Runbook, plan: Plan) -> dict[str, Any]:
+    """Every task of ``runbook`` with its edges, inside the current DAG; returned by task id."""
+    tasks = {entry.task_id: _task(entry, runbook, plan) for entry in runbook.entries}
+    for upstream, downstream in runbook.edges():
+        tasks[upstream] >> tasks[downstream]
+    return tasks

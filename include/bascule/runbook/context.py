@@ -1,0 +1,93 @@
+"""The runbook's contract: what an action is given, what it returns, and where results are kept.
+
+Operators (``bascule.operators``) run actions; actions (``bascule.runbook``) do the
+work. Both import this module and nothing of each other's, so the contract has
+one home and no way back up the layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bascule.plan import Plan
+    from bascule.runbook.registry import Runbook
+
+# XCom keys. A step's record (timing and result) is under STEP_XCOM_KEY; the drain's under
+# DRAIN_TIMING_XCOM_KEY (a sensor's own return value is not a step record).
+STEP_XCOM_KEY = "bascule_step"
+DRAIN_TIMING_XCOM_KEY = "bascule_sensor_timing"
+DRAIN_STARTED_XCOM_KEY = "bascule_drain_started"
+EVIDENCE_XCOM_KEY = "gate_body"  # a gate's body, pushed by the step before it (or the gate itself)
+DECISION_XCOM_KEY = "bascule_decision"
+ASKED_XCOM_KEY = "bascule_gate_asked_at"
+REPORT_XCOM_KEY = "cutover_report"  # the run's report, whichever runbook (a fallback's too)
+
+
+class SafeMessage:
+    """Mixin for bascule's own exceptions whose text is built from identifiers and numbers only.
+
+    Their message reaches the log as written; any other exception's text is
+    sanitised first, since a driver error may quote row values.
+    """
+
+
+@dataclass
+class StepContext:
+    """What an action sees: the plan, the Airflow context, its runbook, and the results of earlier steps."""
+
+    plan: Plan
+    airflow: Any
+    step: str
+    runbook: Runbook | None = None
+    notes: list[str] = field(default_factory=list)
+    slack: Any = None
+    # True for steps that flush from their success callback (runtime.flush_after_success).
+    slack_background: bool = False
+    # Set by runtime.step_finished: the success callback takes the step's last look at the clock.
+    clock_check_after_success: bool = False
+    _results: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def ti(self) -> Any:
+        return self.airflow["ti"]
+
+    @property
+    def step_task(self) -> str:
+        return str(self.ti.task_id)
+
+    @property
+    def dag_id(self) -> str:
+        return str(self.ti.dag_id)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.ti.run_id)
+
+    @property
+    def conf(self) -> dict[str, Any]:
+        dag_run = self.airflow.get("dag_run")
+        return dict(getattr(dag_run, "conf", None) or {})
+
+    @property
+    def freeze_task(self) -> str | None:
+        """The step whose result starts the downtime clock in this step's runbook."""
+        return self.runbook.freeze_task if self.runbook is not None else None
+
+    def result_of(self, task_id: str) -> dict[str, Any] | None:
+        """The action result of an earlier step of this run, or None if it did not run."""
+        # Earlier steps are finished: their results cannot change while this one runs.
+        if task_id not in self._results:
+            record = self.ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY)
+            self._results[task_id] = None if record is None else record.get("result")
+        return self._results[task_id]
+
+    def log(self, line: str) -> None:
+        self.notes.append(line)
+        print(f"[{self.step}] {line}", flush=True)
+
+
+# What a runbook step runs: a small JSON-able result of positions, counts and timings, never a row value.
+Action = Callable[[StepContext], dict[str, Any] | None]
