@@ -312,6 +312,18 @@ class SlackNotifications(LoggingMixin):
         self._breaker_open_until = 0.0
 
     @cached_property
+
+    @classmethod
+    def for_plan(cls, notifications: Any, *, ti: Any | None = None, background: bool = False,
+                 publish_each_delivery: bool = True, thread_store: ThreadStore | None = None,
+                 airflow_base_url: str | None = None) -> SlackNotifications | None:
+        """The one way bascule builds a notifier: from the plan's ``notifications`` section (or the same keys
+        as a mapping); None when the plan has none, so that callers need no branch of their own."""
+        if notifications is None:
+            return None
+        overrides = {"airflow_base_url": airflow_base_url} if airflow_base_url else {}
+        return cls(settings=NotificationSettings.from_plan(notifications, **overrides), ti=ti,
+                   thread_store=thread_store, publish_each_delivery=publish_each_delivery, background=background)
     def hook(self) -> BoundedSlackHook:
         s = self.settings
         return BoundedSlackHook(
@@ -625,15 +637,10 @@ class BasculeSlackNotifier(BaseNotifier):
     @cached_property
     def notifications(self) -> SlackNotifications:
         # Built on first use, after templates are rendered, so the templated ids are the real ones.
-        settings = NotificationSettings.from_plan(
-            {
-                "channel": self.channel,
-                "slack_conn_id": self.slack_conn_id,
-                "webhook_conn_id": self.webhook_conn_id,
-            },
-            airflow_base_url=self.airflow_base_url,
-        )
-        return SlackNotifications(settings=settings, thread_store=self.thread_store)
+        section = {"channel": self.channel, "slack_conn_id": self.slack_conn_id,
+                   "webhook_conn_id": self.webhook_conn_id}
+        return SlackNotifications.for_plan(section, thread_store=self.thread_store,  # type: ignore[return-value]
+                                           airflow_base_url=self.airflow_base_url)
 
     @cached_property
     def hook(self) -> BoundedSlackHook:

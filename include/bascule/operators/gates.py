@@ -132,14 +132,11 @@ class GateOperator(HITLBranchOperator):
 
     def _notifier(self, context: Any) -> Any:
         """This process's notifier (None without a notifications section): posts in the background."""
-        if not self.has_notifications:
-            return None
-        if self._bascule_slack is None:
-            from bascule.notifications.slack import NotificationSettings, SlackNotifications
+        if self._bascule_slack is None and self.has_notifications:
+            from bascule.notifications.slack import SlackNotifications
 
-            self._bascule_slack = SlackNotifications(
-                settings=NotificationSettings.from_plan(self._plan.notifications), ti=context["ti"],
-                publish_each_delivery=False, background=True)
+            self._bascule_slack = SlackNotifications.for_plan(self._plan.notifications, ti=context["ti"],
+                                                              publish_each_delivery=False, background=True)
         return self._bascule_slack
 
     def _notify(self, context: Any, event: Any) -> None:

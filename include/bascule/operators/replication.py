@@ -206,9 +206,10 @@ class ReplicationMonitorOperator(_ReplicationOperator):
         # Notifications must never fail the monitor: a Slack outage is not a replication problem.
         try:
             from bascule.notifications.events import LagAlert, ReplicationBrokenEvent
-            from bascule.notifications.slack import NotificationSettings, SlackNotifications
+            from bascule.notifications.slack import SlackNotifications
 
-            if self.notifications is None:
+            slack = SlackNotifications.for_plan(self.notifications, ti=context["ti"])
+            if slack is None:
                 return False
             ti = context["ti"]
             method = self.replication.method.replace("-", "_")
@@ -219,8 +220,7 @@ class ReplicationMonitorOperator(_ReplicationOperator):
                 event = LagAlert(dag_id=ti.dag_id, run_id=ti.run_id, method=method,
                                  lag_s=float(reading.lag_seconds or 0.0), threshold_s=threshold,
                                  lag_bytes=reading.lag_bytes)
-            settings = NotificationSettings.from_plan(self.notifications)
-            return SlackNotifications(settings=settings, ti=ti).notify(event)
+            return slack.notify(event)
         except Exception:
             self.log.exception("%s alert could not be sent", alert)
             return False

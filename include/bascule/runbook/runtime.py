@@ -20,13 +20,11 @@ if TYPE_CHECKING:
 
 def notifier(ctx: StepContext) -> SlackNotifications | None:
     """The step's notifier: one per task, so the Slack connection and the thread are looked up once."""
-    if ctx.plan.notifications is None:
-        return None
-    if ctx.slack is None:
-        from bascule.notifications.slack import NotificationSettings, SlackNotifications
+    if ctx.slack is None and ctx.plan.notifications is not None:
+        from bascule.notifications.slack import SlackNotifications
 
-        ctx.slack = SlackNotifications(settings=NotificationSettings.from_plan(ctx.plan.notifications), ti=ctx.ti,
-                                       publish_each_delivery=False, background=ctx.slack_background)
+        ctx.slack = SlackNotifications.for_plan(ctx.plan.notifications, ti=ctx.ti, publish_each_delivery=False,
+                                                background=ctx.slack_background)
     return ctx.slack
 
 
