@@ -34,7 +34,7 @@ MODULES = (
     "bascule.operators.drain",
     "bascule.runbook.actions",
     "bascule.runbook.fallback",
-    "bascule.runbook.clock_glue",
+    "bascule.runbook.announce",
     "bascule.replication.factory",
     "bascule.replication.postgres_logical",
     "bascule.validation.service",

@@ -47,7 +47,7 @@ class DrainSensor(ReplicationCaughtUpSensor):
     def execute(self, context: Any) -> Any:
         from airflow.sdk.exceptions import TaskDeferred
 
-        from bascule.runbook import runtime
+        from bascule.runbook import announce, runtime
 
         self._started_at = datetime.now(UTC).isoformat()
         ctx = self._ctx(context)
@@ -61,18 +61,18 @@ class DrainSensor(ReplicationCaughtUpSensor):
                 # since a drain that finds the target caught up (the usual case) never needs it.
                 context["ti"].xcom_push(key=DRAIN_STARTED_XCOM_KEY, value=self._started_at)
             # This process ends here (TaskDeferred, or a failure): send what is queued now.
-            runtime.flush(ctx)
+            announce.flush(ctx)
             raise
         if result is not None:  # caught up without deferring (or nothing to wait for)
             self._record(context, result, ctx)
         return result
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        from bascule.runbook import runtime
+        from bascule.runbook import announce
 
         result = super().execute_complete(context, event)
         ctx = self._ctx(context)
-        slack = runtime.notifier(ctx)
+        slack = announce.notifier(ctx)
         if slack is not None:
             # Resumed in a new process: keep the count of the start message sent before the deferral.
             slack.carry_earlier_ledger()

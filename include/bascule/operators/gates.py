@@ -143,7 +143,7 @@ class GateOperator(HITLBranchOperator):
         """Queue ``event``; it is posted while the gate goes on, and waited for before the process ends."""
         slack = self._notifier(context)
         if slack is not None:
-            from bascule.runbook.runtime import run_started_event
+            from bascule.runbook.announce import run_started_event
 
             slack.post(event, parent=run_started_event(self._plan, event.dag_id, event.run_id))
 

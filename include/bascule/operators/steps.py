@@ -68,7 +68,7 @@ class RunbookStepOperator(BaseOperator):
         return load_plan(self.plan_path or default_plan_path())
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from bascule.runbook import runtime
+        from bascule.runbook import announce, runtime
 
         ctx = StepContext(plan=self.plan, airflow=context, step=self.step, runbook=self.runbook,
                           slack_background=True)
@@ -80,7 +80,7 @@ class RunbookStepOperator(BaseOperator):
             with runtime.clock_watch(ctx):
                 result = self.action(ctx) or {}
         except AirflowSkipException:
-            runtime.flush(ctx)  # the start was announced: the report counts that message
+            announce.flush(ctx)  # the start was announced: the report counts that message
             raise
         except Exception as exc:
             seconds = time.perf_counter() - t0

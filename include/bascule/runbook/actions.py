@@ -92,7 +92,7 @@ def _push_evidence(ctx: StepContext, markdown: str) -> None:
 
 
 def announce_start(ctx: StepContext) -> dict[str, Any]:
-    from bascule.runbook.runtime import notifier, run_started
+    from bascule.runbook.announce import notifier, run_started
 
     rehearsal = bool(ctx.conf.get("rehearsal", False))
     slack = notifier(ctx)
@@ -151,7 +151,7 @@ def tminus_checks(ctx: StepContext) -> dict[str, Any]:
 
 def abort_before_freeze(ctx: StepContext) -> dict[str, Any]:
     from bascule.notifications.events import CutoverOutcome, FinalReport
-    from bascule.runbook.runtime import notify
+    from bascule.runbook.announce import notify
 
     repl = _replication(ctx)
     state = repl.reading().state.value
@@ -240,7 +240,7 @@ def target_suites(ctx: StepContext) -> dict[str, Any]:
 
 def _notify_validation(ctx: StepContext, *, ok: bool, tables: int, failed: list[str]) -> None:
     from bascule.notifications.events import ValidationOutcome, ValidationResult
-    from bascule.runbook.runtime import notify
+    from bascule.runbook.announce import notify
 
     notify(ctx, ValidationResult(
         dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=ValidationOutcome.PASSED if ok else ValidationOutcome.FAILED,

@@ -66,7 +66,7 @@ def _reverse(ctx: StepContext, **overrides: Any) -> Any:
 
 def announce_fallback(ctx: StepContext) -> dict[str, Any]:
     from bascule.notifications.events import RunStarted
-    from bascule.runbook.runtime import notifier
+    from bascule.runbook.announce import notifier
 
     slack = notifier(ctx)
     if slack is not None:
@@ -137,7 +137,7 @@ def gate_body(plan: Any, result: dict[str, Any]) -> str:
 
 def abort_fallback(ctx: StepContext) -> dict[str, Any]:
     from bascule.notifications.events import CutoverOutcome, FinalReport
-    from bascule.runbook.runtime import notify
+    from bascule.runbook.announce import notify
 
     ctx.log("NO-GO for the fallback: nothing was changed; the application stays on the target")
     notify(ctx, FinalReport(dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=CutoverOutcome.ABORTED,

@@ -222,6 +222,7 @@ def run_report(ctx: Any) -> dict[str, Any]:
     """
     from bascule.notifications.events import FinalReport, ValidationOutcome
     from bascule.notifications.slack import LEDGER_XCOM_KEY, merge_ledgers
+    from bascule.runbook.announce import notify
     from bascule.runbook.context import (
         DECISION_XCOM_KEY,
         DRAIN_TIMING_XCOM_KEY,
@@ -230,7 +231,6 @@ def run_report(ctx: Any) -> dict[str, Any]:
     )
     from bascule.runbook.contributions import RunFacts, contributed_sections
     from bascule.runbook.registry import EntryKind
-    from bascule.runbook.runtime import notify
 
     runbook = ctx.runbook
     steps, ledgers = [], []

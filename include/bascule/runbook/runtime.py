@@ -1,43 +1,27 @@
-"""What every runbook step does around its action: announce, and watch the clock.
+"""What every runbook step does around its action: announce, and watch the downtime clock.
 
-Notifications never fail a step (the notification layer swallows Slack's
-failures); the downtime clock is bascule's own, started at the freeze.
+Notifications never fail a step (``bascule.runbook.announce``); the downtime clock is
+bascule's own, started at the runbook's freeze. Its fired warnings live in an Airflow
+Variable keyed by dag and run, so a retried or later task does not fire them again
+(XCom is cleared on retry).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bascule.runbook.announce import flush, notify, task_ref
+from bascule.today import parse_instant, utc_now
+
 if TYPE_CHECKING:
-    from bascule.notifications.slack import SlackNotifications
     from bascule.runbook.context import StepContext
     from bascule.runbook.forecast import StepForecast
-
-
-def notifier(ctx: StepContext) -> SlackNotifications | None:
-    """The step's notifier: one per task, so the Slack connection and the thread are looked up once."""
-    if ctx.slack is None and ctx.plan.notifications is not None:
-        from bascule.notifications.slack import SlackNotifications
-
-        ctx.slack = SlackNotifications.for_plan(ctx.plan.notifications, ti=ctx.ti, publish_each_delivery=False,
-                                                background=ctx.slack_background)
-    return ctx.slack
-
-
-def flush(ctx: StepContext) -> None:
-    """Wait for the step's messages and push its Slack ledger to XCom (the report counts it).
-
-    Call it before the process ends: before it defers, parks or fails, and, for a
-    step that posts in the background, from its success callback (see
-    :func:`flush_after_success`), which Airflow runs once the task's state is
-    reported, so the next step does not wait for Slack.
-    """
-    if ctx.slack is not None:
-        ctx.slack.wait_posted()
 
 
 def flush_after_success(context: Any) -> None:
@@ -56,7 +40,7 @@ def flush_after_success(context: Any) -> None:
 
 
 def with_flush_after_success(callbacks: Any) -> list[Any]:
-    """``callbacks`` (None, one, or a list) plus :func:`flush_after_success`."""
+    """``callbacks`` (None, one, or a list) plus ``runtime.flush_after_success``."""
     if callbacks is None:
         existing: list[Any] = []
     elif isinstance(callbacks, (list, tuple)):
@@ -64,33 +48,6 @@ def with_flush_after_success(callbacks: Any) -> list[Any]:
     else:
         existing = [callbacks]
     return [*existing, flush_after_success]
-
-
-def task_ref(ctx: StepContext) -> Any:
-    from bascule.notifications.events import TaskRef
-
-    return TaskRef(dag_id=ctx.dag_id, run_id=ctx.run_id, task_id=str(ctx.ti.task_id),
-                   try_number=getattr(ctx.ti, "try_number", None))
-
-
-def run_started_event(plan: Any, dag_id: str, run_id: str) -> Any:
-    """The run's parent message: the plan, its engines and its downtime budget."""
-    from bascule.notifications.events import RunStarted
-
-    return RunStarted(dag_id=dag_id, run_id=run_id, plan_id=plan.name, source=plan.source.engine.value,
-                      target=plan.target.engine.value, downtime_budget_s=plan.budget_seconds)
-
-
-def run_started(ctx: StepContext) -> Any:
-    return run_started_event(ctx.plan, ctx.dag_id, ctx.run_id)
-
-
-def notify(ctx: StepContext, event: Any) -> None:
-    slack = notifier(ctx)
-    if slack is not None:
-        # The run's parent message names the plan and its budget; whichever step speaks
-        # first posts it (a no-op once the thread exists).
-        slack.post(event, parent=run_started(ctx))
 
 
 def step_started(ctx: StepContext, *, critical_path: bool) -> None:
@@ -105,7 +62,7 @@ def step_finished(ctx: StepContext, *, ok: bool, seconds: float, critical_path: 
     """Announce the end and look at the clock.
 
     A step that succeeded and posts in the background leaves its last look at
-    the clock to its success callback (:func:`flush_after_success`), like its
+    the clock to its success callback (``runtime.flush_after_success``), like its
     messages: both are Execution API and Slack calls that would otherwise hold
     the next step back. A failed step looks now, since no callback follows.
     """
@@ -201,6 +158,31 @@ def check_clock(ctx: StepContext, *, forecast_remaining_s: float | None = None) 
     freeze = _frozen(ctx)
     if not freeze:
         return None
-    from bascule.runbook import clock_glue
+    return check_frozen_clock(ctx, freeze, forecast_remaining_s=forecast_remaining_s)
 
-    return clock_glue.check(ctx, freeze, forecast_remaining_s=forecast_remaining_s)
+
+def _key(ctx: StepContext) -> str:
+    return f"bascule_clock__{ctx.dag_id}__{ctx.run_id}"
+
+
+def check_frozen_clock(ctx: StepContext, freeze: dict[str, Any], *, forecast_remaining_s: float | None = None,
+                       now: datetime | None = None) -> dict[str, Any]:
+    from airflow.sdk import Variable
+
+    from bascule.cutover.clock import ClockState, DowntimeClock
+
+    clock = DowntimeClock.from_plan(ctx.plan, frozen_at=parse_instant(freeze["frozen_at"]))
+    now = now or utc_now()
+    status = clock.status(now, forecast_remaining_s=forecast_remaining_s, state=ClockState.from_dict(None))
+    if status.due:
+        # Something is due unless it fired already: only then is the fired list worth a Variable read
+        # (every step checks the clock twice; most of the night nothing is due).
+        raw = Variable.get(_key(ctx), default=None)
+        state = ClockState.from_dict(json.loads(raw) if raw else None)
+        status = clock.status(now, forecast_remaining_s=forecast_remaining_s, state=state)
+    print(f"[downtime clock] {status.log_line()}", flush=True)
+    if status.due:
+        Variable.set(_key(ctx), json.dumps(status.state.as_dict()))
+        for event in status.events(dag_id=ctx.dag_id, run_id=ctx.run_id):
+            notify(ctx, event)
+    return status.as_dict()
