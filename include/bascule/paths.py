@@ -34,3 +34,12 @@ def lab_dir(*, purpose: str = "demo") -> Path:
 
 def airflow_home(*, purpose: str = "demo") -> Path:
     return REPO_ROOT / ".airflow" / purpose
+
+
+def reports_dir() -> Path:
+    """Where runs keep their evidence (reports, charts, histories): ``$BASCULE_REPORTS_DIR``, else
+    ``$AIRFLOW_HOME/reports``."""
+    base = os.environ.get("BASCULE_REPORTS_DIR")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("AIRFLOW_HOME", ".")) / "reports"

@@ -208,8 +208,8 @@ class StorageApplyOperator(_StageOperator):
         self.archive_db = archive_db
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from bascule.paths import reports_dir
         from bascule.preparation.storage import Action, apply_storage_actions
-        from bascule.runbook.report import reports_dir
 
         self._require_postgres()
         analysis = context["ti"].xcom_pull(task_ids=self.analysis_task_id)
@@ -270,8 +270,8 @@ class ReadinessReportOperator(BaseOperator):
         return AssessmentHook(db_conn_id=self.plan.target.conn_id, engine=self.plan.target.engine.value)
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from bascule.paths import reports_dir
         from bascule.preparation import readiness
-        from bascule.runbook.report import reports_dir
 
         ti = context["ti"]
 
@@ -318,7 +318,7 @@ def readiness_lag_history(hook: AssessmentHook, *, limit: int = 2000) -> list[tu
 
 def validation_history(plan_name: str, dag_id: str = "validate") -> list[dict[str, Any]]:
     """Validation runs from ``reports_dir()/<plan>/<dag_id>/*/validation.json`` (narrow interface, see docs)."""
-    from bascule.runbook.report import reports_dir
+    from bascule.paths import reports_dir
 
     folder = reports_dir() / plan_name / dag_id
     runs = []

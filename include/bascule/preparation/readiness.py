@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bascule.today import parse_instant
+
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -48,7 +50,7 @@ def lag_chart(points: Sequence[tuple[str, float]], threshold_s: float | None) ->
     if not points:
         return None
     plt = _pyplot()
-    xs = [datetime.fromisoformat(str(t)) for t, _ in points]
+    xs = [parse_instant(str(t)) for t, _ in points]
     ys = [float(v) for _, v in points]
     fig, ax = plt.subplots(figsize=(9, 2.6))
     ax.plot(xs, ys, color="#2a6f97", linewidth=1.2)
@@ -66,9 +68,9 @@ def gantt_chart(rehearsals: Sequence[Mapping[str, Any]]) -> str | None:
     plt = _pyplot()
     rows = []
     for r in rehearsals:
-        t0 = min(datetime.fromisoformat(s["started_at"]) for s in r["steps"])
+        t0 = min(parse_instant(s["started_at"]) for s in r["steps"])
         for s in r["steps"]:
-            start = (datetime.fromisoformat(s["started_at"]) - t0).total_seconds()
+            start = (parse_instant(s["started_at"]) - t0).total_seconds()
             rows.append((f"{r['run_id'][-18:]} | {s['step']}", start, float(s["actual_s"]),
                          bool(s.get("critical_path", True))))
     fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.2))

@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bascule.runbook.report import reports_dir
+from bascule.paths import reports_dir
+from bascule.today import parse_instant
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class Rehearsal:
 
 
 def from_report(report: Mapping[str, Any]) -> Rehearsal:
-    steps = tuple(sorted(report.get("steps") or [], key=lambda s: s["started_at"]))
+    # By instant, not by text: the same instant can be written with different offsets (bascule.today).
+    steps = tuple(sorted(report.get("steps") or [], key=lambda s: parse_instant(s["started_at"])))
     if not steps:
         raise ValueError(f"report of run {report.get('run_id')!r} has no steps")
     for s in steps:
@@ -57,7 +59,7 @@ def load_history(plan_name: str, *, dag_id: str = "cutover", base: Path | None =
     out = []
     for path in sorted(folder.glob("*/report.json")) if folder.exists() else []:
         out.append(from_report(json.loads(path.read_text())))
-    return sorted(out, key=lambda r: r.started_at)
+    return sorted(out, key=lambda r: parse_instant(r.started_at))
 
 
 @dataclass(frozen=True)
@@ -151,4 +153,4 @@ def markdown(data: Mapping[str, Any]) -> str:
 
 
 def _iso(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+    return parse_instant(value)

@@ -8,7 +8,6 @@ come from the previous run of the same plan (the last rehearsal), when there is 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,15 +16,9 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.notifications.events import CutoverOutcome
+from bascule.paths import reports_dir
 from bascule.runbook.context import SafeMessage
 from bascule.today import parse_instant
-
-
-def reports_dir() -> Path:
-    base = os.environ.get("BASCULE_REPORTS_DIR")
-    if base:
-        return Path(base)
-    return Path(os.environ.get("AIRFLOW_HOME", ".")) / "reports"
 
 
 def _ts(value: str | None) -> datetime | None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bascule.runbook.report import reports_dir
+from bascule.paths import reports_dir
 
 HISTORY_FILE = "validation.json"
 
