@@ -85,15 +85,14 @@ def test_the_lag_trigger_fires_broken_at_the_first_broken_reading_with_a_sanitis
 
 def test_the_lag_trigger_fires_once_lag_stays_under_the_threshold_for_the_stable_window(
         install, fake_replication, make_reading):
-    # Under, over (the window starts again), then under for good.
-    script = [make_reading(S, 1.0)] * 3 + [make_reading(S, 9.0)] + [make_reading(S, 2.0)]
-    repl = fake_replication(script)
+    # Under (the window opens), over (it closes), then under for good.
+    repl = fake_replication([make_reading(S, 1.0), make_reading(S, 9.0), make_reading(S, 2.0)])
     install(repl)
     (event,) = _events(_lag_trigger(stable_window_s=0.05))
 
     assert event["status"] == "success" and event["reading"]["lag_seconds"] == 2.0
     assert event["stable_s"] >= 0.05
-    assert repl.reads > 5  # it kept looking after the spike, for a whole window
+    assert repl.reads > 3  # after the spike it kept looking for a whole window
     assert event["waited_s"] >= event["stable_s"]
     assert repl.closed == 1
 
@@ -121,8 +120,8 @@ def test_the_lag_trigger_keeps_waiting_until_the_sensors_timeout(install, fake_r
     repl = fake_replication([make_reading(*never_healthy)])
     install(repl)
     with pytest.raises(TimeoutError):
-        _events(_lag_trigger(), timeout=0.1)
-    assert repl.reads >= 3
+        _events(_lag_trigger(), timeout=0.15)
+    assert repl.reads >= 2
     assert repl.closed == 1  # cancelled by the timeout, it still closes the replication
 
 
@@ -172,8 +171,8 @@ def test_the_caught_up_trigger_keeps_waiting_while_the_target_is_behind(install,
     install(repl)
     with pytest.raises(TimeoutError):
         _events(ReplicationCaughtUpTrigger(replication_config=CONFIG, position="0/1", poll_interval_s=POLL),
-                timeout=0.1)
-    assert len(repl.applied_calls) >= 3 and repl.closed == 1
+                timeout=0.15)
+    assert len(repl.applied_calls) >= 2 and repl.closed == 1
 
 
 def test_one_look_judges_an_unexpected_error_by_the_reading(fake_replication, make_reading, patient, caplog):
