@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.hooks.replication import ReplicationHistoryHook
+from bascule.notifications.sanitize import sanitize_error_text
 from bascule.replication.base import LagReading, Replication, ReplicationState
 from bascule.replication.eta import drain_eta
 from bascule.replication.factory import replication_from_config
@@ -179,18 +180,20 @@ class ReplicationMonitorOperator(_ReplicationOperator):
         threshold = float(self.lag_threshold_s)
         readings = self._sample()
         final = readings[-1]
+        # The cause goes to the history table and the log: sanitised first (a driver's cause can quote a row).
+        cause = sanitize_error_text(final.cause) if final.cause else None
         direction = str(self.replication_config.get("direction", "forward"))
         history = [(r.observed_at, r.lag_seconds) for r in readings if r.lag_seconds is not None]
         row = {"observed_at": final.observed_at, "state": final.state.value, "lag_seconds": final.lag_seconds,
                "lag_bytes": final.lag_bytes, "source_position": final.source_position,
-               "applied_position": final.applied_position, "eta_seconds": None, "cause": final.cause,
+               "applied_position": final.applied_position, "eta_seconds": None, "cause": cause,
                "dag_run_id": context["run_id"]}
         past = self.history.record(row, method=self.replication.method, direction=direction)
         eta = drain_eta([*past, *history], threshold)
         alert = None
         if final.state is ReplicationState.BROKEN:
             alert = "broken"
-            self.log.error("replication BROKEN: %s", final.cause)
+            self.log.error("replication BROKEN: %s", cause)
         elif final.lag_seconds is not None and final.lag_seconds > threshold:
             alert = "lag"
             self.log.warning("replication lag %.1f s over the threshold %.1f s; drain ETA %s", final.lag_seconds,

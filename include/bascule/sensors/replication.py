@@ -19,6 +19,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from bascule.notifications.sanitize import sanitize_error_text
 from bascule.replication.base import Replication, ReplicationState
 from bascule.replication.factory import replication_config, replication_from_config
 from bascule.triggers.replication import ReplicationCaughtUpTrigger, ReplicationLagTrigger, caught_up_event
@@ -44,9 +45,11 @@ class _ReplicationSensor(BaseSensorOperator):
         return replication_from_config(self.replication_config)
 
     def _fail(self, event: dict[str, Any]) -> None:
+        # Sanitised here, the one place a cause becomes a failure, whichever path (trigger or poke) brought it:
+        # a driver's cause can quote a row.
+        cause = sanitize_error_text(str(event.get("cause"))) if event.get("cause") else "unknown cause"
         raise AirflowFailException(
-            f"{self.task_id}: replication is broken: {event.get('cause') or 'unknown cause'} "
-            f"(after {event.get('waited_s', 0):.1f} s)"
+            f"{self.task_id}: replication is broken: {cause} (after {event.get('waited_s', 0):.1f} s)"
         )
 
     def _complete(self, event: dict[str, Any]) -> dict[str, Any]:

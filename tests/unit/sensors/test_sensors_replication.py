@@ -218,8 +218,6 @@ def test_without_the_trigger_the_caught_up_sensor_pokes_until_applied(fake_repli
         failing.execute(ctx_factory("drain"))
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: the non-deferrable poke paths put the cause into the failure "
-                   "unsanitised (bascule/sensors/replication.py, poke of both sensors); the trigger's events do not")
 @pytest.mark.parametrize("which", ["lag", "caught_up"])
 def test_without_the_trigger_a_broken_cause_is_sanitised_too(fake_replication, make_reading, broken, patient, which):
     cause = f"apply failed: Key (family_name)=({patient}) already exists"
