@@ -20,7 +20,7 @@ from bascule.cutover.pgbouncer_config import (
     render_databases,
     rewrite_databases,
 )
-from bascule.lab.simulator import Refusal, classify, read_ledger
+from bascule_lab.simulator import Refusal, classify, read_ledger
 
 pytestmark = pytest.mark.unit
 
@@ -210,7 +210,7 @@ def test_a_gate_takes_its_body_from_exactly_one_place() -> None:
 def test_simulator_rate_before_a_moment_uses_the_last_sample_before_it() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from bascule.lab.simulator import SimulatorStats
+    from bascule_lab.simulator import SimulatorStats
 
     start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     stats = SimulatorStats(acked=1500, seconds=30.0, started_at=start.isoformat(),
@@ -224,7 +224,7 @@ def test_simulator_rate_before_a_moment_uses_the_last_sample_before_it() -> None
 def test_simulator_stats_for_a_report_carry_the_rate_before_the_freeze_not_the_timeline(tmp_path: Path) -> None:
     import json
 
-    from bascule.lab.simulator import stats_for_report
+    from bascule_lab.simulator import stats_for_report
 
     path = tmp_path / "ledger.csv.stats.json"
     assert stats_for_report(path, None) is None

@@ -240,7 +240,7 @@ class Lab:
         return state
 
     def _pgbouncer(self) -> Any:
-        from bascule.lab.pgbouncer import LabPgBouncer
+        from bascule_lab.pgbouncer import LabPgBouncer
 
         return LabPgBouncer(self)
 
@@ -383,7 +383,7 @@ class Lab:
                 f"password={state.passwords[role]}")
 
     def _ensure_roles(self, state: LabState) -> None:
-        from bascule.lab import seed
+        from bascule_lab import seed
 
         for name in (SOURCE, TARGET):
             with self.connect(name) as conn:
@@ -442,7 +442,7 @@ class Lab:
     def seed(self, *, patients: int, seed: int = 42, release_migration: Path | None = None,
              force: bool = False) -> dict[str, Any]:
         """Build the seeded source template and the schema-only target template, then reset."""
-        from bascule.lab import seed as seeding
+        from bascule_lab import seed as seeding
 
         state = self.state()
         wanted = {"patients": patients, "seed": seed, "fingerprint": self._fingerprint(release_migration)}

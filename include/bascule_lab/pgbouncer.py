@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 from bascule.cutover.pgbouncer_config import DatabaseTarget, parse_databases, render_databases
-from bascule.lab.clusters import (
+from bascule_lab.clusters import (
     APP_DB,
     LAB_USER,
     SOURCE,
@@ -211,7 +211,7 @@ class LabPgBouncer:
             "pidfile": str(self.pid_file),
         }
         body = "".join(f"{k} = {v}\n" for k, v in settings.items())
-        return (f"; bascule lab endpoint (see bascule.lab.pgbouncer)\n[pgbouncer]\n{body}\n"
+        return (f"; bascule lab endpoint (see bascule_lab.pgbouncer)\n[pgbouncer]\n{body}\n"
                 f"%include {self.databases_file}\n")
 
     def _write_private(self, path: Path, text: str) -> None:
