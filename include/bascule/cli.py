@@ -37,7 +37,7 @@ def _lab_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 
     @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
-        from bascule_lab.clusters import LabError
+        from bascule_lab.common import LabError
 
         try:
             return func(args)
@@ -149,7 +149,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bascule.plan import load_plan
     from bascule.runbook.report import summary_text
     from bascule_lab.airflow_stack import AirflowStack
-    from bascule_lab.clusters import AIRFLOW_DB, CONTROL, free_port
+    from bascule_lab.clusters import AIRFLOW_DB, CONTROL
+    from bascule_lab.common import free_port
     from bascule_lab.gates.auto import ensure_auto_answer_allowed
     from bascule_lab.paths import airflow_home
     from bascule_lab.scenario import LabCutover, gate_users, start_forward_replication
