@@ -294,19 +294,6 @@ def test_canaries_never_reach_slack(slack):
     assert n.summary()["by_kind"][EventKind.TASK_FAILED.value]["delivered"] == len(payloads)
 
 
-def test_cli_renders_a_capture_file(slack):
-    n = SlackNotifications(settings=settings(), thread_store=MemoryThreadStore())
-    run_sequence(n)
-    out = subprocess.run(
-        [sys.executable, "-m", "bascule_lab.slack_capture", "--render", str(slack.out)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert out.strip() == render_thread_text(slack.records)
-    print(out)
-
-
 def test_a_resumed_task_carries_the_earlier_ledger_once(slack):
     earlier = {"version": 1, "by_kind": {"gate_waiting": {"attempted": 1, "delivered": 1, "failed": 0}},
                "totals": {"attempted": 1, "delivered": 1, "failed": 0}, "failure_reasons": {}, "worst_delay_s": 0.2}
