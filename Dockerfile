@@ -30,7 +30,7 @@ ENV PYTHONPATH=/opt/airflow/include \
 
 # Fail the build, not the cutover night: the executor's modules import, bascule imports,
 # the pinned versions are the ones installed, and the shipped plans validate.
-RUN python -c "import airflow.providers.celery.executors.celery_executor, redis, bascule.plan, bascule.lab.remote" \
+RUN python -c "import airflow.providers.celery.executors.celery_executor, redis, bascule.plan, bascule_lab.remote" \
  && python -c "import importlib.metadata as m; assert m.version('apache-airflow') == '3.3.2', m.version('apache-airflow')" \
  && bascule plan check /opt/airflow/include/plans/lab.yaml \
  && bascule plan check /opt/airflow/include/plans/production-oracle.example.yaml

@@ -46,13 +46,14 @@ def _run(last: TextIO) -> int:
 
     from psycopg import sql
 
-    from bascule.airflow_env import airflow_env
-    from bascule.lab.airflow_stack import AirflowStack
-    from bascule.lab.clusters import AIRFLOW_DB, CONTROL, Lab
-    from bascule.lab.scenario import LabCutover, gate_users, start_forward_replication
-    from bascule.notifications.capture import CaptureServer
-    from bascule.paths import LAB_PLAN, REPO_ROOT, airflow_home, lab_dir
+    from bascule.paths import LAB_PLAN, REPO_ROOT
     from bascule.plan import load_plan
+    from bascule_lab.airflow_env import airflow_env
+    from bascule_lab.airflow_stack import AirflowStack
+    from bascule_lab.clusters import AIRFLOW_DB, CONTROL, Lab
+    from bascule_lab.paths import airflow_home, lab_dir
+    from bascule_lab.scenario import LabCutover, gate_users, start_forward_replication
+    from bascule_lab.slack_capture import CaptureServer
 
     plan = load_plan(LAB_PLAN)
     lab = Lab(lab_dir(purpose="bench-cutover"), echo=lambda line: print(line, flush=True))

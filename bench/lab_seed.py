@@ -18,8 +18,9 @@ import time
 from _last_line import figures_last
 
 from bascule.inventory import human_bytes
-from bascule.lab.clusters import SOURCE, Lab, default_release_migration
-from bascule.paths import REPO_ROOT, lab_dir
+from bascule.paths import REPO_ROOT
+from bascule_lab.clusters import SOURCE, Lab, default_release_migration
+from bascule_lab.paths import lab_dir
 
 
 def main() -> int:
@@ -29,7 +30,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
 
-    from bascule.lab import seed as seeding
+    from bascule_lab import seed as seeding
 
     with figures_last() as last:
         lab = Lab(lab_dir(purpose="bench"), echo=lambda line: print(line, flush=True))

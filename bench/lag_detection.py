@@ -33,9 +33,10 @@ from typing import Any, TextIO
 
 from _last_line import figures_last
 
-from bascule.airflow_env import airflow_env
-from bascule.lab.clusters import Lab, default_release_migration
-from bascule.paths import LAB_PLAN, REPO_ROOT, lab_dir
+from bascule.paths import LAB_PLAN, REPO_ROOT
+from bascule_lab.airflow_env import airflow_env
+from bascule_lab.clusters import Lab, default_release_migration
+from bascule_lab.paths import lab_dir
 
 OUT = REPO_ROOT / "bench" / "out" / "lag_detection.json"
 KEY_BASE = 1_000_000_000

@@ -17,7 +17,6 @@ from typing import TextIO
 
 from _last_line import figures_last
 
-from bascule.notifications.capture import CaptureServer, FailureMode
 from bascule.notifications.events import (
     ClockLevel,
     ClockWarning,
@@ -30,6 +29,7 @@ from bascule.notifications.events import (
     TaskRef,
 )
 from bascule.notifications.slack import MemoryThreadStore, NotificationSettings, SlackNotifications
+from bascule_lab.slack_capture import CaptureServer, FailureMode
 
 RUN = {"dag_id": "bascule_bench", "run_id": "manual__bench"}
 TASK = TaskRef(task_id="step", **RUN)

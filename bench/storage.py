@@ -8,7 +8,7 @@ On its own lab (``bench-storage``):
    real index-usage statistics and real bloat;
 3. load the target with the replication issue's logical replication (initial sync), then stop it;
 4. analyse (source statistics, target sizes) and compare the detections with
-   ``bascule.lab.seed.PLANTED_WASTE`` (only here: detection never reads it);
+   ``bascule_lab.seed.PLANTED_WASTE`` (only here: detection never reads it);
 5. apply every recommended action on the target (indexes dropped; partitions copied
    to ``clinic_archive``, verified by count and checksum, detached, dropped);
 6. replay the clinic workload on clones of source and optimised target.
@@ -37,9 +37,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
 
-    from bascule.airflow_env import airflow_env
-    from bascule.lab.clusters import Lab, default_release_migration
-    from bascule.paths import REPO_ROOT, lab_dir
+    from bascule.paths import REPO_ROOT
+    from bascule_lab.airflow_env import airflow_env
+    from bascule_lab.clusters import Lab, default_release_migration
+    from bascule_lab.paths import lab_dir
 
     with figures_last() as last:
         lab = Lab(lab_dir(purpose="bench-storage"), echo=lambda line: print(line, flush=True))
@@ -52,12 +53,12 @@ def main() -> int:
             lab.reset()
             print(f"bench: lab seeded/reset in {time.monotonic() - t0:.0f} s", flush=True)
             from bascule.hooks.assessment import AssessmentHook
-            from bascule.lab.seed import PLANTED_WASTE
             from bascule.plan import default_plan_path, load_plan
             from bascule.preparation import replay, storage
             from bascule.preparation.load import start_and_load
             from bascule.replication.factory import replication_config, replication_from_config
             from bascule.today import retention_today
+            from bascule_lab.seed import PLANTED_WASTE
 
             plan = load_plan(default_plan_path())
             schemas = list(plan.scope.schemas)

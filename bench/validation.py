@@ -7,7 +7,7 @@ by default), grows ``clinic.observations`` on the source to at least
 ``--largest-rows`` (10.5M) rows by copying its rows under new keys (the disk of
 this shared machine does not hold two clusters with templates at 3.4M
 patients), loads the target with the test fixtures' plain COPY
-(``bascule.testing.copy``), then measures, in one run and on the same tables:
+(``bascule_lab.testing.copy``), then measures, in one run and on the same tables:
 
 - ``limit_s``: ``SELECT sum(hashtextextended(t::text, 0)) FROM <table> t`` with
   parallel workers, run on source and target at the same time, table after table;
@@ -15,7 +15,7 @@ patients), loads the target with the test fixtures' plain COPY
   task calls, with change tracking started), identical data;
 - ``reladiff_s``: reladiff 0.6 (``-a hashdiff -j 2``, every compared column via
   ``-c``), identical data, in a venv this bench creates under bench/out/;
-- then the 18 planted differences (``bascule.testing.copy.plant_differences``):
+- then the 18 planted differences (``bascule_lab.testing.copy.plant_differences``):
   bascule's full comparison again (``bascule_diff_s``), the incremental
   comparison since the first (``incremental_s``), and reladiff with
   ``--skip-sort-results`` (``reladiff_diff_s``). reladiff's output holds row
@@ -44,7 +44,8 @@ from typing import Any
 
 from _last_line import figures_last
 
-from bascule.paths import REPO_ROOT, lab_dir
+from bascule.paths import REPO_ROOT
+from bascule_lab.paths import lab_dir
 
 OUT = REPO_ROOT / "bench" / "out"
 
@@ -141,9 +142,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
 
-    from bascule.airflow_env import airflow_env
-    from bascule.lab.clusters import Lab, default_release_migration
-    from bascule.testing.copy import copy_source_to_target, plant_differences
+    from bascule_lab.airflow_env import airflow_env
+    from bascule_lab.clusters import Lab, default_release_migration
+    from bascule_lab.testing.copy import copy_source_to_target, plant_differences
 
     OUT.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {"patients": args.patients}

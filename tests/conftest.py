@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bascule.airflow_env import airflow_env as _airflow_env
-from bascule.paths import REPO_ROOT, lab_dir
+from bascule.paths import REPO_ROOT
+from bascule_lab.airflow_env import airflow_env as _airflow_env
+from bascule_lab.paths import lab_dir
 
 TEST_PATIENTS = int(os.environ.get("BASCULE_TEST_PATIENTS", "2000"))
 # Concurrent test runs on one machine (several developers, a bench) each need
@@ -62,7 +63,7 @@ def lab() -> Iterator[object]:
     The clusters stop at the end of the session; their data stays, so the next
     session starts in seconds instead of re-seeding.
     """
-    from bascule.lab.clusters import Lab, default_release_migration
+    from bascule_lab.clusters import Lab, default_release_migration
 
     the_lab = Lab(lab_dir(purpose=TEST_LAB), echo=lambda line: print(line, file=sys.stderr))
     the_lab.up()
@@ -86,7 +87,7 @@ def slack_capture(lab: object) -> Iterator[object]:
     """A local Slack that records every call; the lab's `bascule_slack` connection points at it."""
     import json
 
-    from bascule.notifications.capture import CaptureServer
+    from bascule_lab.slack_capture import CaptureServer
 
     with CaptureServer() as server:
         conns = json.loads(_CONNECTIONS.read_text())
@@ -105,11 +106,11 @@ def airflow_stack(lab: object, slack_capture: object) -> Iterator[object]:
     """
     from psycopg import sql
 
-    from bascule.lab.airflow_stack import AirflowStack
-    from bascule.lab.clusters import AIRFLOW_DB, CONTROL
-    from bascule.lab.scenario import gate_users
     from bascule.paths import LAB_PLAN
     from bascule.plan import load_plan
+    from bascule_lab.airflow_stack import AirflowStack
+    from bascule_lab.clusters import AIRFLOW_DB, CONTROL
+    from bascule_lab.scenario import gate_users
 
     with lab.connect(CONTROL) as conn:  # type: ignore[attr-defined]
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(AIRFLOW_DB)))

@@ -11,16 +11,19 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from bascule.paths import LAB_PLAN, airflow_home, lab_dir
+from bascule.paths import LAB_PLAN
 
-if TYPE_CHECKING:
-    from bascule.lab.clusters import Lab
+# Every command but `plan check` works on the built-in lab, the separate package bascule_lab.
+# The product never imports it (tests/unit/test_no_lab_in_product.py): each lab command
+# imports it lazily, inside its own function.
 
 DEFAULT_DEMO_PATIENTS = 10_000
 
@@ -29,8 +32,26 @@ def _echo(line: str) -> None:
     print(line, flush=True)
 
 
-def _lab(purpose: str = "demo") -> Lab:
-    from bascule.lab.clusters import Lab
+def _lab_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command on the lab: the lab's errors end it with their one line and exit 1."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        from bascule_lab.common import LabError
+
+        try:
+            return func(args)
+        except LabError as exc:
+            print(f"bascule: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _lab(purpose: str = "demo") -> Any:
+    """The lab's clusters: a ``bascule_lab.clusters.Lab``."""
+    from bascule_lab.clusters import Lab
+    from bascule_lab.paths import lab_dir
 
     return Lab(lab_dir(purpose=purpose), echo=_echo)
 
@@ -41,11 +62,12 @@ def _release_migration(plan_path: Path) -> Path | None:
     return load_plan(plan_path).release_migration_path
 
 
+@_lab_command
 def cmd_lab(args: argparse.Namespace) -> int:
     from bascule.inventory import human_bytes
 
     if args.action == "seed-remote":
-        from bascule.lab import remote
+        from bascule_lab import remote
 
         return remote.main(args.remote_args)
     lab = _lab()
@@ -53,7 +75,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         lab.up()
         _echo(f"lab: connections for Airflow in {lab.connections_file}")
     elif args.action == "down":
-        from bascule.lab.airflow_stack import AirflowStack
+        from bascule_lab.airflow_stack import AirflowStack
+        from bascule_lab.paths import airflow_home
 
         AirflowStack.stop_recorded(airflow_home(purpose="demo"), echo=_echo)
         lab.down()
@@ -90,7 +113,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def lab_airflow_env(*, purpose: str = "demo", metadata: str = "control") -> dict[str, str]:
     """Airflow's settings for the running lab: metadata in the control cluster or SQLite."""
-    from bascule.airflow_env import airflow_env
+    from bascule_lab.airflow_env import airflow_env
+    from bascule_lab.paths import airflow_home
 
     lab = _lab(purpose)
     home = airflow_home(purpose=purpose)
@@ -99,6 +123,7 @@ def lab_airflow_env(*, purpose: str = "demo", metadata: str = "control") -> dict
     return airflow_env(home=home, connections_file=lab.connections_file, sql_alchemy_conn=url)
 
 
+@_lab_command
 def cmd_env(args: argparse.Namespace) -> int:
     import shlex
 
@@ -107,6 +132,7 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+@_lab_command
 def cmd_airflow(args: argparse.Namespace) -> int:
     env = {**os.environ, **lab_airflow_env(metadata=args.metadata)}
     airflow = Path(sys.executable).with_name("airflow")
@@ -114,18 +140,21 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execve does not return
 
 
+@_lab_command
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the lab: a whole cutover night, gates answered automatically (lab plan only)."""
     import json
     import subprocess
 
-    from bascule.gates.auto import ensure_auto_answer_allowed
-    from bascule.lab.airflow_stack import AirflowStack
-    from bascule.lab.clusters import AIRFLOW_DB, CONTROL, free_port
-    from bascule.lab.scenario import LabCutover, gate_users, start_forward_replication
-    from bascule.notifications.capture import render_thread_text
     from bascule.plan import load_plan
     from bascule.runbook.report import summary_text
+    from bascule_lab.airflow_stack import AirflowStack
+    from bascule_lab.clusters import AIRFLOW_DB, CONTROL
+    from bascule_lab.common import free_port
+    from bascule_lab.gates.auto import ensure_auto_answer_allowed
+    from bascule_lab.paths import airflow_home
+    from bascule_lab.scenario import LabCutover, gate_users, start_forward_replication
+    from bascule_lab.slack_capture import render_thread_text
 
     started = time.monotonic()
     plan = load_plan(LAB_PLAN)
@@ -145,7 +174,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     capture_file.unlink(missing_ok=True)
     port = free_port()
     capture = subprocess.Popen(
-        [sys.executable, "-m", "bascule.notifications.capture", "--port", str(port), "--out", str(capture_file)],
+        [sys.executable, "-m", "bascule_lab.slack_capture", "--port", str(port), "--out", str(capture_file)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     conns = json.loads(lab.connections_file.read_text())
     conns["bascule_slack"] = {"conn_type": "slack", "password": "xoxb-bascule-demo-capture",
@@ -197,6 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+@_lab_command
 def cmd_inventory(args: argparse.Namespace) -> int:
     """The inventory DAG with dag.test(), against the running demo lab (SQLite metadata)."""
     import subprocess
@@ -204,7 +234,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     env = {**os.environ, **lab_airflow_env(metadata="sqlite")}
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True)
-    return subprocess.run([sys.executable, "-m", "bascule.demo_run", "inventory"], env=env, check=False).returncode
+    return subprocess.run([sys.executable, "-m", "bascule_lab.demo_run", "inventory"], env=env, check=False).returncode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,12 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["lab", "seed-remote"]:
-        # Its options belong to bascule.lab.remote; argparse would claim them here.
-        from bascule.lab import remote
+        # Its options belong to bascule_lab.remote; argparse would claim them here.
+        from bascule_lab import remote
 
         return remote.main(argv[2:])
     args = build_parser().parse_args(argv)
-    from bascule.lab.clusters import LabError
     from bascule.plan import PlanError
 
     try:
@@ -272,9 +301,6 @@ def main(argv: list[str] | None = None) -> int:
     except PlanError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    except LabError as exc:
-        print(f"bascule: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -13,7 +13,7 @@ clock and the reports; a naive time is refused, never guessed.
 **The day "old" is measured from** (which audit partitions are past their retention):
 - in production, the real date, :func:`utc_today`: retention follows the calendar;
 - in the lab, the date the synthetic hospital is laid out from
-  (``bascule.lab.seed.REFERENCE_DATE``), which the lab plan declares as
+  (``bascule_lab.seed.REFERENCE_DATE``), which the lab plan declares as
   ``storage.as_of``. The seeded data, the storage analysis, its tests and
   ``bench/storage.py`` all read that one date, so the same commit archives the same
   partitions on any day. A production plan cannot set ``as_of`` (``bascule.plan``

@@ -1,6 +1,6 @@
 -- Release 2.0 of the clinic application: schema migration for the TARGET
 -- database only, applied to the schema-only copy before the subscription's
--- initial copy. Run atomically (bascule.lab.seed.apply_release_migration, or
+-- initial copy. Run atomically (bascule_lab.seed.apply_release_migration, or
 -- psql -1 -v ON_ERROR_STOP=1 -f); it holds no BEGIN/COMMIT of its own.
 --
 -- Logical replication matches columns by name, so the target may gain columns

@@ -9,7 +9,7 @@ from conftest import catalog_snapshot  # type: ignore[import-not-found]
 
 from bascule.cutover.fixups import SequenceMargin, advance_sequences, check_constraints
 from bascule.cutover.smoke import smoke_through
-from bascule.lab.canary import CANARY_STRINGS
+from bascule_lab.canary import CANARY_STRINGS
 
 pytestmark = pytest.mark.integration
 

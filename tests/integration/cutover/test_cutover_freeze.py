@@ -9,8 +9,8 @@ import pytest
 from conftest import catalog_snapshot  # type: ignore[import-not-found]
 
 from bascule.cutover import freeze as freezing
-from bascule.lab.canary import CANARY_STRINGS
-from bascule.lab.pgbouncer import LabPgBouncer
+from bascule_lab.canary import CANARY_STRINGS
+from bascule_lab.pgbouncer import LabPgBouncer
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bascule.lab.canary import CANARY_STRINGS
 from bascule.paths import DAGS_DIR
+from bascule_lab.canary import CANARY_STRINGS
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ def test_inventory_runs_end_to_end(fresh_lab: Any, airflow_env: dict[str, str],
     import tempfile
     from pathlib import Path
 
-    from bascule.demo_run import run_dag
+    from bascule_lab.demo_run import run_dag
 
     log_path = Path(tempfile.mkdtemp()) / "run.log"
     run, result = run_dag("inventory", log_path)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bascule.lab.clusters import APP_DB, CLUSTERS, SOURCE, TARGET, Lab, LabError
-from bascule.paths import lab_dir
+from bascule_lab.clusters import APP_DB, CLUSTERS, SOURCE, TARGET, Lab, LabError
+from bascule_lab.paths import lab_dir
 
 pytestmark = pytest.mark.integration
 

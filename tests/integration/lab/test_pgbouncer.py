@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from bascule.cutover.endpoint import PgBouncerEndpoint, Side
-from bascule.lab.pgbouncer import LabPgBouncer
+from bascule_lab.pgbouncer import LabPgBouncer
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bascule.lab import seed
-from bascule.lab.canary import CANARY_PATIENTS, CANARY_STRINGS
+from bascule_lab import seed
+from bascule_lab.canary import CANARY_PATIENTS, CANARY_STRINGS
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import pytest
 
 from bascule.cutover.endpoint import PgBouncerEndpoint
 from bascule.hooks.cutover import CutoverDatabaseHook
-from bascule.lab.canary import CANARY_STRINGS
-from bascule.lab.pgbouncer import LabPgBouncer
-from bascule.lab.simulator import ClinicSimulator, read_ledger, start_background, stop_background, verify
+from bascule_lab.canary import CANARY_STRINGS
+from bascule_lab.pgbouncer import LabPgBouncer
+from bascule_lab.simulator import ClinicSimulator, read_ledger, start_background, stop_background, verify
 
 pytestmark = pytest.mark.integration
 

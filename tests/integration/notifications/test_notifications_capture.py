@@ -10,9 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from bascule.hooks import slack as slack_hook_module
-from bascule.lab.canary import CANARY_STRINGS
 from bascule.notifications.blocks import render
-from bascule.notifications.capture import CaptureServer, FailureMode, read_jsonl, render_thread_text
 from bascule.notifications.events import (
     EventKind,
     EventValidationError,
@@ -37,6 +35,8 @@ from bascule.notifications.slack import (
     SlackNotifications,
     merge_ledgers,
 )
+from bascule_lab.canary import CANARY_STRINGS
+from bascule_lab.slack_capture import CaptureServer, FailureMode, read_jsonl, render_thread_text
 
 pytestmark = pytest.mark.integration
 
@@ -292,19 +292,6 @@ def test_canaries_never_reach_slack(slack):
         for canary in ("MRNCANARY0001", "Zqxcanaryfenwick", *CANARY_STRINGS):
             assert canary not in rec["raw_body"]
     assert n.summary()["by_kind"][EventKind.TASK_FAILED.value]["delivered"] == len(payloads)
-
-
-def test_cli_renders_a_capture_file(slack):
-    n = SlackNotifications(settings=settings(), thread_store=MemoryThreadStore())
-    run_sequence(n)
-    out = subprocess.run(
-        [sys.executable, "-m", "bascule.notifications.capture", "--render", str(slack.out)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert out.strip() == render_thread_text(slack.records)
-    print(out)
 
 
 def test_a_resumed_task_carries_the_earlier_ledger_once(slack):

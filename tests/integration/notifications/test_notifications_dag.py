@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bascule.notifications.capture import CaptureServer, render_thread_text
+from bascule_lab.slack_capture import CaptureServer, render_thread_text
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ def _hooks():
 
 
 def test_clean_lab_has_no_blocker_and_names_each_check(fresh_lab, airflow_env):
-    from bascule.lab.seed import REFERENCE_DATE
     from bascule.plan import default_plan_path, load_plan
     from bascule.preparation.assessment import assess_postgres
+    from bascule_lab.seed import REFERENCE_DATE
 
     plan = load_plan(default_plan_path())
     src, tgt = _hooks()
@@ -40,9 +40,9 @@ def test_clean_lab_has_no_blocker_and_names_each_check(fresh_lab, airflow_env):
 
 
 def test_special_objects_and_partitions_due(fresh_lab, airflow_env):
-    from bascule.lab.seed import REFERENCE_DATE
     from bascule.plan import default_plan_path, load_plan
     from bascule.preparation.assessment import assess_postgres
+    from bascule_lab.seed import REFERENCE_DATE
 
     with fresh_lab.connect("legacy", "clinic") as conn:
         # Without its default partition, the audit log has nowhere for a row past its last month.
@@ -67,8 +67,8 @@ def test_special_objects_and_partitions_due(fresh_lab, airflow_env):
 
 def test_table_without_primary_key_stops_the_gate(fresh_lab, airflow_env, tmp_path: Path, monkeypatch):
     """The prepare DAG: the assessment fails with the blocker, the sign-off gate never opens."""
-    from bascule.demo_run import run_dag
-    from bascule.lab.canary import CANARY_STRINGS
+    from bascule_lab.canary import CANARY_STRINGS
+    from bascule_lab.demo_run import run_dag
 
     monkeypatch.setenv("BASCULE_REPORTS_DIR", str(tmp_path / "reports"))
     with fresh_lab.connect("legacy", "clinic") as conn:

@@ -27,11 +27,11 @@ def _report(run_id: str, t0: datetime, durations: dict[str, float]) -> dict:
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (scripts/setup.sh)")
 def test_readiness_in_chromium(fresh_lab, airflow_env, tmp_path: Path, monkeypatch):
     from bascule.hooks.assessment import AssessmentHook
-    from bascule.lab.canary import CANARY_STRINGS
     from bascule.plan import default_plan_path, load_plan
     from bascule.preparation import readiness, rehearsal
     from bascule.preparation.assessment import assess_postgres
     from bascule.runbook.report import write_report
+    from bascule_lab.canary import CANARY_STRINGS
 
     monkeypatch.setenv("BASCULE_REPORTS_DIR", str(tmp_path / "reports"))
     t0 = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)

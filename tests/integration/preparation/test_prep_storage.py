@@ -28,13 +28,13 @@ def test_detect_and_apply_on_the_target(fresh_lab, airflow_env, tmp_path, months
 
 def _detect_and_apply(fresh_lab, tmp_path):
     from bascule.hooks.assessment import AssessmentHook
-    from bascule.lab.canary import CANARY_STRINGS
-    from bascule.lab.seed import PLANTED_WASTE
     from bascule.plan import default_plan_path, load_plan
     from bascule.preparation import replay, storage
     from bascule.preparation.load import start_and_load
     from bascule.replication.factory import replication_config, replication_from_config
     from bascule.today import retention_today
+    from bascule_lab.canary import CANARY_STRINGS
+    from bascule_lab.seed import PLANTED_WASTE
 
     plan = load_plan(default_plan_path())
     source, target = AssessmentHook(db_conn_id="bascule_legacy"), AssessmentHook(db_conn_id="bascule_new")

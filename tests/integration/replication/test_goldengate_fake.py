@@ -14,7 +14,7 @@ import pytest
 from bascule.hooks.goldengate import GoldenGateApiError, GoldenGateHook
 from bascule.replication.base import ReplicationBroken, ReplicationState
 from bascule.replication.goldengate import GoldenGateReplication
-from bascule.testing.goldengate_fake import FakeGoldenGate
+from bascule_lab.testing.goldengate_fake import FakeGoldenGate
 
 pytestmark = pytest.mark.integration
 

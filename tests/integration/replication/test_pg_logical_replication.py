@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bascule.lab.canary import CANARY_STRINGS
+from bascule_lab.canary import CANARY_STRINGS
 
 pytestmark = pytest.mark.integration
 

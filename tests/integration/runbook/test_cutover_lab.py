@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bascule.lab.canary import CANARY_STRINGS
+from bascule_lab.canary import CANARY_STRINGS
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def plan() -> Any:
 
 @pytest.fixture()
 def night(fresh_lab: Any, airflow_stack: Any, plan: Any, tmp_path: Path) -> Any:
-    from bascule.lab.scenario import LabCutover, start_forward_replication
+    from bascule_lab.scenario import LabCutover, start_forward_replication
 
     start_forward_replication(plan)
     return LabCutover(lab=fresh_lab, stack=airflow_stack, plan=plan, workdir=tmp_path)
@@ -58,7 +58,7 @@ def _no_canary(*texts: str) -> None:
 
 def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_capture: Any,
                                                   airflow_stack: Any) -> None:
-    from bascule.gates.client import AirflowApiError
+    from bascule_lab.gates.client import AirflowApiError
 
     refused: list[int] = []
 

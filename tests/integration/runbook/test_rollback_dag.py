@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bascule.lab.canary import CANARY_STRINGS
+from bascule_lab.canary import CANARY_STRINGS
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +33,15 @@ def plan() -> Any:
 
 
 def _drop_replication(plan: Any) -> None:
-    from bascule.testing.replication import drop_both_directions
+    from bascule_lab.testing.replication import drop_both_directions
 
     drop_both_directions(plan)
 
 
 @pytest.fixture()
 def night(fresh_lab: Any, airflow_stack: Any, plan: Any, tmp_path: Path) -> Iterator[Any]:
-    from bascule.lab.pgbouncer import LabPgBouncer
-    from bascule.lab.scenario import LabCutover, start_forward_replication
+    from bascule_lab.pgbouncer import LabPgBouncer
+    from bascule_lab.scenario import LabCutover, start_forward_replication
 
     start_forward_replication(plan)
     yield LabCutover(lab=fresh_lab, stack=airflow_stack, plan=plan, workdir=tmp_path)
@@ -76,11 +76,11 @@ def _sequences(lab: Any, cluster: str) -> dict[str, int | None]:
 
 def test_rollback_after_go_live_loses_no_write(night: Any, plan: Any, fresh_lab: Any, tmp_path: Path,
                                                slack_capture: Any) -> None:
-    from bascule.gates.auto import answer_gates
-    from bascule.lab import simulator
-    from bascule.lab.pgbouncer import LabPgBouncer
     from bascule.replication.factory import replication_from_plan
     from bascule.runbook.actions import endpoint_switch
+    from bascule_lab import simulator
+    from bascule_lab.gates.auto import answer_gates
+    from bascule_lab.pgbouncer import LabPgBouncer
 
     cutover = night.run(before_gate=lambda gate_id, run_id: _settle(night, "cutover", run_id, f"gate_{gate_id}"))
     assert cutover.state == "success", cutover.tasks

@@ -68,7 +68,7 @@ class FakeRun:
 
 
 def snapshot(lab: Any) -> dict[str, Any]:
-    from bascule.lab.pgbouncer import LabPgBouncer
+    from bascule_lab.pgbouncer import LabPgBouncer
 
     out: dict[str, Any] = {}
     for cluster in ("legacy", "new"):
@@ -111,7 +111,7 @@ def snapshot(lab: Any) -> dict[str, Any]:
 
 
 def _restore(lab: Any) -> None:
-    from bascule.lab.pgbouncer import LabPgBouncer
+    from bascule_lab.pgbouncer import LabPgBouncer
 
     for cluster in ("legacy", "new"):
         with lab.connect(cluster) as conn:
@@ -120,7 +120,7 @@ def _restore(lab: Any) -> None:
 
 
 def _drop_replication(plan: Any) -> None:
-    from bascule.testing.replication import drop_both_directions
+    from bascule_lab.testing.replication import drop_both_directions
 
     drop_both_directions(plan)
 
@@ -135,7 +135,7 @@ def plan() -> Any:
 
 @pytest.fixture()
 def night_lab(fresh_lab: Any, airflow_env: Any, plan: Any) -> Iterator[Any]:
-    from bascule.lab.scenario import start_forward_replication
+    from bascule_lab.scenario import start_forward_replication
 
     _restore(fresh_lab)
     start_forward_replication(plan)

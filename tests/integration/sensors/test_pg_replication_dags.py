@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from bascule.lab.canary import CANARY_STRINGS
+from bascule_lab.canary import CANARY_STRINGS
 
 pytestmark = pytest.mark.integration
 
 
 def test_setup_then_monitor(fresh_lab: Any, airflow_env: dict[str, str], capfd: pytest.CaptureFixture[str]) -> None:
-    from bascule.demo_run import run_dag
+    from bascule_lab.demo_run import run_dag
 
     logs = Path(tempfile.mkdtemp())
     run, result = run_dag("replication_setup", logs / "setup.log")
@@ -49,7 +49,7 @@ def test_setup_then_monitor(fresh_lab: Any, airflow_env: dict[str, str], capfd: 
 
 def test_monitor_alerts_when_replication_is_broken(fresh_lab: Any, airflow_env: dict[str, str],
                                                    slack_capture: Any) -> None:
-    from bascule.demo_run import run_dag
+    from bascule_lab.demo_run import run_dag
 
     # No subscription at all: the monitor records BROKEN, alerts, and still succeeds.
     logs = Path(tempfile.mkdtemp())

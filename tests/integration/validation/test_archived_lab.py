@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bascule.lab.canary import CANARY_STRINGS
-from bascule.testing.copy import copy_source_to_target
+from bascule_lab.canary import CANARY_STRINGS
+from bascule_lab.testing.copy import copy_source_to_target
 
 pytestmark = pytest.mark.integration
 
@@ -17,11 +17,11 @@ ARCHIVE_DB = "clinic_archive_loose"
 
 def test_archived_partition_is_left_out_and_listed(fresh_lab: Any, airflow_env: dict[str, str]) -> None:
     from bascule.hooks.assessment import AssessmentHook
-    from bascule.lab.seed import PLANTED_WASTE
     from bascule.plan import default_plan_path, load_plan
     from bascule.preparation import storage
     from bascule.validation.report import render_summary
     from bascule.validation.service import full_comparison
+    from bascule_lab.seed import PLANTED_WASTE
 
     plan = load_plan(default_plan_path())
     plan = plan.model_copy(update={"validation": plan.validation.model_copy(update={"wait_and_confirm_s": 0.0})})

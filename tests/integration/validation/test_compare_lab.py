@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bascule.lab.canary import CANARY_PATIENTS, CANARY_STRINGS
-from bascule.testing.copy import copy_source_to_target, plant_differences
+from bascule_lab.canary import CANARY_PATIENTS, CANARY_STRINGS
+from bascule_lab.testing.copy import copy_source_to_target, plant_differences
 
 pytestmark = pytest.mark.integration
 

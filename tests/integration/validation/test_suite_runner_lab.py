@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bascule.testing.copy import copy_source_to_target
+from bascule_lab.testing.copy import copy_source_to_target
 
 pytestmark = pytest.mark.integration
 

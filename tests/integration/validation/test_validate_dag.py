@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bascule.lab.canary import CANARY_STRINGS
-from bascule.testing.copy import copy_source_to_target
+from bascule_lab.canary import CANARY_STRINGS
+from bascule_lab.testing.copy import copy_source_to_target
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def _readiness_history(run_id: str) -> list[dict[str, Any]]:
 
 def test_validate_dag_faithful_then_violations(fresh_lab: Any, airflow_env: dict[str, str], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from bascule.demo_run import run_dag
+    from bascule_lab.demo_run import run_dag
 
     monkeypatch.setenv("BASCULE_REPORTS_DIR", str(tmp_path / "reports"))
     copy_source_to_target(fresh_lab)

@@ -158,7 +158,7 @@ def test_lab_profile_servers_are_postgres_15_with_logical_replication(services):
 
 def test_lab_seed_runs_the_remote_seeding_module(services):
     seed = services["lab-seed"]
-    assert seed["entrypoint"] == ["python", "-m", "bascule.lab.remote"]
+    assert seed["entrypoint"] == ["python", "-m", "bascule_lab.remote"]
     env = seed["environment"]
     assert "host=lab-legacy" in env["BASCULE_LAB_SOURCE_DSN"]
     assert "host=lab-new" in env["BASCULE_LAB_TARGET_DSN"]

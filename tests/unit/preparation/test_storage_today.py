@@ -1,6 +1,6 @@
 """The storage analysis at several "today" values: what is old follows the date it is measured from.
 
-The catalogue is the lab's audit log as ``bascule.lab.sql.schema`` lays it out (36
+The catalogue is the lab's audit log as ``bascule_lab.sql.schema`` lays it out (36
 months of history before the reference date, its month and the next, a default
 partition), served by a fake reader; no database.
 """
@@ -14,10 +14,10 @@ import pytest
 import time_machine
 
 from bascule.engines import postgres_assessment as q
-from bascule.lab.seed import AUDIT_HISTORY_MONTHS, PLANTED_WASTE, REFERENCE_DATE
 from bascule.plan import PlanError, Storage, default_plan_path, load_plan
 from bascule.preparation import storage
 from bascule.today import retention_today
+from bascule_lab.seed import AUDIT_HISTORY_MONTHS, PLANTED_WASTE, REFERENCE_DATE
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,5 @@
 -- Cluster-global roles of the lab. Idempotent: safe to run on a cluster where
--- they already exist. Passwords are NOT set here; bascule.lab.seed.ensure_roles
+-- they already exist. Passwords are NOT set here; bascule_lab.seed.ensure_roles
 -- sets them from a SCRAM verifier computed client-side, so no plaintext password
 -- ever reaches the server log or this file.
 --

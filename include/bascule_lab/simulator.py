@@ -20,7 +20,7 @@ sequences past the source's values, which is exactly what that step is for.
 CLI (a background process for tests and benches; SIGTERM flushes and stops)::
 
     BASCULE_SIM_DSN='host=... port=... dbname=clinic user=clinic_app password=...' \\
-    python -m bascule.lab.simulator --seconds 30 --sessions 4 --rate 200 --ledger /tmp/ledger.csv
+    python -m bascule_lab.simulator --seconds 30 --sessions 4 --rate 200 --ledger /tmp/ledger.csv
 
 The DSN may also be given with ``--dsn`` (visible in ``ps``: prefer the variable).
 The last line printed is ``acked=<n> refused=<n> indeterminate=<n> errors=<n> reads=<n> seconds=<s> write_rate=<w/s>``.
@@ -413,7 +413,7 @@ def verify(ledger: Path, dsn: str, *, chunk: int = 10_000) -> VerifyResult:
 def start_background(*, dsn: str, ledger: Path, seconds: float = 0, sessions: int = 4, rate: float = 100.0,
                      log: Path | None = None, python: str = sys.executable) -> subprocess.Popen[bytes]:
     """Run the simulator as a child process (stop it with :func:`stop_background`)."""
-    argv = [python, "-m", "bascule.lab.simulator", "--seconds", str(seconds), "--sessions", str(sessions),
+    argv = [python, "-m", "bascule_lab.simulator", "--seconds", str(seconds), "--sessions", str(sessions),
             "--rate", str(rate), "--ledger", str(ledger)]
     out = open(log, "ab") if log else subprocess.DEVNULL
     try:
@@ -475,7 +475,7 @@ def stop_background(proc: subprocess.Popen[bytes], ledger: Path, timeout: float 
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bascule.lab.simulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bascule_lab.simulator", description=__doc__.split("\n")[0])
     parser.add_argument("--dsn", default=os.environ.get(DSN_ENV), help=f"libpq DSN (default: ${DSN_ENV})")
     parser.add_argument("--seconds", type=float, default=0, help="run time; 0 = until SIGTERM/SIGINT")
     parser.add_argument("--sessions", type=int, default=4)

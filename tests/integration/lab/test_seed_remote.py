@@ -13,10 +13,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bascule.lab import seed as seeding
-from bascule.lab.canary import CANARY_STRINGS
-from bascule.lab.clusters import ROLES, SOURCE, TARGET, default_release_migration
-from bascule.lab.remote import RemoteSeedError, SideOutcome, seed_remote
+from bascule_lab import seed as seeding
+from bascule_lab.canary import CANARY_STRINGS
+from bascule_lab.clusters import ROLES, SOURCE, TARGET, default_release_migration
+from bascule_lab.remote import RemoteSeedError, SideOutcome, seed_remote
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 -- DDL of the hospital patient-record schema (the "old" application release).
--- Run by bascule.lab.seed.create_schema, or by hand:
+-- Run by bascule_lab.seed.create_schema, or by hand:
 --   psql -v ON_ERROR_STOP=1 -f schema.sql -f grants.sql
 -- Needs roles.sql first. Objects are owned by bascule_admin: the schema is created
 -- with that owner, then everything else is created under SET ROLE.
@@ -117,7 +117,7 @@ CREATE TABLE clinic.audit_log (
 
 DO $$
 DECLARE
-    -- Set by bascule.lab.seed from its REFERENCE_DATE; no fallback, so there is one date.
+    -- Set by bascule_lab.seed from its REFERENCE_DATE; no fallback, so there is one date.
     ref   timestamptz := current_setting('bascule.reference_date')::timestamptz;
     first timestamptz;
     stop  timestamptz;
@@ -139,7 +139,7 @@ $$;
 -- real now(), which moves on past the laid-out months: they land here.
 CREATE TABLE clinic.audit_log_default PARTITION OF clinic.audit_log DEFAULT;
 
--- Secondary indexes. bascule.lab.seed drops and rebuilds these around a bulk
+-- Secondary indexes. bascule_lab.seed drops and rebuilds these around a bulk
 -- load, so they are only ever declared here.
 CREATE INDEX staff_hospital_id_idx ON clinic.staff (hospital_id);
 CREATE INDEX patients_name_idx ON clinic.patients (family_name, given_name, birth_date);

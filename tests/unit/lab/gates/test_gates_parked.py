@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bascule.gates import client as client_module
-from bascule.gates.client import AirflowApiClient
-from bascule.gates.parked import SchedulerLogWatch
+from bascule_lab.gates import client as client_module
+from bascule_lab.gates.client import AirflowApiClient
+from bascule_lab.gates.parked import SchedulerLogWatch
 
 pytestmark = pytest.mark.unit
 

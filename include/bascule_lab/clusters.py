@@ -23,11 +23,9 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +33,29 @@ import psycopg
 from psycopg import sql
 
 from bascule.paths import REPO_ROOT
+from bascule_lab.common import (
+    APP_DB,
+    CLUSTERS,
+    CONTROL,
+    LAB_USER,
+    ROLES,
+    SOURCE,
+    TARGET,
+    Echo,
+    LabError,
+    LabState,
+    chown_to_lab_user,
+    free_port,
+    live_pid,
+    port_in_use,
+    run_as_lab_user,
+    wait_gone,
+)
+from bascule_lab.pgbouncer import LabPgBouncer
 
-CLUSTERS: tuple[str, ...] = ("legacy", "new", "control")
-SOURCE, TARGET, CONTROL = CLUSTERS
-APP_DB = "clinic"
 TEMPLATE_DB = "clinic_template"
 AIRFLOW_DB = "airflow"
-LAB_USER = "bascule"
-ROLES = ("bascule_admin", "clinic_app", "bascule_repl")
 SQL_DIR = Path(__file__).with_name("sql")
-
-Echo = Callable[[str], None]
-
-
-class LabError(RuntimeError):
-    """A lab operation failed; the message says what and how to fix it."""
 
 
 def pg_bindir() -> Path:
@@ -80,33 +86,6 @@ def _require_binaries() -> Path:
     return bindir
 
 
-def live_pid(pidfile: Path) -> int | None:
-    """The pid a server wrote in its pid file (first field), if that process is still alive."""
-    try:
-        pid = int(pidfile.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:  # alive, owned by the lab's unprivileged user
-        pass
-    return pid
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @dataclasses.dataclass(frozen=True)
 class ClusterStatus:
     name: str
@@ -116,27 +95,6 @@ class ClusterStatus:
     data_dir: Path
     size_bytes: int
     databases: tuple[str, ...]
-
-
-@dataclasses.dataclass
-class LabState:
-    ports: dict[str, int]
-    passwords: dict[str, str]
-    hmac_key: str
-    seed: dict[str, Any] | None = None
-
-    @classmethod
-    def new(cls) -> LabState:
-        used: set[int] = set()
-        ports: dict[str, int] = {}
-        for name in CLUSTERS:
-            port = free_port()
-            while port in used:
-                port = free_port()
-            used.add(port)
-            ports[name] = port
-        passwords = {role: secrets.token_urlsafe(18) for role in (*ROLES, "airflow_meta")}
-        return cls(ports=ports, passwords=passwords, hmac_key=secrets.token_hex(32))
 
 
 class Lab:
@@ -181,12 +139,7 @@ class Lab:
 
     # ------------------------------------------------------------ processes
     def _run(self, argv: list[str], *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        if self._as_root:
-            argv = ["runuser", "-u", LAB_USER, "--", *argv]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        if check and proc.returncode != 0:
-            raise LabError(f"`{' '.join(argv)}` failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
-        return proc
+        return run_as_lab_user(argv, check=check, timeout=timeout)
 
     def _ensure_lab_user(self) -> None:
         if not self._as_root:
@@ -200,8 +153,7 @@ class Lab:
             )
 
     def _chown(self, path: Path) -> None:
-        if self._as_root:
-            shutil.chown(path, user=LAB_USER, group=LAB_USER)
+        chown_to_lab_user(path)
 
     def _pid(self, name: str) -> int | None:
         return live_pid(self.data_dir(name) / "postmaster.pid")
@@ -239,9 +191,7 @@ class Lab:
         self._write_connections(state)
         return state
 
-    def _pgbouncer(self) -> Any:
-        from bascule.lab.pgbouncer import LabPgBouncer
-
+    def _pgbouncer(self) -> LabPgBouncer:
         return LabPgBouncer(self)
 
     def _initdb(self, bindir: Path, name: str) -> None:
@@ -333,15 +283,7 @@ class Lab:
 
     @staticmethod
     def _wait_gone(pid: int, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        wait_gone(pid, timeout)
 
     def destroy(self) -> None:
         """Stop the clusters and delete the lab's files: next `up` starts from nothing."""
@@ -383,7 +325,7 @@ class Lab:
                 f"password={state.passwords[role]}")
 
     def _ensure_roles(self, state: LabState) -> None:
-        from bascule.lab import seed
+        from bascule_lab import seed
 
         for name in (SOURCE, TARGET):
             with self.connect(name) as conn:
@@ -442,7 +384,7 @@ class Lab:
     def seed(self, *, patients: int, seed: int = 42, release_migration: Path | None = None,
              force: bool = False) -> dict[str, Any]:
         """Build the seeded source template and the schema-only target template, then reset."""
-        from bascule.lab import seed as seeding
+        from bascule_lab import seed as seeding
 
         state = self.state()
         wanted = {"patients": patients, "seed": seed, "fingerprint": self._fingerprint(release_migration)}

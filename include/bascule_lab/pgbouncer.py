@@ -38,16 +38,19 @@ import time
 from pathlib import Path
 
 from bascule.cutover.pgbouncer_config import DatabaseTarget, parse_databases, render_databases
-from bascule.lab.clusters import (
+from bascule_lab.common import (
     APP_DB,
     LAB_USER,
     SOURCE,
     TARGET,
-    Lab,
     LabError,
+    LabLike,
+    chown_to_lab_user,
     free_port,
     live_pid,
     port_in_use,
+    run_as_lab_user,
+    wait_gone,
 )
 
 PGBOUNCER_BIN = Path(os.environ.get("BASCULE_PGBOUNCER_BIN", "/usr/sbin/pgbouncer"))
@@ -76,7 +79,7 @@ class PgBouncerStatus:
 class LabPgBouncer:
     """Start, stop and inspect the lab's PgBouncer; every operation is idempotent."""
 
-    def __init__(self, lab: Lab, *, query_wait_timeout_s: int = 30) -> None:
+    def __init__(self, lab: LabLike, *, query_wait_timeout_s: int = 30) -> None:
         self.lab = lab
         self.dir = lab.root / "pgbouncer"
         # How long a client's query waits in a PAUSEd pool before PgBouncer fails
@@ -155,7 +158,7 @@ class LabPgBouncer:
             raise LabError(f"PgBouncer not found at {PGBOUNCER_BIN}: install it with "
                            "`sudo apt-get install -y pgbouncer` (or set BASCULE_PGBOUNCER_BIN)")
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.lab._chown(self.dir)
+        chown_to_lab_user(self.dir)
         state = self.state() if self.state_file.exists() else PgBouncerState(
             port=free_port(), admin_password=secrets.token_urlsafe(18))
         if self.is_running():
@@ -172,7 +175,7 @@ class LabPgBouncer:
                            render_databases({name: self.target(side) for name in APP_DATABASES}))
         self._write_shared(self.config_file, self._ini_text(state))
         self.pid_file.unlink(missing_ok=True)
-        self.lab._run([str(PGBOUNCER_BIN), "-d", "-q", str(self.config_file)])
+        run_as_lab_user([str(PGBOUNCER_BIN), "-d", "-q", str(self.config_file)])
         deadline = time.monotonic() + 15
         while not port_in_use(state.port):
             if time.monotonic() > deadline:
@@ -211,21 +214,21 @@ class LabPgBouncer:
             "pidfile": str(self.pid_file),
         }
         body = "".join(f"{k} = {v}\n" for k, v in settings.items())
-        return (f"; bascule lab endpoint (see bascule.lab.pgbouncer)\n[pgbouncer]\n{body}\n"
+        return (f"; bascule lab endpoint (see bascule_lab.pgbouncer)\n[pgbouncer]\n{body}\n"
                 f"%include {self.databases_file}\n")
 
     def _write_private(self, path: Path, text: str) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.chmod(0o600)
-        self.lab._chown(tmp)
+        chown_to_lab_user(tmp)
         tmp.replace(path)
 
     def _write_shared(self, path: Path, text: str) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.chmod(0o644)
-        self.lab._chown(tmp)
+        chown_to_lab_user(tmp)
         tmp.replace(path)
 
     # ------------------------------------------------------------- down
@@ -237,7 +240,7 @@ class LabPgBouncer:
         # SIGTERM: immediate shutdown; the lab has nothing to drain.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        self.lab._wait_gone(pid)
+        wait_gone(pid)
         self.pid_file.unlink(missing_ok=True)
         self.lab.echo("lab: pgbouncer stopped")
 

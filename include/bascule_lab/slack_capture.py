@@ -14,8 +14,8 @@ In-process::
 
 CLI::
 
-    python -m bascule.notifications.capture --port 8099 --out slack.jsonl
-    python -m bascule.notifications.capture --render slack.jsonl
+    python -m bascule_lab.slack_capture --port 8099 --out slack.jsonl
+    python -m bascule_lab.slack_capture --render slack.jsonl
 
 The recorded ``Authorization`` header is reduced to its scheme so the capture
 file never holds a token.
@@ -401,7 +401,7 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bascule.notifications.capture", description=__doc__.split("\n")[0]
+        prog="python -m bascule_lab.slack_capture", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)

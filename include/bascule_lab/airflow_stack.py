@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from bascule.lab.clusters import free_port
+from bascule_lab.common import free_port
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 

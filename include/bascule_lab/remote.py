@@ -5,7 +5,7 @@ the docker-compose ``lab`` profile has two PostgreSQL containers instead, reacha
 only over TCP as their superuser. This module gives them the same lab: the same
 roles, the same ``clinic`` schema and grants, the same deterministic synthetic
 hospital on the source, and the schema plus the release migration (no rows) on
-the target, through the same functions of :mod:`bascule.lab.seed`.
+the target, through the same functions of :mod:`bascule_lab.seed`.
 
 It is idempotent, because a compose one-shot service runs again on every
 ``docker compose up``: a seeded source and a migrated target are left as they are
@@ -17,7 +17,7 @@ than on a command line that ``ps`` shows::
 
     BASCULE_LAB_SOURCE_DSN=... BASCULE_LAB_TARGET_DSN=... \\
     BASCULE_LAB_BASCULE_ADMIN_PASSWORD=... BASCULE_LAB_CLINIC_APP_PASSWORD=... \\
-    BASCULE_LAB_BASCULE_REPL_PASSWORD=... python -m bascule.lab.remote --patients 10000
+    BASCULE_LAB_BASCULE_REPL_PASSWORD=... python -m bascule_lab.remote --patients 10000
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bascule.lab import seed as seeding
+from bascule_lab import seed as seeding
 
 APP_DB = "clinic"
 SOURCE_DSN_ENV = "BASCULE_LAB_SOURCE_DSN"
@@ -187,7 +187,7 @@ def seed_remote(
     ``source_dsn`` and ``target_dsn`` are libpq connection strings for a superuser
     (roles are cluster-global); their ``dbname`` is only used to connect, the lab
     lives in ``dbname`` (``clinic``), created if missing. ``passwords`` must hold
-    exactly the lab roles of :data:`bascule.lab.seed.ROLES`. The source gets
+    exactly the lab roles of :data:`bascule_lab.seed.ROLES`. The source gets
     ``patients`` synthetic patients (deterministic for ``seed``); the target gets
     the schema and ``release_migration``, and no rows.
     """
@@ -223,11 +223,11 @@ def _passwords_from_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """``python -m bascule.lab.remote``: seed from the environment; exit 0, or 2 with one line."""
-    from bascule.lab.clusters import default_release_migration
+    """``python -m bascule_lab.remote``: seed from the environment; exit 0, or 2 with one line."""
+    from bascule_lab.clusters import default_release_migration
 
     env = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog="python -m bascule.lab.remote", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bascule_lab.remote", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=42)

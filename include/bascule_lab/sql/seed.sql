@@ -6,7 +6,7 @@
 -- random(): a row's content depends only on (seed, patients, its own number), not
 -- on execution order, so two seedings produce byte-identical tables.
 --
--- Expects the empty schema from schema.sql. bascule.lab.seed runs it one
+-- Expects the empty schema from schema.sql. bascule_lab.seed runs it one
 -- "-- @step" at a time (to report progress per table) around its own
 -- drop/rebuild of secondary indexes and foreign keys; loading into bare heaps
 -- and building indexes once afterwards is several times faster. The steps
@@ -15,7 +15,7 @@
 -- each session running setup for its own temporary helpers; a step marked
 -- "-- @slices n" is split into n statements over its row numbers.
 --
--- Proportions (kept in step with bascule.lab.seed.SeedSpec): 38 hospitals,
+-- Proportions (kept in step with bascule_lab.seed.SeedSpec): 38 hospitals,
 -- staff 0.0085/patient (min 200), encounters 2, prescriptions 1.5,
 -- observations 3, clinical notes 0.3, audit rows 3 per patient. Five canary
 -- patients are part of the patient count.
@@ -34,7 +34,7 @@ SELECT n.patients,
        (n.patients * 3)::bigint                                   AS naudit
 FROM (SELECT current_setting('bascule.patients')::bigint AS patients,
              current_setting('bascule.seed')::bigint AS seed,
-             -- Set by bascule.lab.seed (REFERENCE_DATE): the one date the data is laid out from.
+             -- Set by bascule_lab.seed (REFERENCE_DATE): the one date the data is laid out from.
              current_setting('bascule.reference_date')::timestamptz AS ref) AS n;
 -- One row; without statistics the planner guesses hundreds and costs every
 -- query as if it were hundreds of times larger.
@@ -298,7 +298,7 @@ JOIN seed_given AS g ON g.i = CASE x.sex WHEN 'F' THEN pg_temp.h(x.pid, 5, p.see
                                         ELSE pg_temp.h(x.pid, 5, p.seed) % 80 END
 JOIN seed_street AS s ON s.i = pg_temp.h(x.pid, 6, p.seed) % 40;
 
--- Canary patients (bascule.lab.canary.CANARY_PATIENTS): values that never
+-- Canary patients (bascule_lab.canary.CANARY_PATIENTS): values that never
 -- occur by chance, so any copy of them in a log, report or notification is a
 -- leak. They take the last five patient numbers.
 INSERT INTO clinic.patients (patient_id, mrn, nin, family_name, given_name, birth_date, sex,

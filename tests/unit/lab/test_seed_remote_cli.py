@@ -1,10 +1,10 @@
-"""`python -m bascule.lab.remote` refuses bad input with one line naming what is missing, before any I/O."""
+"""`python -m bascule_lab.remote` refuses bad input with one line naming what is missing, before any I/O."""
 
 from __future__ import annotations
 
 import pytest
 
-from bascule.lab.remote import main, password_env_var, seed_remote
+from bascule_lab.remote import main, password_env_var, seed_remote
 
 pytestmark = pytest.mark.unit
 

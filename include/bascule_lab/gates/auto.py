@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bascule.gates.client import AirflowApiClient
+from bascule_lab.gates.client import AirflowApiClient
 
 
 class AutoAnswerRefused(PermissionError):

@@ -17,10 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bascule.gates.auto import answer_gates
-from bascule.gates.client import AirflowApiClient, RunEnded
-from bascule.gates.parked import SchedulerLogWatch
-from bascule.lab.airflow_stack import AirflowStack
+from bascule_lab.airflow_stack import AirflowStack
+from bascule_lab.gates.auto import answer_gates
+from bascule_lab.gates.client import AirflowApiClient, RunEnded
+from bascule_lab.gates.parked import SchedulerLogWatch
 
 DAG_ID = "cutover"
 GO_GO = {"go_for_freeze": "GO", "go_live": "GO"}
@@ -97,8 +97,8 @@ class LabCutover:
         before_gate: Callable[[str, str], None] | None = None,
         timeout: float = 900,
     ) -> ScenarioResult:
-        from bascule.lab import simulator
-        from bascule.lab.pgbouncer import LabPgBouncer
+        from bascule_lab import simulator
+        from bascule_lab.pgbouncer import LabPgBouncer
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         endpoint = LabPgBouncer(self.lab)
@@ -160,7 +160,7 @@ class LabCutover:
                               endpoint_side=side, simulator=stats)
 
     def report(self, run_id: str) -> dict[str, Any] | None:
-        from bascule.gates.client import AirflowApiError
+        from bascule_lab.gates.client import AirflowApiError
 
         try:
             entry = self.client("bascule_ops")._call(

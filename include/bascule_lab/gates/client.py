@@ -132,7 +132,7 @@ class AirflowApiClient:
         it: the scheduler then sees the worker's exit for a task the answer already
         re-queued, and fails that try; its retry asks again (see ``wait_gate_settled``).
         ``parked``, given the task instance, says whether the scheduler has processed
-        that exit (``bascule.gates.parked.SchedulerLogWatch``); the gate is answerable
+        that exit (``bascule_lab.gates.parked.SchedulerLogWatch``); the gate is answerable
         as soon as it has. Without it, or if it never says so, the gate is answerable
         once it has been ``awaiting_input`` for ``settle`` seconds (a person never
         answers faster). The window is the parked worker's supervisor noticing its

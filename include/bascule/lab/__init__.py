@@ -1,1 +1,0 @@
-"""bascule.lab."""
