@@ -305,8 +305,7 @@ def readiness_lag_history(hook: AssessmentHook, *, limit: int = 2000) -> list[tu
     from bascule.hooks.assessment import PreparationDatabaseError
 
     try:
-        if not hook.records(("SELECT to_regclass(%(t)s) IS NOT NULL",
-                             {"t": f"{pr.META_SCHEMA}.{pr.HISTORY_TABLE}"}))[0][0]:
+        if not hook.records(pr.history_table_exists())[0][0]:
             return []
         rows = hook.records(pr.recent_history("postgres-logical", "forward", limit))
     except PreparationDatabaseError:
