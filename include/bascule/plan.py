@@ -751,7 +751,7 @@ def _message(kind: str, ctx: dict[str, Any], got: str, error: Any) -> str:
         return f"must be {ctx.get('expected')} (got {got})"
     if kind == "string_pattern_mismatch":
         return f"{_PATTERN_HINTS.get(ctx.get('pattern', ''), 'has an invalid format')} (got {got})"
-    if kind == "too_short":
+    if kind in ("too_short", "string_too_short"):
         return "must not be empty"
     if kind == "too_long":
         return f"is too long (at most {ctx.get('max_length')})"

@@ -46,6 +46,9 @@ class EngineDialect(abc.ABC):
     gx_data_source: str
     # Logical decoding of changes (incremental comparison, ADR 0021).
     supports_logical_decoding: bool = False
+    # The preparation's stages run live (catalogue reads, clones, pgbench); elsewhere the DBA
+    # runs the dialect's SQL (engines/oracle_assessment.py).
+    runs_preparation_live: bool = False
 
     @abc.abstractmethod
     def quote_ident(self, name: str) -> str: ...

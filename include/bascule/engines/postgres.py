@@ -38,6 +38,7 @@ class PostgresEngine(EngineDialect):
     sqlalchemy_scheme = "postgresql+psycopg"
     gx_data_source = "postgres"
     supports_logical_decoding = True
+    runs_preparation_live = True
 
     def quote_ident(self, name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
