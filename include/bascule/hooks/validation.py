@@ -131,12 +131,11 @@ class ValidationHook(MigrationDatabaseHook):
     """Source or target of a comparison: sessions with the session settings values' text depends on."""
 
     hook_name = "bascule validation database"
+    error_class = ValidationDatabaseError
 
     def __init__(self, *, db_conn_id: str, engine: str, parallel_workers: int = 2, **kwargs: Any) -> None:
         super().__init__(db_conn_id=db_conn_id, engine=engine, **kwargs)
         self.parallel_workers = parallel_workers
-
-    error_class = ValidationDatabaseError
 
     @contextmanager
     def session(self) -> Iterator[ComparisonSession]:
