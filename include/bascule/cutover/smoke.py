@@ -114,7 +114,7 @@ def run_smoke(hook: MigrationDatabaseHook, checks: Sequence[SmokeCheck], *, data
     keys: dict[str, int | None] = {c.key: None for c in checks if c.key}
     errors: dict[SmokeKind, str] = {}
     failed: list[str] = []
-    with hook.connection(database=database, options=_OPTIONS) as conn:
+    with hook.database_session(database=database, options=_OPTIONS) as conn:
         rows = hook.rows(conn, d.server_name_sql())
         conn.rollback()
         server = "" if not rows or rows[0][0] is None else str(rows[0][0])

@@ -114,7 +114,7 @@ class CutoverDatabaseHook(MigrationDatabaseHook):
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[Any]:
-        with self.connection(setup=self.cutover_dialect.cutover_session_sql()) as conn:
+        with self.database_session(setup=self.cutover_dialect.cutover_session_sql()) as conn:
             yield conn
 
     def _run(self, conn: Any, statements: Sequence[Statement]) -> list[tuple[Any, ...]]:

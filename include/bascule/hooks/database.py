@@ -93,7 +93,7 @@ class MigrationDatabaseHook(BaseHook):
         return conn
 
     @contextmanager
-    def connection(self, *, setup: Sequence[str] = (), database: str | None = None,
+    def database_session(self, *, setup: Sequence[str] = (), database: str | None = None,
                    options: ConnectOptions | None = None) -> Iterator[Any]:
         """A connection with ``setup`` run (and committed) first, closed afterwards; database errors
         inside come out as ``error_class``, sanitised. Other exceptions pass unchanged."""

@@ -141,7 +141,7 @@ class ValidationHook(MigrationDatabaseHook):
     def session(self) -> Iterator[ComparisonSession]:
         """An autocommit session with the settings values' text depends on pinned."""
         setup = self.dialect.session_setup_sql(parallel_workers=self.parallel_workers)
-        with self.connection(setup=setup, options=ConnectOptions(autocommit=True)) as conn:
+        with self.database_session(setup=setup, options=ConnectOptions(autocommit=True)) as conn:
             yield ComparisonSession(self, conn)
 
 
