@@ -94,7 +94,7 @@ class MigrationDatabaseHook(BaseHook):
 
     @contextmanager
     def database_session(self, *, setup: Sequence[str] = (), database: str | None = None,
-                   options: ConnectOptions | None = None) -> Iterator[Any]:
+                         options: ConnectOptions | None = None) -> Iterator[Any]:
         """A connection with ``setup`` run (and committed) first, closed afterwards; database errors
         inside come out as ``error_class``, sanitised. Other exceptions pass unchanged."""
         conn = self.connect(database=database, options=options)
