@@ -82,12 +82,12 @@ class MigrationDatabaseHook(BaseHook):
 
     def connect(self, *, database: str | None = None, options: ConnectOptions | None = None) -> Any:
         """A new driver connection; database errors come out as ``error_class``, sanitised."""
-        special = options is not None and self.engine_dialect.connect_parameters(options)
+        own_hook = database is not None or bool(options and self.engine_dialect.connect_parameters(options))
         with self.guarded(doing="cannot connect"):
-            if database is None and not special:
-                conn = self.get_conn()  # the cached provider hook: no second look-up of the connection
-            else:
+            if own_hook:
                 conn = self.provider_hook(database=database, options=options).get_conn()
+            else:
+                conn = self.get_conn()  # the cached provider hook: no second look-up of the connection
             if options is not None and options.autocommit:
                 conn.autocommit = True
         return conn
