@@ -146,6 +146,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import json
     import subprocess
 
+    from bascule.engines import postgres_assessment as pg
     from bascule.plan import load_plan
     from bascule.runbook.report import summary_text
     from bascule_lab.airflow_stack import AirflowStack
@@ -184,8 +185,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stack = None
     try:
         with lab.connect(CONTROL) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{AIRFLOW_DB}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{AIRFLOW_DB}" OWNER airflow_meta')
+            conn.execute(pg.drop_database(AIRFLOW_DB))
+            conn.execute(pg.create_database_owned_by(AIRFLOW_DB, "airflow_meta"))
         env = lab_airflow_env(metadata="control")
         # This process talks to the lab through Airflow connections too (replication set-up).
         os.environ.update(env)

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from bascule.durations import format_duration, parse_duration
+from bascule.engines.binds import bind_names
 
 __all__ = [
     "REQUIRED_GATES",
@@ -49,6 +50,8 @@ __all__ = [
     "Replication",
     "ReplicationMethod",
     "Scope",
+    "SmokeCheck",
+    "SmokeKind",
     "Storage",
     "TableMapping",
     "Validation",
@@ -118,6 +121,13 @@ class EndpointKind(enum.StrEnum):
     PGBOUNCER = "pgbouncer"
     COMMAND = "command"
     NONE = "none"
+
+
+class SmokeKind(enum.StrEnum):
+    """A smoke check reads (rows counted, never kept) or writes (always rolled back)."""
+
+    READ = "read"
+    WRITE = "write"
 
 
 class ReplicationMethod(enum.StrEnum):
@@ -407,11 +417,71 @@ class AppEndpoint(_Section):
         return self
 
 
+class SmokeCheck(_Section):
+    """One smoke test run through the application's endpoint, as the application, after a switch.
+
+    The SQL is the team's, in the engine's own dialect; bind variables are written
+    ``:name`` whatever the engine. A ``read`` must return at least ``min_rows`` rows:
+    only their count is kept. A ``write`` runs in a transaction that is always rolled
+    back and must affect at least one row. ``key`` keeps the check's single integer
+    value (a surrogate id, never a patient value): a read's key can be bound as
+    ``:key`` in the checks after it; a write's (``RETURNING``) is only reported.
+    """
+
+    name: GateId
+    kind: SmokeKind
+    sql: Text
+    key: GateId | None = None
+    min_rows: Annotated[int, Field(strict=True, ge=0)] | None = None
+
+    @field_validator("sql")
+    @classmethod
+    def _one_statement(cls, value: str) -> str:
+        # Sent as it is: a trailing ';' is a syntax error to Oracle's driver.
+        if value.rstrip().endswith(";"):
+            raise ValueError("must be one statement without a trailing ';'")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> SmokeCheck:
+        if self.kind is SmokeKind.WRITE and self.min_rows is not None:
+            raise _FieldError(("min_rows",), "is only for read checks (a write must affect at least one row)")
+        return self
+
+    @property
+    def required_rows(self) -> int:
+        return 1 if self.min_rows is None else self.min_rows
+
+
 class Cutover(_Section):
     endpoint: AppEndpoint = Field(default_factory=AppEndpoint)
     # Logical replication does not carry sequences: the target's are moved past the
     # source's by this many values, so no key handed out after go-live can collide.
     sequence_margin: Annotated[int, Field(strict=True, ge=0)] = 1000
+    # Run in order through the endpoint after each switch (a chart read, a rolled-back write).
+    smoke: tuple[SmokeCheck, ...] = ()
+
+    @model_validator(mode="after")
+    def _smoke_binds(self) -> Cutover:
+        names: set[str] = set()
+        keys: dict[str, SmokeKind] = {}
+        for i, check in enumerate(self.smoke):
+            if check.name in names:
+                raise _FieldError(("smoke", i, "name"), f"check {check.name!r} is listed twice")
+            names.add(check.name)
+            for bind in bind_names(check.sql):
+                if keys.get(bind) is SmokeKind.READ:
+                    continue
+                why = ("is the key of a write, rolled back before the next check" if bind in keys
+                       else "is no key of an earlier read check")
+                readable = sorted(k for k, kind in keys.items() if kind is SmokeKind.READ)
+                raise _FieldError(("smoke", i, "sql"),
+                                  f"binds :{bind}, which {why} (keys: {', '.join(readable) or 'none'})")
+            if check.key is not None:
+                if check.key in keys:
+                    raise _FieldError(("smoke", i, "key"), f"key {check.key!r} is named by an earlier check")
+                keys[check.key] = check.kind
+        return self
 
 
 # --------------------------------------------------------------------------- the plan
@@ -681,7 +751,7 @@ def _message(kind: str, ctx: dict[str, Any], got: str, error: Any) -> str:
         return f"must be {ctx.get('expected')} (got {got})"
     if kind == "string_pattern_mismatch":
         return f"{_PATTERN_HINTS.get(ctx.get('pattern', ''), 'has an invalid format')} (got {got})"
-    if kind == "too_short":
+    if kind in ("too_short", "string_too_short"):
         return "must not be empty"
     if kind == "too_long":
         return f"is too long (at most {ctx.get('max_length')})"

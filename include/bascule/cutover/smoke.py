@@ -1,112 +1,151 @@
-"""Smoke tests through the application's endpoint: a chart read and a rolled-back write.
+"""Smoke tests through the application's endpoint: the plan's checks (``cutover.smoke``).
 
 Run as the application role, through the endpoint (in the lab the PgBouncer
-``clinic_smoke`` entry, which follows every switch but is never paused). Only
-counts, keys and SQLSTATE classes come back, never a value of the chart.
+``clinic_smoke`` entry, which follows every switch but is never paused), on
+whichever engine answers: the SQL is the team's, from the plan, and reaches the
+database through the common hook and the engine's provider hook. A read keeps
+its row count; a write runs in a transaction that is always rolled back and
+keeps the number of rows it affected. A check's ``key`` keeps its one integer
+value, a surrogate id. Only counts, keys, the server's name and error class
+names (SQLSTATE class names, ORA- codes) come back: never a value of the chart.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from psycopg import sql
+from bascule.engines.base import ConnectOptions
+from bascule.hooks.database import MigrationDatabaseHook
+from bascule.plan import SmokeCheck, SmokeKind
+
+# A pooler may sit in between: no server-side prepared statement, and a session that says who it is.
+_OPTIONS = ConnectOptions(through_pooler=True, application_name="bascule-smoke", connect_timeout_s=10)
+
+
+class SmokeCheckFailed(Exception):
+    """A check answered, but not as the plan says (too few rows, no key); the message holds no value."""
 
 
 @dataclass(frozen=True)
 class SmokeResult:
-    server: str  # cluster_name of the server that answered ('' if unset)
-    patient_id: int
-    chart: dict[str, int]  # row counts per chart section
+    server: str  # name of the server that answered (cluster_name, instance name; '' if unset)
+    chart: dict[str, int]  # rows returned per read check
+    writes: dict[str, int]  # rows affected per write check, rolled back
+    keys: dict[str, int | None]  # the checks' keys (surrogate ids), None where not reached
     read_ok: bool
     write_ok: bool
-    write_error: str | None  # SQLSTATE class name when the write was refused
-    observation_id: int | None  # key the rolled-back insert got (never visible afterwards)
-    seconds: float
+    read_error: str | None  # error class name (or what failed) of the first read that failed
+    write_error: str | None  # error class name of the first write refused (e.g. InsufficientPrivilege)
+    failed: tuple[str, ...] = field(default_factory=tuple)  # names of the checks that failed
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return self.read_ok and self.write_ok
 
+    def __getattr__(self, name: str) -> Any:
+        # The plan names its keys (patient_id, observation_id): they read as attributes too.
+        keys = self.__dict__.get("keys") or {}
+        if name in keys:
+            return keys[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or key {name!r}")
+
     def as_dict(self) -> dict[str, Any]:
-        return {"server": self.server, "patient_id": self.patient_id, "chart": self.chart,
-                "read_ok": self.read_ok, "write_ok": self.write_ok, "write_error": self.write_error,
-                "observation_id": self.observation_id, "seconds": round(self.seconds, 3), "ok": self.ok}
+        return {"server": self.server, "chart": dict(self.chart), "writes": dict(self.writes),
+                "keys": dict(self.keys), "read_ok": self.read_ok, "write_ok": self.write_ok,
+                "read_error": self.read_error, "write_error": self.write_error, "failed": list(self.failed),
+                "seconds": round(self.seconds, 3), "ok": self.ok}
 
 
-def read_chart(conn: Any, patient_id: int, *, schema: str = "clinic") -> dict[str, int]:
-    """Counts of one patient's chart sections; raises LookupError if the patient is absent."""
-    s = sql.Identifier(schema)
-    q = sql.SQL("""
-        SELECT (SELECT count(*) FROM {s}.patients WHERE patient_id = %(p)s),
-               (SELECT count(*) FROM {s}.encounters WHERE patient_id = %(p)s),
-               (SELECT count(*) FROM {s}.prescriptions WHERE patient_id = %(p)s),
-               (SELECT count(*) FROM {s}.observations o JOIN {s}.encounters e USING (encounter_id)
-                 WHERE e.patient_id = %(p)s),
-               (SELECT count(*) FROM {s}.clinical_notes n JOIN {s}.encounters e USING (encounter_id)
-                 WHERE e.patient_id = %(p)s)""").format(s=s)
-    patients, encounters, prescriptions, observations, notes = conn.execute(q, {"p": patient_id}).fetchone()
-    if not patients:
-        raise LookupError(f"patient_id {patient_id} not found")
-    return {"encounters": encounters, "prescriptions": prescriptions, "observations": observations,
-            "clinical_notes": notes}
+def _integer(rows: Sequence[Sequence[Any]], check: SmokeCheck) -> int:
+    """The one integer the check returned, or SmokeCheckFailed (saying what came back, not the value)."""
+    if len(rows) != 1 or len(rows[0]) != 1:
+        raise SmokeCheckFailed(f"{check.name}: key {check.key} needs one row of one column "
+                               f"(got {len(rows)} row(s))")
+    value = rows[0][0]
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SmokeCheckFailed(f"{check.name}: key {check.key} is not an integer "
+                               f"({'NULL' if value is None else type(value).__name__})")
+    return value
 
 
-def write_observation_rolled_back(conn: Any, patient_id: int, *, schema: str = "clinic") -> int:
-    """Insert an observation on the patient's latest encounter, check it is visible, roll back.
-
-    Returns the key it had. The transaction never commits, whatever happens.
-    """
-    s = sql.Identifier(schema)
-    with conn.transaction(force_rollback=True):
-        row = conn.execute(sql.SQL(
-            "SELECT encounter_id FROM {s}.encounters WHERE patient_id = %s ORDER BY admitted_at DESC LIMIT 1"
-        ).format(s=s), (patient_id,)).fetchone()
-        if row is None:
-            raise LookupError(f"patient_id {patient_id} has no encounter to write an observation on")
-        (obs_id,) = conn.execute(sql.SQL(
-            "INSERT INTO {s}.observations (encounter_id, code, value_num, unit, observed_at) "
-            "VALUES (%s, 'SMOKE', 0, 'n/a', now()) RETURNING observation_id").format(s=s), (row[0],)).fetchone()
-        (seen,) = conn.execute(sql.SQL("SELECT count(*) FROM {s}.observations WHERE observation_id = %s")
-                               .format(s=s), (obs_id,)).fetchone()
-        if seen != 1:
-            raise RuntimeError("the smoke observation is not visible inside its own transaction")
-    return int(obs_id)
-
-
-def run_smoke(conn: Any, *, patient_id: int | None = None, schema: str = "clinic") -> SmokeResult:
-    """Both smoke tests on ``conn`` (autocommit psycopg connection as the application role)."""
-    import psycopg
-
-    started = time.monotonic()
-    (server,) = conn.execute("SELECT current_setting('cluster_name')").fetchone()
-    if patient_id is None:
-        (patient_id,) = conn.execute(sql.SQL("SELECT min(patient_id) FROM {}.encounters")
-                                     .format(sql.Identifier(schema))).fetchone()
-        if patient_id is None:
-            raise LookupError("no patient with an encounter to smoke-test")
-    chart = read_chart(conn, patient_id, schema=schema)
-    write_ok, error, obs_id = True, None, None
+def _run_check(hook: MigrationDatabaseHook, conn: Any, check: SmokeCheck, keys: dict[str, int | None]
+               ) -> tuple[int, int | None]:
+    """(rows returned or affected, key or None) of one check; rolled back whatever happens."""
+    d = hook.engine_dialect
+    params = {name: keys[name] for name in d.binds_of(check.sql)}
+    cur = conn.cursor()
     try:
-        obs_id = write_observation_rolled_back(conn, patient_id, schema=schema)
-    except psycopg.Error as exc:
-        # The class only (e.g. InsufficientPrivilege): messages can carry values.
-        write_ok, error = False, type(exc).__name__
-    return SmokeResult(server=str(server), patient_id=int(patient_id), chart=chart, read_ok=True,
-                       write_ok=write_ok, write_error=error, observation_id=obs_id,
-                       seconds=time.monotonic() - started)
+        cur.execute(d.driver_sql(check.sql), params or None)
+        if check.kind is SmokeKind.READ:
+            rows = cur.fetchall()
+            count = len(rows)
+            if count < check.required_rows:
+                raise SmokeCheckFailed(f"{check.name}: {count} row(s), at least {check.required_rows} expected")
+        else:
+            count = int(cur.rowcount)
+            rows = cur.fetchall() if check.key and cur.description else []
+            if count < 1:
+                raise SmokeCheckFailed(f"{check.name}: the write affected no row")
+        return count, _integer(rows, check) if check.key else None
+    finally:
+        cur.close()
+        # Reads hold nothing; a write must never commit.
+        conn.rollback()
 
 
-def smoke_through(app_conn_id: str, *, database: str | None = None, patient_id: int | None = None,
-                  schema: str = "clinic") -> SmokeResult:
-    """Smoke tests through an Airflow connection (the endpoint's application connection)."""
-    import psycopg
-    from airflow.sdk import BaseHook
+def run_smoke(hook: MigrationDatabaseHook, checks: Sequence[SmokeCheck], *, database: str | None = None
+              ) -> SmokeResult:
+    """The checks in order, on one connection of ``hook`` (the application's, through the endpoint).
 
-    c = BaseHook.get_connection(app_conn_id)
-    # prepare_threshold=None: PgBouncer's transaction pooling forbids server-side prepared statements.
-    with psycopg.connect(host=c.host, port=c.port, user=c.login, password=c.password,
-                         dbname=database or c.schema, autocommit=True, connect_timeout=10,
-                         prepare_threshold=None) as conn:
-        return run_smoke(conn, patient_id=patient_id, schema=schema)
+    A read that fails stops the run (the checks after it may need its key); a write
+    that fails is recorded and the run goes on. Database errors are named by class.
+    """
+    d = hook.engine_dialect
+    started = time.monotonic()
+    chart: dict[str, int] = {}
+    writes: dict[str, int] = {}
+    keys: dict[str, int | None] = {c.key: None for c in checks if c.key}
+    errors: dict[SmokeKind, str] = {}
+    failed: list[str] = []
+    with hook.database_session(database=database, options=_OPTIONS) as conn:
+        rows = hook.rows(conn, d.server_name_sql())
+        conn.rollback()
+        server = "" if not rows or rows[0][0] is None else str(rows[0][0])
+        for check in checks:
+            try:
+                count, key = _run_check(hook, conn, check, keys)
+            except SmokeCheckFailed as exc:
+                errors.setdefault(check.kind, str(exc))
+            except Exception as exc:
+                if not d.is_driver_error(exc):
+                    raise
+                # The class only (e.g. InsufficientPrivilege): messages can carry values.
+                errors.setdefault(check.kind, d.error_code(exc))
+            else:
+                (chart if check.kind is SmokeKind.READ else writes)[check.name] = count
+                if check.key:
+                    keys[check.key] = key
+                continue
+            failed.append(check.name)
+            if check.kind is SmokeKind.READ:
+                break
+    return SmokeResult(server=server, chart=chart, writes=writes, keys=keys,
+                       read_ok=SmokeKind.READ not in errors,
+                       write_ok=SmokeKind.WRITE not in errors and not (
+                           SmokeKind.READ in errors and any(c.kind is SmokeKind.WRITE for c in checks)),
+                       read_error=errors.get(SmokeKind.READ), write_error=errors.get(SmokeKind.WRITE),
+                       failed=tuple(failed), seconds=time.monotonic() - started)
+
+
+def smoke_through(app_conn_id: str, *, checks: Sequence[SmokeCheck], engine: str, database: str | None = None
+                  ) -> SmokeResult:
+    """The plan's smoke checks through an Airflow connection (the endpoint's application connection),
+    on ``database`` of that server if given (the endpoint's follower entry)."""
+    return run_smoke(MigrationDatabaseHook(db_conn_id=app_conn_id, engine=engine), checks, database=database)

@@ -1,7 +1,9 @@
-"""What every engine dialect answers, as SQL text and bind parameters.
+"""What every engine dialect answers, as SQL text, bind parameters and facts.
 
 A dialect never opens a connection: hooks run its SQL. That keeps the Oracle
-dialect testable as text here, where no Oracle database runs.
+dialect testable as text here, where no Oracle database runs. Engines import
+nothing from Airflow nor from bascule's other layers: a dialect names the
+provider hook that reaches its engine by import path, and the hooks build it.
 """
 
 from __future__ import annotations
@@ -11,17 +13,101 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from bascule.engines.binds import bind_names, render_binds
+
 Query = tuple[str, dict[str, Any]]
 
 
-class Dialect(abc.ABC):
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How a hook wants its connection, in engine-neutral terms; each dialect spells them for its driver."""
+
+    autocommit: bool = False
+    application_name: str | None = None
+    connect_timeout_s: int | None = None
+    # A transaction pooler (PgBouncer) may sit between bascule and the database:
+    # a statement must not rely on server-side state such as prepared statements.
+    through_pooler: bool = False
+
+
+class EngineDialect(abc.ABC):
+    """What every dialect of one engine shares: its name, identifiers, bind variables, and the
+    facts a hook needs to reach the engine (provider hook, driver errors, connect parameters)."""
+
     name: str
+    # The Airflow provider hook that opens connections, by import path (never imported here),
+    # and the keyword its constructor takes the connection id as.
+    provider_hook: str
+    provider_conn_arg: str
+    # Top-level modules of the drivers whose exceptions are database errors (sanitised by hooks).
+    driver_modules: tuple[str, ...]
+    # SQLAlchemy's scheme with the driver bascule installs, and the kind of GX data source.
+    sqlalchemy_scheme: str
+    gx_data_source: str
+    # Logical decoding of changes (incremental comparison, ADR 0021).
+    supports_logical_decoding: bool = False
+    # The preparation's stages run live (catalogue reads, clones, pgbench); elsewhere the DBA
+    # runs the dialect's SQL (engines/oracle_assessment.py).
+    runs_preparation_live: bool = False
 
     @abc.abstractmethod
     def quote_ident(self, name: str) -> str: ...
 
     def qualified(self, schema: str, table: str) -> str:
         return f"{self.quote_ident(schema)}.{self.quote_ident(table)}"
+
+    @abc.abstractmethod
+    def param(self, name: str) -> str:
+        """How this engine's driver spells the named bind variable ``name``."""
+
+    # ---------------------------------------------------------------- reaching the engine
+
+    def provider_hook_kwargs(self, *, database: str | None = None) -> dict[str, Any]:
+        """Constructor keywords of the provider hook besides the connection id."""
+        return {}
+
+    @abc.abstractmethod
+    def connect_parameters(self, options: ConnectOptions) -> dict[str, Any]:
+        """Driver connect parameters for ``options``, merged into the Airflow connection's extra."""
+
+    def is_driver_error(self, exc: BaseException) -> bool:
+        return type(exc).__module__.split(".")[0] in self.driver_modules
+
+    def error_code(self, exc: BaseException) -> str:
+        """A value-free name of a database error: its class (SQLSTATE class name) by default."""
+        return type(exc).__name__
+
+    def sqlalchemy_url(self, uri: str) -> str:
+        """The provider's URI with the driver bascule installs when it names none (``postgresql://``)."""
+        scheme, sep, rest = uri.partition("://")
+        if sep and "+" not in scheme and self.sqlalchemy_scheme.split("+", 1)[0] == scheme:
+            return f"{self.sqlalchemy_scheme}://{rest}"
+        return uri
+
+    def lob_text(self, value: Any) -> Any:
+        """A large-object column's value as text (drivers that stream LOBs return a locator)."""
+        return value
+
+    # ---------------------------------------------------------------- SQL the team supplies
+
+    def driver_sql(self, sql: str) -> str:
+        """Plan-supplied SQL, whose bind variables are written ``:name``, spelt for this driver."""
+        return render_binds(sql, self.param, escape_percent=False)
+
+    def binds_of(self, sql: str) -> list[str]:
+        return bind_names(sql)
+
+    @abc.abstractmethod
+    def server_name_sql(self) -> Query:
+        """One row: the name of the server (cluster, instance) that answered, never a row value."""
+
+    @abc.abstractmethod
+    def ping_sql(self) -> Query:
+        """The cheapest statement that proves a session answers."""
+
+
+class Dialect(EngineDialect):
+    """Inventory: tables, sizes, keys and sequences of the schemas in scope."""
 
     @abc.abstractmethod
     def server_version_sql(self) -> Query: ...
@@ -36,6 +122,14 @@ class Dialect(abc.ABC):
 
     def count_rows_sql(self, schema: str, table: str) -> Query:
         return f"SELECT count(*) FROM {self.qualified(schema, table)}", {}
+
+    def replica_identity_name(self, code: str) -> str:
+        """The inventory's replica identity code spelt out for people reading it."""
+        return code
+
+    @abc.abstractmethod
+    def preparation_session_sql(self) -> list[str]:
+        """Session settings of the preparation's connections (long catalogue reads, clones)."""
 
 
 # --- Validation: range hashes, leaf rows, key re-checks ---------------------------------------------
@@ -94,18 +188,8 @@ def _require_integer(value: object, what: str) -> int:
     return value
 
 
-class ValidationDialect(abc.ABC):
+class ValidationDialect(EngineDialect):
     """The SQL a comparison needs from one engine. Mixed into each engine's Dialect."""
-
-    @abc.abstractmethod
-    def quote_ident(self, name: str) -> str: ...
-
-    @abc.abstractmethod
-    def qualified(self, schema: str, table: str) -> str: ...
-
-    @abc.abstractmethod
-    def param(self, name: str) -> str:
-        """How this engine's driver spells the named bind variable ``name``."""
 
     @abc.abstractmethod
     def session_setup_sql(self, *, parallel_workers: int) -> list[str]:
@@ -164,6 +248,38 @@ class ValidationDialect(abc.ABC):
     def bind_keys(self, key_columns: list[tuple[str, str]], keys: list[tuple[Any, ...]]) -> dict[str, Any]:
         """Bind values for :meth:`rows_by_keys_sql`."""
         return {f"k{c}_{r}": key[c] for r, key in enumerate(keys) for c in range(len(key_columns))}
+
+    # --- archived partitions (the storage stage's record, left out of a comparison) ---
+
+    def archived_ranges_exist_sql(self) -> Query | None:
+        """One row (bool): whether the target records archived partitions. None: the engine's
+        storage stage archives nothing, so there is nothing to read."""
+        return None
+
+    def archived_ranges_sql(self) -> Query:
+        """Rows (object, root, key column, key type, range from, range to, archived to, rows, verified at)."""
+        raise NotImplementedError(f"{self.name}: bascule archives partitions on PostgreSQL only")
+
+
+
+class LogicalDecodingDialect(abc.ABC):
+    """Logical decoding of the keys touched since a full comparison (ADR 0021), where the engine has it
+    (``EngineDialect.supports_logical_decoding``). Mixed into that engine's validation dialect."""
+
+    @abc.abstractmethod
+    def create_change_slot_sql(self, slot: str) -> Query:
+        """One row: the position the slot starts from."""
+
+    @abc.abstractmethod
+    def drop_change_slot_sql(self, slot: str) -> Query: ...
+
+    @abc.abstractmethod
+    def change_slot_exists_sql(self, slot: str) -> Query:
+        """One row: how many slots of that name exist."""
+
+    @abc.abstractmethod
+    def changed_keys_sql(self, slot: str, key_columns: dict[str, list[str]]) -> Query:
+        """Rows (qualified table, operation, JSON array per key column of key texts) per decoded change."""
 
 
 def bucket_layout(lo: int, hi: int, buckets: int) -> tuple[int, int]:

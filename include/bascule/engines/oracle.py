@@ -9,7 +9,9 @@ from typing import Any
 
 from bascule.engines.base import (
     ColumnKind,
+    ConnectOptions,
     Dialect,
+    EngineDialect,
     HashColumn,
     HashMode,
     KeyRange,
@@ -22,6 +24,47 @@ from bascule.engines.base import (
 def _in_list(prefix: str, values: list[str]) -> tuple[str, dict[str, str]]:
     binds = {f"{prefix}{i}": v.upper() for i, v in enumerate(values)}
     return ", ".join(f":{k}" for k in binds), binds
+
+
+class OracleEngine(EngineDialect):
+    """How bascule reaches Oracle (OracleHook, python-oracledb) and spells its names and binds.
+
+    Shared by every Oracle dialect (inventory and validation, cutover).
+    """
+
+    name = "oracle"
+    provider_hook = "airflow.providers.oracle.hooks.oracle.OracleHook"
+    provider_conn_arg = "oracle_conn_id"
+    driver_modules = ("oracledb", "cx_Oracle")
+    sqlalchemy_scheme = "oracle+oracledb"
+    gx_data_source = "sql"
+
+    def quote_ident(self, name: str) -> str:
+        # Unquoted Oracle identifiers are stored upper case; quoting preserves them.
+        return '"' + name.upper().replace('"', '""') + '"'
+
+    def param(self, name: str) -> str:
+        return f":{name}"
+
+    def connect_parameters(self, options: ConnectOptions) -> dict[str, Any]:
+        # OracleHook reads only the extras it knows; "module" names the session in v$session.
+        return {"module": options.application_name} if options.application_name else {}
+
+    def error_code(self, exc: BaseException) -> str:
+        # oracledb's message carries the statement's values after the code: the code alone.
+        error = exc.args[0] if exc.args else None
+        code = getattr(error, "full_code", None)
+        return str(code) if code else type(exc).__name__
+
+    def lob_text(self, value: Any) -> Any:
+        # A CLOB column arrives as a LOB locator unless fetched as a string.
+        return value.read() if hasattr(value, "read") else value
+
+    def server_name_sql(self) -> Query:
+        return "SELECT SYS_CONTEXT('USERENV', 'INSTANCE_NAME') FROM dual", {}
+
+    def ping_sql(self) -> Query:
+        return "SELECT 1 FROM dual", {}
 
 
 # --- Validation ---------------------------------------------------------------------------------------
@@ -50,9 +93,6 @@ class OracleValidation(ValidationDialect):
     Values are rendered to text by explicit TO_CHAR formats (never the session's NLS
     defaults), and the session's NLS settings are pinned anyway for whatever is left.
     """
-
-    def param(self, name: str) -> str:
-        return f":{name}"
 
     def session_setup_sql(self, *, parallel_workers: int) -> list[str]:
         workers = _require_integer(parallel_workers, "parallel_workers")
@@ -214,13 +254,7 @@ class OracleValidation(ValidationDialect):
                 {})
 
 
-class OracleDialect(Dialect, OracleValidation):
-    name = "oracle"
-
-    def quote_ident(self, name: str) -> str:
-        # Unquoted Oracle identifiers are stored upper case; quoting preserves them.
-        return '"' + name.upper().replace('"', '""') + '"'
-
+class OracleDialect(OracleEngine, Dialect, OracleValidation):
     def server_version_sql(self) -> Query:
         return "SELECT version_full FROM product_component_version WHERE product LIKE 'Oracle Database%'", {}
 
@@ -275,3 +309,7 @@ class OracleDialect(Dialect, OracleValidation):
             """,
             binds,
         )
+
+    def preparation_session_sql(self) -> list[str]:
+        # The Oracle catalogue reads format what they return themselves (TO_CHAR).
+        return []

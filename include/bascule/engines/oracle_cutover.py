@@ -9,15 +9,19 @@ style. The freeze state lives in ``BASCULE_META.FREEZE_STATE`` like PostgreSQL's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from bascule.engines.postgres_cutover import (
-    SEQUENCE_WRITE_PRIVILEGES,
+from bascule.engines.base import Query
+from bascule.engines.cutover_base import (
     CutoverDialect,
+    FreezeRecord,
     Grant,
-    Query,
+    Statement,
     check_name,
+    grants_from_json,
     grants_to_json,
 )
+from bascule.engines.oracle import OracleEngine
 
 META_SCHEMA = "BASCULE_META"
 # Oracle has no TRUNCATE privilege (only the owner or DROP ANY TABLE truncates)
@@ -38,13 +42,26 @@ def _in_list(prefix: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
     return ", ".join(f":{k}" for k in binds), binds
 
 
-class OracleCutoverDialect(CutoverDialect):
-    name = "oracle"
-
-    def quote_ident(self, name: str) -> str:
-        return '"' + name.upper().replace('"', '""') + '"'
+class OracleCutoverDialect(OracleEngine, CutoverDialect):
+    def cutover_session_sql(self) -> list[str]:
+        # DDL waits for no row lock here; DISCONNECT SESSION ends whoever holds one.
+        return []
 
     # ------------------------------------------------------- restore point
+    def restore_point_name(self, name: str) -> str:
+        return _upper(name, "restore point name")
+
+    def restore_point_prepare_sql(self) -> list[str]:
+        # Oracle lists its restore points itself (v$restore_point): nothing to record.
+        return []
+
+    def restore_point_lock_sql(self) -> list[str]:
+        # CREATE RESTORE POINT is refused for a name already used (ORA-38778): no lock needed.
+        return []
+
+    def restore_point_made_sql(self, name: str, created: Sequence[tuple[Any, ...]]) -> Query:
+        return self.restore_point_lookup_sql(name)
+
     def create_restore_point_sql(self, name: str) -> Query:
         # DDL takes no binds; the name is checked as an identifier instead.
         return f"CREATE RESTORE POINT {_upper(name, 'restore point name')} GUARANTEE FLASHBACK DATABASE", {}
@@ -81,8 +98,20 @@ class OracleCutoverDialect(CutoverDialect):
             {"role": _upper(role, "application role")},
         )
 
-    def record_freeze_sql(self, role: str, grants: Sequence[Grant], *, can_login: bool, services: Sequence[str]
-                          ) -> Query:
+    def freeze_lock_sql(self) -> list[str]:
+        # Every REVOKE commits (DDL): a table lock would not outlast the first one.
+        return []
+
+    def freeze_record(self, row: Sequence[Any]) -> FreezeRecord:
+        freeze_id, grants, can_login, services, frozen_at, position = row[:6]
+        return FreezeRecord(freeze_id=int(freeze_id), grants=tuple(grants_from_json(self.lob_text(grants))),
+                            can_login=bool(can_login), conn_limit=None,
+                            services=tuple(s for s in str(services or "").split(",") if s),
+                            frozen_at=frozen_at, position=None if position is None else str(position))
+
+    def record_freeze_sql(self, role: str, grants: Sequence[Grant], *, can_login: bool,
+                          conn_limit: int | None = None, services: Sequence[str] = ()) -> Query:
+        # Oracle users have no connection limit of their own (profiles do): only the lock is recorded.
         return (
             f"""INSERT INTO {META_SCHEMA}.FREEZE_STATE (role_name, grants, can_login, services)
                 VALUES (:role, :grants, :can_login, :services)""",
@@ -90,8 +119,20 @@ class OracleCutoverDialect(CutoverDialect):
              "can_login": 1 if can_login else 0, "services": ",".join(services)},
         )
 
-    def account_status_sql(self, role: str) -> Query:
-        return "SELECT account_status FROM dba_users WHERE username = :role", {"role": _upper(role, "application role")}
+    def record_freeze_statements(self, role: str, grants: Sequence[Grant], *, can_login: bool,
+                                 conn_limit: int | None = None, services: Sequence[str] = ()) -> list[Query]:
+        # RETURNING ... INTO needs an out bind: the freeze just recorded is read back instead.
+        return [self.record_freeze_sql(role, grants, can_login=can_login, services=services),
+                self.active_freeze_sql(role)]
+
+    def update_freeze_grants_sql(self, freeze_id: int, grants: Sequence[Grant]) -> Query:
+        return (f"UPDATE {META_SCHEMA}.FREEZE_STATE SET grants = :grants WHERE freeze_id = :freeze_id",
+                {"grants": grants_to_json(grants), "freeze_id": int(freeze_id)})
+
+    def role_attributes_sql(self, role: str) -> Query:
+        # A user whose account is locked (by hand, or expired and locked) cannot log in.
+        return ("SELECT CASE WHEN account_status LIKE '%LOCKED%' THEN 0 ELSE 1 END, NULL FROM dba_users "
+                "WHERE username = :role", {"role": _upper(role, "application role")})
 
     def write_grants_sql(self, role: str, schemas: Sequence[str]) -> Query:
         owners, binds = _in_list("owner", [_upper(s, "schema") for s in schemas])
@@ -125,7 +166,7 @@ class OracleCutoverDialect(CutoverDialect):
     def lock_role_sql(self, role: str) -> str:
         return f"ALTER USER {self.quote_ident(_upper(role, 'application role'))} ACCOUNT LOCK"
 
-    def restore_role_sql(self, role: str, *, can_login: bool) -> str:
+    def restore_role_sql(self, role: str, *, can_login: bool, conn_limit: int | None = None) -> str:
         verb = "UNLOCK" if can_login else "LOCK"
         return f"ALTER USER {self.quote_ident(_upper(role, 'application role'))} ACCOUNT {verb}"
 
@@ -145,6 +186,14 @@ class OracleCutoverDialect(CutoverDialect):
         return ("BEGIN DBMS_SERVICE.START_SERVICE(service_name => :service, instance_name => NULL); END;",
                 {"service": check_name(service, field="service name")})
 
+    def before_revoke_sql(self, services: Sequence[str]) -> list[Statement]:
+        # No new session but bascule's (it holds RESTRICTED SESSION), and the application's
+        # services unregistered from the listeners, before the grants go.
+        return [self.enable_restricted_session_sql(), *(self.stop_service_sql(s) for s in services)]
+
+    def after_restore_sql(self, services: Sequence[str]) -> list[Statement]:
+        return [*(self.start_service_sql(s) for s in services), self.disable_restricted_session_sql()]
+
     def sessions_sql(self, role: str) -> Query:
         return ("SELECT sid, serial#, inst_id FROM gv$session WHERE username = :role AND type = 'USER'",
                 {"role": _upper(role, "application role")})
@@ -154,6 +203,28 @@ class OracleCutoverDialect(CutoverDialect):
         # ones included) and frees the session at once, unlike KILL's "marked for kill".
         return f"ALTER SYSTEM DISCONNECT SESSION '{int(sid)},{int(serial)},@{int(inst_id)}' IMMEDIATE"
 
+    def end_sessions_sql(self, role: str, sessions: Sequence[tuple[Any, ...]]) -> list[Statement]:
+        # One per session; one already gone fails (ORA-00030) and the recount shows it ended.
+        return [self.kill_session_sql(sid, serial, inst) for sid, serial, inst in sessions]
+
+    def remaining_write_rights_sql(self, role: str, schemas: Sequence[str]) -> Query:
+        # Direct grants, grants to PUBLIC, and grants to any role the user holds (roles of roles too).
+        owners, binds = _in_list("owner", [_upper(s, "schema") for s in schemas])
+        return (
+            f"""SELECT p.owner, p.table_name, p.privilege
+                  FROM dba_tab_privs p
+                  JOIN dba_objects o ON o.owner = p.owner AND o.object_name = p.table_name
+                                    AND o.object_type IN ('TABLE', 'VIEW', 'SEQUENCE')
+                 WHERE p.owner IN ({owners})
+                   AND (p.grantee IN ('PUBLIC', :role)
+                        OR p.grantee IN (SELECT granted_role FROM dba_role_privs
+                                          START WITH grantee = :role CONNECT BY PRIOR granted_role = grantee))
+                   AND ((o.object_type = 'SEQUENCE' AND p.privilege IN ('SELECT', 'ALTER'))
+                        OR (o.object_type <> 'SEQUENCE' AND p.privilege IN ('INSERT', 'UPDATE', 'DELETE')))
+                 ORDER BY 1, 2, 3""",
+            {"role": _upper(role, "application role"), **binds},
+        )
+
     def mark_frozen_sql(self, freeze_id: int) -> Query:
         return (
             f"""UPDATE {META_SCHEMA}.FREEZE_STATE
@@ -162,6 +233,12 @@ class OracleCutoverDialect(CutoverDialect):
                  WHERE freeze_id = :freeze_id""",
             {"freeze_id": int(freeze_id)},
         )
+
+    def mark_frozen_statements(self, freeze_id: int) -> list[Query]:
+        # UPDATE ... RETURNING INTO needs out binds: the frozen time and SCN are read back.
+        return [self.mark_frozen_sql(freeze_id),
+                (f"SELECT frozen_at, frozen_position FROM {META_SCHEMA}.FREEZE_STATE WHERE freeze_id = :freeze_id",
+                 {"freeze_id": int(freeze_id)})]
 
     def release_freeze_sql(self, freeze_id: int) -> Query:
         return (f"UPDATE {META_SCHEMA}.FREEZE_STATE SET released_at = SYSTIMESTAMP "
@@ -174,6 +251,11 @@ class OracleCutoverDialect(CutoverDialect):
         owners, binds = _in_list("owner", [_upper(s, "schema") for s in schemas])
         return (f"""SELECT sequence_owner, sequence_name, last_number, increment_by FROM dba_sequences
                      WHERE sequence_owner IN ({owners}) ORDER BY 1, 2""", binds)
+
+    def sequence_last_value_sql(self, schema: str, name: str) -> Query | None:
+        # ALTER SEQUENCE cannot compare: the hook reads LAST_NUMBER first (the upper bound handed out).
+        return ("SELECT last_number FROM dba_sequences WHERE sequence_owner = :owner AND sequence_name = :name",
+                {"owner": _upper(schema, "schema"), "name": _upper(name, "sequence")})
 
     def advance_sequence_sql(self, schema: str, name: str, value: int) -> Query:
         # 18c+: RESTART START WITH. The caller compares first: never backwards.
@@ -198,5 +280,3 @@ class OracleCutoverDialect(CutoverDialect):
         return (f"ALTER TABLE {self.qualified(schema, table)} MODIFY CONSTRAINT {self.quote_ident(constraint)} "
                 "ENABLE VALIDATE")
 
-
-__all__ = ["OracleCutoverDialect", "SEQUENCE_WRITE_PRIVILEGES"]

@@ -2,21 +2,74 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bascule.engines.base import (
     ColumnKind,
+    ConnectOptions,
     Dialect,
+    EngineDialect,
     HashColumn,
     HashMode,
     KeyRange,
+    LogicalDecodingDialect,
     Query,
     ValidationDialect,
     _require_integer,
 )
+from bascule.engines.binds import render_binds
+from bascule.engines.postgres_assessment import ARCHIVED_TABLE
 
 # relreplident letters, spelt out for people reading an inventory.
 REPLICA_IDENTITY = {"d": "default", "n": "nothing", "f": "full", "i": "index"}
+
+
+class PostgresEngine(EngineDialect):
+    """How bascule reaches PostgreSQL (PostgresHook, psycopg 3) and spells its names and binds.
+
+    Shared by every PostgreSQL dialect (inventory and validation, cutover).
+    """
+
+    name = "postgres"
+    provider_hook = "airflow.providers.postgres.hooks.postgres.PostgresHook"
+    provider_conn_arg = "postgres_conn_id"
+    driver_modules = ("psycopg", "psycopg2")
+    sqlalchemy_scheme = "postgresql+psycopg"
+    gx_data_source = "postgres"
+    supports_logical_decoding = True
+    runs_preparation_live = True
+
+    def quote_ident(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def param(self, name: str) -> str:
+        return f"%({name})s"
+
+    def provider_hook_kwargs(self, *, database: str | None = None) -> dict[str, Any]:
+        # Another database of the same server (a clone, the archive, PgBouncer's follower entry).
+        return {"database": database} if database else {}
+
+    def connect_parameters(self, options: ConnectOptions) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if options.application_name:
+            params["application_name"] = options.application_name
+        if options.connect_timeout_s:
+            params["connect_timeout"] = int(options.connect_timeout_s)
+        if options.through_pooler:
+            # PgBouncer's transaction pooling forbids server-side prepared statements.
+            params["prepare_threshold"] = None
+        return params
+
+    def driver_sql(self, sql: str) -> str:
+        # Once parameters are passed psycopg reads every % as a placeholder, in literals too.
+        return render_binds(sql, self.param, escape_percent=True)
+
+    def server_name_sql(self) -> Query:
+        return "SELECT current_setting('cluster_name')", {}
+
+    def ping_sql(self) -> Query:
+        return "SELECT 1", {}
 
 
 # --- Validation ---------------------------------------------------------------------------------------
@@ -61,11 +114,8 @@ _PG_PARALLEL_HASH = (
 )
 
 
-class PostgresValidation(ValidationDialect):
+class PostgresValidation(ValidationDialect, LogicalDecodingDialect):
     """PostgreSQL half of the comparison: ``hashtextextended`` over the row's text, parallel-safe."""
-
-    def param(self, name: str) -> str:
-        return f"%({name})s"
 
     def session_setup_sql(self, *, parallel_workers: int) -> list[str]:
         workers = _require_integer(parallel_workers, "parallel_workers")
@@ -237,17 +287,51 @@ class PostgresValidation(ValidationDialect):
             {"slot": slot},
         )
 
+    def changed_keys_sql(self, slot: str, key_columns: dict[str, list[str]]) -> Query:
+        """(qualified table, operation, JSON array per key column of its key texts) per decoded change
+        of the tables given, consumed from ``slot``.
+
+        The key columns are cut out of each change by a regular expression inside
+        PostgreSQL: the other columns' values never leave the server (ADR 0021).
+        """
+        slot_sql, params = self.read_changes_sql(slot)
+        cases = []
+        for i, (table, cols) in enumerate(sorted(key_columns.items())):
+            params[f"t{i}"] = table
+            arrays = []
+            for j, col in enumerate(cols):
+                params[f"re{i}_{j}"] = "(?:^| )" + re.escape(col) + r"\[[^]]*\]:('(?:[^']|'')*'|[^ ]+)"
+                arrays.append(f"to_jsonb(ARRAY(SELECT x[1] FROM regexp_matches(c.data, %(re{i}_{j})s, 'g') x))")
+            cases.append(f"WHEN %(t{i})s THEN jsonb_build_array({', '.join(arrays)})")
+        # Changes to a partition are decoded under the partition's name: fold them into the root.
+        sql = (
+            f"SELECT r.name, m[2], CASE r.name {' '.join(cases)} END::text"
+            f" FROM ({slot_sql}) c CROSS JOIN LATERAL regexp_match(c.data, '^table ([^ ]+): ([A-Z]+):') m"
+            " CROSS JOIN LATERAL (SELECT coalesce((SELECT n.nspname || '.' || k.relname FROM pg_class k"
+            " JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = coalesce("
+            "pg_partition_root(to_regclass(m[1])), to_regclass(m[1]))), m[1]) AS name) r"
+        )
+        return sql, params
+
+    # Archived partitions, recorded on the target by the storage stage (bascule.preparation.storage).
+
+    def archived_ranges_exist_sql(self) -> Query | None:
+        return "SELECT to_regclass(%(t)s) IS NOT NULL", {"t": ARCHIVED_TABLE}
+
+    def archived_ranges_sql(self) -> Query:
+        return (
+            "SELECT object, root, key_column, key_type, range_from, range_to, archived_to, rows,"
+            " to_char(verified_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+            f" FROM {ARCHIVED_TABLE} ORDER BY root, object",
+            {},
+        )
+
     def physical_limit_sql(self, schema: str, table: str) -> Query:
         """The physical limit of a one-pass comparison (the bench's reference)."""
         return f"SELECT sum(hashtextextended(t::text, 0)) FROM {self.qualified(schema, table)} t", {}
 
 
-class PostgresDialect(Dialect, PostgresValidation):
-    name = "postgres"
-
-    def quote_ident(self, name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
+class PostgresDialect(PostgresEngine, Dialect, PostgresValidation):
     def server_version_sql(self) -> Query:
         return "SELECT split_part(current_setting('server_version'), ' ', 1)", {}
 
@@ -292,3 +376,9 @@ class PostgresDialect(Dialect, PostgresValidation):
             {"schemas": list(schemas)},
         )
 
+    def replica_identity_name(self, code: str) -> str:
+        return REPLICA_IDENTITY.get(code, code)
+
+    def preparation_session_sql(self) -> list[str]:
+        # What pg_dump and pgbench get as PGOPTIONS: UTC, ISO dates, no statement timeout.
+        return ["SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET statement_timeout = 0"]

@@ -8,10 +8,17 @@ Every function that takes ``schemas`` binds it as one array parameter.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from psycopg import sql
 
 from bascule.engines.base import Query
+
+# The key range of each partition archived off the target, recorded there by the
+# storage stage and read by the comparison (which leaves those ranges out).
+ARCHIVED_TABLE = "bascule_meta.archived_partitions"
+# The clinic application's transactions as pgbench scripts (the performance replay).
+PGBENCH_SCRIPTS_DIR = Path(__file__).with_name("pgbench")
 
 # --------------------------------------------------------------------------- assessment
 
@@ -289,6 +296,10 @@ def copy_df_output(path: str) -> sql.Composed:
     return sql.SQL("COPY bascule_df FROM PROGRAM {}").format(sql.Literal(f"df -Pk '{path}' | tail -n 1"))
 
 
+def truncate_df_scratch() -> str:
+    return "TRUNCATE bascule_df"
+
+
 def read_df_scratch() -> str:
     return "SELECT line FROM bascule_df"
 
@@ -545,6 +556,114 @@ def create_archive_table_like(archive_schema: str, table: str, columns_ddl: str)
         sql.Identifier(archive_schema), sql.Identifier(table))
 
 
+def relation(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def relation_exists(qualified: str) -> Query:
+    """One row (bool): whether the relation ``schema.name`` exists."""
+    return "SELECT to_regclass(%(o)s) IS NOT NULL", {"o": qualified}
+
+
+def create_schema(schema: str) -> sql.Composed:
+    return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+
+
+def copy_out_binary(table: sql.Composable) -> sql.Composed:
+    return sql.SQL("COPY {} TO STDOUT (FORMAT binary)").format(table)
+
+
+def copy_in_binary(table: sql.Composable) -> sql.Composed:
+    return sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(table)
+
+
+def index_bytes_on_partitions(partitions: Sequence[str]) -> Query:
+    """Rows (partitioned index, bytes of its pieces on ``partitions``): an index dropped on an archived
+    partition's parent would otherwise be counted twice in the savings."""
+    return (
+        """
+        SELECT pn.nspname || '.' || pic.relname, sum(pg_relation_size(ci.oid))::bigint
+          FROM unnest(%(parts)s::text[]) AS p(name)
+          JOIN pg_index i ON i.indrelid = to_regclass(p.name)
+          JOIN pg_class ci ON ci.oid = i.indexrelid
+          JOIN pg_inherits inh ON inh.inhrelid = i.indexrelid
+          JOIN pg_class pic ON pic.oid = inh.inhparent
+          JOIN pg_namespace pn ON pn.oid = pic.relnamespace
+         GROUP BY 1
+        """,
+        {"parts": sorted(partitions)},
+    )
+
+
+def partition_bound(partition: str) -> Query:
+    """Zero or one row (key column, key type, [from, to] as pg_get_expr prints them, key columns, strategy)
+    of a partition: the one range bound of a single-column RANGE partition."""
+    return (
+        r"""
+        SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                             '^FOR VALUES FROM \((.*)\) TO \((.*)\)$'))[1:2],
+               pt.partnatts, pt.partstrat::text
+          FROM pg_class c
+          JOIN pg_inherits i ON i.inhrelid = c.oid
+          JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
+          JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+         WHERE c.oid = to_regclass(%(o)s)
+        """,
+        {"o": partition},
+    )
+
+
+def create_archived_ranges() -> list[str]:
+    return [
+        "CREATE SCHEMA IF NOT EXISTS bascule_meta",
+        f"CREATE TABLE IF NOT EXISTS {ARCHIVED_TABLE} (object text PRIMARY KEY, root text NOT NULL,"
+        " key_column text NOT NULL, key_type text NOT NULL, range_from text, range_to text,"
+        " archived_to text NOT NULL, rows bigint NOT NULL, checksum numeric NOT NULL,"
+        " verified_at timestamptz NOT NULL DEFAULT now())",
+    ]
+
+
+def record_archived_range(*, partition: str, root: str | None, key_column: str, key_type: str,
+                          range_from: str | None, range_to: str | None, archived_to: str, rows: int,
+                          checksum: object) -> Query:
+    return (
+        f"INSERT INTO {ARCHIVED_TABLE} (object, root, key_column, key_type, range_from, range_to, archived_to,"
+        " rows, checksum) VALUES (%(o)s, %(r)s, %(k)s, %(kt)s, %(f)s, %(t)s, %(a)s, %(n)s, %(c)s)"
+        " ON CONFLICT (object) DO UPDATE SET root = EXCLUDED.root, key_column = EXCLUDED.key_column,"
+        " key_type = EXCLUDED.key_type, range_from = EXCLUDED.range_from, range_to = EXCLUDED.range_to,"
+        " archived_to = EXCLUDED.archived_to, rows = EXCLUDED.rows, checksum = EXCLUDED.checksum,"
+        " verified_at = now()",
+        {"o": partition, "r": root, "k": key_column, "kt": key_type, "f": range_from, "t": range_to,
+         "a": archived_to, "n": rows, "c": checksum},
+    )
+
+
+# The archive database's manifest: what went where, with its verified count and checksum.
+
+def create_archive_manifest() -> str:
+    return ("CREATE TABLE IF NOT EXISTS archive_manifest (object text PRIMARY KEY, root text NOT NULL,"
+            " archived_to text NOT NULL, rows bigint NOT NULL, checksum numeric NOT NULL,"
+            " archived_at timestamptz NOT NULL DEFAULT now())")
+
+
+def archive_manifest() -> Query:
+    return "SELECT object, root, archived_to, rows, checksum, archived_at FROM archive_manifest ORDER BY 1", {}
+
+
+def archived_rows(partition: str) -> Query:
+    return "SELECT rows FROM archive_manifest WHERE object = %(o)s", {"o": partition}
+
+
+def record_archive(*, partition: str, root: str | None, archived_to: str, rows: int, checksum: object) -> Query:
+    return (
+        "INSERT INTO archive_manifest (object, root, archived_to, rows, checksum) VALUES "
+        "(%(o)s, %(r)s, %(t)s, %(n)s, %(c)s) ON CONFLICT (object) DO UPDATE SET rows = EXCLUDED.rows, "
+        "checksum = EXCLUDED.checksum, archived_at = now()",
+        {"o": partition, "r": root, "t": archived_to, "n": rows, "c": checksum},
+    )
+
+
 def table_columns_ddl(schema: str, table: str) -> Query:
     """Rows of (column, type) in order, to recreate a table's shape in the archive."""
     return (
@@ -574,8 +693,22 @@ def create_empty_database(name: str) -> sql.Composed:
     return sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
 
 
+def create_database_owned_by(name: str, owner: str) -> sql.Composed:
+    return sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner))
+
+
 def drop_database(name: str) -> sql.Composed:
     return sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+
+
+def sequence_past_max(schema: str, sequence: str, table: str, column: str) -> sql.Composed:
+    """Move an owned sequence past its column's max (a clone loaded by replication has it at 1)."""
+    return sql.SQL("SELECT setval({}, greatest((SELECT max({}) FROM {}.{}), 1))").format(
+        sql.Literal(f"{schema}.{sequence}"), sql.Identifier(column), sql.Identifier(schema), sql.Identifier(table))
+
+
+def analyze() -> str:
+    return "ANALYZE"
 
 
 def workload_ranges() -> Query:

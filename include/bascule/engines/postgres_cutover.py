@@ -7,112 +7,44 @@ selects a row value: grants, role attributes, positions, counts and catalog name
 
 from __future__ import annotations
 
-import abc
-import json
-import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
-Query = tuple[str, dict[str, Any]]
+from bascule.engines.base import Query
+from bascule.engines.cutover_base import (
+    META_SCHEMA,
+    CutoverDialect,
+    FreezeRecord,
+    Grant,
+    Statement,
+    check_name,
+    grants_from_json,
+    grants_to_json,
+)
+from bascule.engines.postgres import PostgresEngine
 
-META_SCHEMA = "bascule_meta"
 # Rights that let the application change data. Sequence UPDATE allows nextval()
 # and setval() just as USAGE allows nextval(): both go.
 TABLE_WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
 SEQUENCE_WRITE_PRIVILEGES = ("USAGE", "UPDATE")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 
 
-def check_name(value: str, *, field: str) -> str:
-    """A plain identifier (role, schema, restore point): anything else is refused, not quoted around."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise ValueError(f"{field} must be a plain identifier of at most 63 characters (got {value!r})")
-    return value
-
-
-@dataclass(frozen=True, order=True)
-class Grant:
-    """One privilege of the application role on one object, as recorded by a freeze."""
-
-    kind: str  # "table" or "sequence"
-    schema: str
-    name: str
-    privilege: str
-    grantable: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def grants_to_json(grants: Sequence[Grant]) -> str:
-    return json.dumps([g.as_dict() for g in sorted(grants)])
-
-
-def grants_from_json(value: str | list[dict[str, Any]]) -> list[Grant]:
-    data = json.loads(value) if isinstance(value, str) else value
-    return sorted(Grant(**item) for item in data)
-
-
-class CutoverDialect(abc.ABC):
-    """The cutover questions every engine answers with SQL text."""
-
-    name: str
-
-    @abc.abstractmethod
-    def quote_ident(self, name: str) -> str: ...
-
-    def qualified(self, schema: str, name: str) -> str:
-        return f"{self.quote_ident(schema)}.{self.quote_ident(name)}"
-
-    # restore point
-    @abc.abstractmethod
-    def create_restore_point_sql(self, name: str) -> Query: ...
-
-    # freeze
-    @abc.abstractmethod
-    def ensure_meta_sql(self) -> list[str]: ...
-
-    @abc.abstractmethod
-    def active_freeze_sql(self, role: str) -> Query:
-        """Row (freeze_id, grants json, can_login, conn_limit, frozen_at, frozen_position) or none."""
-
-    @abc.abstractmethod
-    def write_grants_sql(self, role: str, schemas: Sequence[str]) -> Query:
-        """Rows (kind, schema, name, privilege, grantable) of the role's direct write rights."""
-
-    @abc.abstractmethod
-    def revoke_sql(self, role: str, grant: Grant) -> str: ...
-
-    @abc.abstractmethod
-    def grant_sql(self, role: str, grant: Grant) -> str: ...
-
-    @abc.abstractmethod
-    def sequence_values_sql(self, schemas: Sequence[str]) -> Query:
-        """Rows (schema, sequence, last_value or None, increment_by)."""
-
-    @abc.abstractmethod
-    def advance_sequence_sql(self, schema: str, name: str, value: int) -> Query: ...
-
-    @abc.abstractmethod
-    def invalid_constraints_sql(self, schemas: Sequence[str]) -> Query:
-        """Rows (schema, table, constraint, type) of constraints not enabled or not validated."""
-
-    @abc.abstractmethod
-    def disabled_triggers_sql(self, schemas: Sequence[str]) -> Query:
-        """Rows (schema, table, trigger, state) of user triggers that would not fire for the application."""
-
-    @abc.abstractmethod
-    def validate_constraint_sql(self, schema: str, table: str, constraint: str) -> str: ...
-
-
-class PostgresCutoverDialect(CutoverDialect):
-    name = "postgres"
-
-    def quote_ident(self, name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
+class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
+    def cutover_session_sql(self) -> list[str]:
+        # The freeze must not be held up by, nor hold up, the application.
+        return ["SET lock_timeout = '10s'"]
 
     # ------------------------------------------------------- restore point
+    def restore_point_prepare_sql(self) -> list[str]:
+        # The restore point's LSN is recorded in bascule_meta: a retry finds it there.
+        return self.ensure_meta_sql()
+
+    def restore_point_lock_sql(self) -> list[str]:
+        return [f"LOCK TABLE {META_SCHEMA}.restore_points IN SHARE ROW EXCLUSIVE MODE"]
+
+    def restore_point_made_sql(self, name: str, created: Sequence[tuple[Any, ...]]) -> Query:
+        return self.record_restore_point_sql(name, str(created[0][0]))
+
     def create_restore_point_sql(self, name: str) -> Query:
         check_name(name, field="restore point name")
         return "SELECT pg_create_restore_point(%(name)s)::text", {"name": name}
@@ -150,6 +82,9 @@ class PostgresCutoverDialect(CutoverDialect):
                     created_at  timestamptz NOT NULL DEFAULT clock_timestamp())""",
         ]
 
+    def freeze_lock_sql(self) -> list[str]:
+        return [f"LOCK TABLE {META_SCHEMA}.freeze_state IN SHARE ROW EXCLUSIVE MODE"]
+
     def active_freeze_sql(self, role: str) -> Query:
         return (
             f"""SELECT freeze_id, grants::text, can_login, conn_limit, frozen_at, frozen_position::text
@@ -157,6 +92,12 @@ class PostgresCutoverDialect(CutoverDialect):
                  WHERE role_name = %(role)s AND released_at IS NULL""",
             {"role": check_name(role, field="application role")},
         )
+
+    def freeze_record(self, row: Sequence[Any]) -> FreezeRecord:
+        freeze_id, grants, can_login, conn_limit, frozen_at, position = row[:6]
+        return FreezeRecord(freeze_id=int(freeze_id), grants=tuple(grants_from_json(grants)),
+                            can_login=bool(can_login), conn_limit=int(conn_limit), services=(),
+                            frozen_at=frozen_at, position=None if position is None else str(position))
 
     def role_attributes_sql(self, role: str) -> Query:
         return ("SELECT rolcanlogin, rolconnlimit FROM pg_roles WHERE rolname = %(role)s",
@@ -222,17 +163,34 @@ class PostgresCutoverDialect(CutoverDialect):
     def lock_role_sql(self, role: str) -> str:
         return f"ALTER ROLE {self.quote_ident(check_name(role, field='application role'))} NOLOGIN CONNECTION LIMIT 0"
 
-    def restore_role_sql(self, role: str, *, can_login: bool, conn_limit: int) -> str:
+    def restore_role_sql(self, role: str, *, can_login: bool, conn_limit: int | None = None) -> str:
+        if conn_limit is None:
+            raise ValueError(f"restoring role {role!r}: PostgreSQL needs the connection limit to give back")
         login = "LOGIN" if can_login else "NOLOGIN"
         return (f"ALTER ROLE {self.quote_ident(check_name(role, field='application role'))} {login} "
                 f"CONNECTION LIMIT {int(conn_limit)}")
 
-    def record_freeze_sql(self, role: str, grants: Sequence[Grant], *, can_login: bool, conn_limit: int) -> Query:
+    def record_freeze_sql(self, role: str, grants: Sequence[Grant], *, can_login: bool,
+                          conn_limit: int | None = None, services: Sequence[str] = ()) -> Query:
+        # PostgreSQL has no services to record: the application's way in is the role's login.
+        if conn_limit is None:
+            raise ValueError(f"freeze of {role!r}: PostgreSQL records the role's connection limit")
         return (
             f"""INSERT INTO {META_SCHEMA}.freeze_state (role_name, grants, can_login, conn_limit)
                 VALUES (%(role)s, %(grants)s::jsonb, %(can_login)s, %(conn_limit)s) RETURNING freeze_id""",
             {"role": role, "grants": grants_to_json(grants), "can_login": can_login, "conn_limit": conn_limit},
         )
+
+    def update_freeze_grants_sql(self, freeze_id: int, grants: Sequence[Grant]) -> Query:
+        return (f"UPDATE {META_SCHEMA}.freeze_state SET grants = %(g)s::jsonb WHERE freeze_id = %(id)s",
+                {"g": grants_to_json(grants), "id": int(freeze_id)})
+
+    def before_revoke_sql(self, services: Sequence[str]) -> list[Statement]:
+        # Revoking and NOLOGIN close every door PostgreSQL has.
+        return []
+
+    def after_restore_sql(self, services: Sequence[str]) -> list[Statement]:
+        return []
 
     def terminate_sessions_sql(self, role: str) -> Query:
         # Idle-in-transaction sessions included: their open transaction could
@@ -245,8 +203,12 @@ class PostgresCutoverDialect(CutoverDialect):
         )
 
     def sessions_sql(self, role: str) -> Query:
-        return ("SELECT count(*) FROM pg_stat_activity WHERE usename = %(role)s AND pid <> pg_backend_pid()",
+        return ("SELECT pid FROM pg_stat_activity WHERE usename = %(role)s AND pid <> pg_backend_pid()",
                 {"role": check_name(role, field="application role")})
+
+    def end_sessions_sql(self, role: str, sessions: Sequence[tuple[Any, ...]]) -> list[Statement]:
+        # One statement ends them all, those that appeared since they were listed included.
+        return [self.terminate_sessions_sql(role)] if sessions else []
 
     def mark_frozen_sql(self, freeze_id: int) -> Query:
         # Taken once, after the sessions are gone: every write the application
@@ -271,6 +233,9 @@ class PostgresCutoverDialect(CutoverDialect):
                  FROM pg_sequences WHERE schemaname = ANY(%(schemas)s) ORDER BY 1, 2""",
             {"schemas": list(schemas)},
         )
+
+    def sequence_last_value_sql(self, schema: str, name: str) -> Query | None:
+        return None  # advance_sequence_sql compares in the same statement
 
     def advance_sequence_sql(self, schema: str, name: str, value: int) -> Query:
         # Never backwards, decided by the database in the same statement.
@@ -308,8 +273,8 @@ class PostgresCutoverDialect(CutoverDialect):
             {"schemas": list(schemas)},
         )
 
-    def foreign_keys_sql(self, schemas: Sequence[str]) -> Query:
-        """Rows (schema, table, constraint, columns csv, ref schema, ref table, ref columns csv)."""
+    def foreign_keys_sql(self, schemas: Sequence[str]) -> Query | None:
+        # The apply worker runs with session_replication_role = replica: RI checks did not fire.
         return (
             """SELECT n.nspname, t.relname, c.conname,
                       (SELECT string_agg(quote_ident(a.attname), ',' ORDER BY k.ord)
@@ -346,14 +311,3 @@ class PostgresCutoverDialect(CutoverDialect):
     def validate_constraint_sql(self, schema: str, table: str, constraint: str) -> str:
         return (f"ALTER TABLE {self.qualified(schema, table)} VALIDATE CONSTRAINT "
                 f"{self.quote_ident(constraint)}")
-
-
-def cutover_dialect_for(engine: str) -> CutoverDialect:
-    from bascule.engines.oracle_cutover import OracleCutoverDialect
-
-    dialects: dict[str, type[CutoverDialect]] = {"postgres": PostgresCutoverDialect,
-                                                 "oracle": OracleCutoverDialect}
-    try:
-        return dialects[str(getattr(engine, "value", engine))]()
-    except KeyError:
-        raise ValueError(f"engine must be one of {', '.join(dialects)} (got {engine!r})") from None

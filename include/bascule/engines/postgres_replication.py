@@ -93,6 +93,10 @@ def heartbeat_table_exists() -> Query:
     )
 
 
+def history_table_exists() -> Query:
+    return "SELECT to_regclass(%(t)s) IS NOT NULL", {"t": f"{META_SCHEMA}.{HISTORY_TABLE}"}
+
+
 def create_history_table() -> sql.Composed:
     return sql.SQL(
         "CREATE TABLE IF NOT EXISTS {}.{} ("
@@ -193,6 +197,10 @@ def leaf_partitions_without_identity(schemas: Sequence[str]) -> Query:
         """,
         {"schemas": list(schemas)},
     )
+
+
+def current_user_is_superuser() -> Query:
+    return "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", {}
 
 
 def role_facts(role: str) -> Query:

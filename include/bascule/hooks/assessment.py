@@ -1,8 +1,10 @@
 """I/O of the preparation months: catalogue reads, storage actions, clones and pgbench, on one database.
 
-The hook reads its endpoint from an Airflow connection; the SQL comes from the
-engine's dialect module (``engines/postgres_assessment.py``, ``engines/oracle_assessment.py``).
+The hook reads its endpoint from an Airflow connection and connects through the
+engine's provider hook (``MigrationDatabaseHook``); the SQL comes from the engine's
+dialect module (``engines/postgres_assessment.py``, ``engines/oracle_assessment.py``).
 Database errors are sanitised before they leave: a DETAIL line can quote a row.
+The clone and client helpers (pg_dump, pgbench, COPY) are PostgreSQL's tools.
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseHook
-
+from bascule.engines.base import ConnectOptions
+from bascule.hooks.database import MigrationDatabaseError, MigrationDatabaseHook
 from bascule.notifications.sanitize import sanitize_error_text
 
 PGBENCH = os.environ.get("BASCULE_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench")
 PG_BINDIR = Path(PGBENCH).parent
+# libpq clients (pgbench, pg_dump) get the same session settings as the hook's own sessions.
 _OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c statement_timeout=0"
 
 
-class PreparationDatabaseError(RuntimeError):
+class PreparationDatabaseError(MigrationDatabaseError):
     """A database call of the preparation failed; the message is sanitised."""
 
 
@@ -33,17 +36,19 @@ def _safe(exc: BaseException) -> str:
     return sanitize_error_text(f"{type(exc).__name__}: {exc}")
 
 
-class AssessmentHook(BaseHook):
-    """One database of the migration (source or target, or a clone of it), for the preparation stages."""
+class AssessmentHook(MigrationDatabaseHook):
+    """One database of the migration (source or target, or a clone of it), for the preparation stages.
 
-    conn_name_attr = "db_conn_id"
+    One autocommit connection, kept until :meth:`close`. Any error of a statement (not only
+    the driver's) leaves as :class:`PreparationDatabaseError`, sanitised.
+    """
+
     hook_name = "bascule preparation database"
+    error_class = PreparationDatabaseError
 
     def __init__(self, *, db_conn_id: str, engine: str = "postgres", dbname: str | None = None,
                  connect_timeout_s: int = 10, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.db_conn_id = db_conn_id
-        self.engine = str(getattr(engine, "value", engine))
+        super().__init__(db_conn_id=db_conn_id, engine=engine, **kwargs)
         self.dbname = dbname
         self.connect_timeout_s = connect_timeout_s
         self._conn: Any = None
@@ -64,18 +69,19 @@ class AssessmentHook(BaseHook):
                               connect_timeout_s=self.connect_timeout_s)
 
     def _connect(self) -> Any:
-        if self.engine != "postgres":
-            from airflow.providers.oracle.hooks.oracle import OracleHook
-
-            return OracleHook(oracle_conn_id=self.db_conn_id).get_conn()
-        import psycopg
-
-        c = self.airflow_connection
-        return psycopg.connect(
-            host=c.host or "127.0.0.1", port=int(c.port or 5432), user=c.login, password=c.password,
-            dbname=self.database, autocommit=True, connect_timeout=self.connect_timeout_s,
-            application_name="bascule-preparation", options=_OPTIONS,
-        )
+        # Errors are worded by the caller (conn): the provider hook is called unguarded here.
+        options = ConnectOptions(autocommit=True, application_name="bascule-preparation",
+                                 connect_timeout_s=self.connect_timeout_s)
+        conn = self.provider_hook(database=self.database, options=options).get_conn()
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                for statement in self.dialect.preparation_session_sql():
+                    cur.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     @property
     def conn(self) -> Any:
@@ -127,7 +133,7 @@ class AssessmentHook(BaseHook):
             yield self.conn
 
     def ping(self) -> None:
-        self.records(("SELECT 1", {}))
+        self.records(self.dialect.ping_sql())
 
     # ----------------------------------------------------------------- facts not in SQL
 
@@ -142,7 +148,7 @@ class AssessmentHook(BaseHook):
         try:
             ((path,),) = self.records(q.data_directory())
             self.execute(q.create_df_scratch())
-            self.execute("TRUNCATE bascule_df")
+            self.execute(q.truncate_df_scratch())
             self.execute(q.copy_df_output(str(path)))
             rows = self.records((q.read_df_scratch(), {}))
         except PreparationDatabaseError as exc:
@@ -195,15 +201,13 @@ class AssessmentHook(BaseHook):
     def copy_rows(self, *, source_table: Any, target: AssessmentHook, target_table: Any) -> int:
         """Stream a table's rows in COPY binary format to another database; returns bytes streamed."""
         import psycopg
-        from psycopg import sql
+
+        from bascule.engines import postgres_assessment as q
 
         moved = 0
         try:
-            with self.conn.cursor().copy(
-                sql.SQL("COPY {} TO STDOUT (FORMAT binary)").format(source_table)
-            ) as out, target.conn.cursor().copy(
-                sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(target_table)
-            ) as into:
+            with self.conn.cursor().copy(q.copy_out_binary(source_table)) as out, \
+                    target.conn.cursor().copy(q.copy_in_binary(target_table)) as into:
                 for block in out:
                     moved += len(block)
                     into.write(block)

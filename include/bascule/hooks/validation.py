@@ -9,21 +9,20 @@ the key columns inside PostgreSQL so no other value leaves the server (ADR 0021)
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from airflow.sdk import BaseHook
 
-from bascule.engines.base import KeyRange
-from bascule.hooks.database import MigrationDatabaseHook
+from bascule.engines.base import ConnectOptions, KeyRange, LogicalDecodingDialect
+from bascule.hooks.database import MigrationDatabaseError, MigrationDatabaseHook
 from bascule.notifications.sanitize import sanitize_error_text
 from bascule.validation.keys import KeyHasher
 
 
-class ValidationDatabaseError(RuntimeError):
+class ValidationDatabaseError(MigrationDatabaseError):
     """A database error during a comparison, its text already stripped of row values."""
 
 
@@ -97,13 +96,14 @@ class ComparisonSession:
 
     # --- logical decoding (PostgreSQL) ---
 
-    def _require_decoding(self) -> Any:
-        if not hasattr(self.dialect, "create_change_slot_sql"):
+    def _require_decoding(self) -> LogicalDecodingDialect:
+        if not self.dialect.supports_logical_decoding:
             raise NotImplementedError(
                 f"{self.hook.db_conn_id}: incremental comparison needs logical decoding, which bascule "
                 f"implements for PostgreSQL only (engine {self.hook.engine}); see docs/adr/0021"
             )
-        return self.dialect
+        # The session's dialect may be a RestrictedDialect around the engine's: it answers the same.
+        return cast(LogicalDecodingDialect, self.dialect)
 
     def create_change_slot(self, slot: str) -> str:
         d = self._require_decoding()
@@ -119,28 +119,10 @@ class ComparisonSession:
     def changed_keys(self, slot: str, key_columns: dict[str, list[str]]) -> Iterator[tuple[str, str, list[str]]]:
         """(qualified table, operation, key texts...) per decoded change of the tables given.
 
-        The key columns are cut out of each change by a regular expression inside
-        PostgreSQL: the other columns' values never reach this process.
+        The dialect's query cuts the key columns out of each change inside the
+        database: the other columns' values never reach this process.
         """
-        d = self._require_decoding()
-        slot_sql, params = d.read_changes_sql(slot)
-        cases = []
-        for i, (table, cols) in enumerate(sorted(key_columns.items())):
-            params[f"t{i}"] = table
-            arrays = []
-            for j, col in enumerate(cols):
-                params[f"re{i}_{j}"] = "(?:^| )" + re.escape(col) + r"\[[^]]*\]:('(?:[^']|'')*'|[^ ]+)"
-                arrays.append(f"to_jsonb(ARRAY(SELECT x[1] FROM regexp_matches(c.data, %(re{i}_{j})s, 'g') x))")
-            cases.append(f"WHEN %(t{i})s THEN jsonb_build_array({', '.join(arrays)})")
-        # Changes to a partition are decoded under the partition's name: fold them into the root.
-        sql = (
-            f"SELECT r.name, m[2], CASE r.name {' '.join(cases)} END::text"
-            f" FROM ({slot_sql}) c CROSS JOIN LATERAL regexp_match(c.data, '^table ([^ ]+): ([A-Z]+):') m"
-            " CROSS JOIN LATERAL (SELECT coalesce((SELECT n.nspname || '.' || k.relname FROM pg_class k"
-            " JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = coalesce("
-            "pg_partition_root(to_regclass(m[1])), to_regclass(m[1]))), m[1]) AS name) r"
-        )
-        for table, op, keys in self.rows((sql, params)):
+        for table, op, keys in self.rows(self._require_decoding().changed_keys_sql(slot, key_columns)):
             values = json.loads(keys) if keys else []
             yield str(table), str(op), values
 
@@ -149,6 +131,7 @@ class ValidationHook(MigrationDatabaseHook):
     """Source or target of a comparison: sessions with the session settings values' text depends on."""
 
     hook_name = "bascule validation database"
+    error_class = ValidationDatabaseError
 
     def __init__(self, *, db_conn_id: str, engine: str, parallel_workers: int = 2, **kwargs: Any) -> None:
         super().__init__(db_conn_id=db_conn_id, engine=engine, **kwargs)
@@ -156,30 +139,10 @@ class ValidationHook(MigrationDatabaseHook):
 
     @contextmanager
     def session(self) -> Iterator[ComparisonSession]:
-        try:
-            conn = self.sql_hook.get_conn()
-        except Exception as exc:  # any driver error may quote row values
-            raise ValidationDatabaseError(
-                f"{self.db_conn_id}: cannot connect: {type(exc).__name__}: {sanitize_error_text(exc)}"
-            ) from None
-        try:
-            if hasattr(conn, "autocommit"):
-                conn.autocommit = True
-            session = ComparisonSession(self, conn)
-            for statement in self.dialect.session_setup_sql(parallel_workers=self.parallel_workers):
-                self._execute(conn, statement)
-            yield session
-        finally:
-            conn.close()
-
-    def _execute(self, conn: Any, statement: str) -> None:
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement)
-        except Exception as exc:  # any driver error may quote row values
-            raise ValidationDatabaseError(
-                f"{self.db_conn_id}: session setup failed: {sanitize_error_text(exc)}"
-            ) from None
+        """An autocommit session with the settings values' text depends on pinned."""
+        setup = self.dialect.session_setup_sql(parallel_workers=self.parallel_workers)
+        with self.database_session(setup=setup, options=ConnectOptions(autocommit=True)) as conn:
+            yield ComparisonSession(self, conn)
 
 
 class KeyHashHook(BaseHook):

@@ -41,8 +41,8 @@ class _StageOperator(BaseOperator):
     def target_hook(self) -> AssessmentHook:
         return AssessmentHook(db_conn_id=self.target_conn_id, engine=self.plan.target.engine.value)
 
-    def _require_postgres(self) -> None:
-        if self.plan.source.engine.value != "postgres" or self.plan.target.engine.value != "postgres":
+    def _require_live_preparation(self) -> None:
+        if not (self.source_hook.dialect.runs_preparation_live and self.target_hook.dialect.runs_preparation_live):
             raise AirflowFailException(
                 f"{self.task_id}: runs live on PostgreSQL only; for Oracle, run the SQL of "
                 "bascule.engines.oracle_assessment with the DBA (see docs/preparation.md)")
@@ -70,7 +70,7 @@ class AssessmentOperator(_StageOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from bascule.preparation.assessment import assess_postgres, cutover_date_arg
 
-        self._require_postgres()
+        self._require_live_preparation()
         role = None
         if self.plan.replication.postgres_logical is not None:
             role = AssessmentHook(db_conn_id=self.plan.replication.postgres_logical.replication_conn_id
@@ -95,7 +95,7 @@ class SchemaComparisonOperator(_StageOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from bascule.preparation.schema_diff import compare, release_objects_for, snapshot
 
-        self._require_postgres()
+        self._require_live_preparation()
         schemas = list(self.plan.scope.schemas)
         with self.source_hook as src, self.target_hook as tgt:
             diff = compare(snapshot(src, schemas), snapshot(tgt, schemas), plan=self.plan,
@@ -150,7 +150,7 @@ class PerformanceReplayOperator(_StageOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from bascule.preparation import replay
 
-        self._require_postgres()
+        self._require_live_preparation()
         settings = replay.ReplaySettings(
             concurrency=tuple(int(c) for c in self.concurrency), repeats=int(self.repeats),
             duration_s=int(self.duration_s), threshold=float(self.threshold),
@@ -182,7 +182,7 @@ class StorageAnalysisOperator(_StageOperator):
         from bascule.preparation.storage import analyse_storage
         from bascule.today import retention_today
 
-        self._require_postgres()
+        self._require_live_preparation()
         today = retention_today(self.plan)
         self.log.info("storage: retention of %s months measured from %s (%s)", self.retention_months, today,
                       "the plan's storage.as_of" if self.plan.storage.as_of else "today's date")
@@ -211,7 +211,7 @@ class StorageApplyOperator(_StageOperator):
         from bascule.paths import reports_dir
         from bascule.preparation.storage import Action, apply_storage_actions
 
-        self._require_postgres()
+        self._require_live_preparation()
         analysis = context["ti"].xcom_pull(task_ids=self.analysis_task_id)
         if not analysis:
             raise AirflowFailException(f"no storage analysis in XCom of task {self.analysis_task_id!r}")
@@ -305,8 +305,7 @@ def readiness_lag_history(hook: AssessmentHook, *, limit: int = 2000) -> list[tu
     from bascule.hooks.assessment import PreparationDatabaseError
 
     try:
-        if not hook.records(("SELECT to_regclass(%(t)s) IS NOT NULL",
-                             {"t": f"{pr.META_SCHEMA}.{pr.HISTORY_TABLE}"}))[0][0]:
+        if not hook.records(pr.history_table_exists())[0][0]:
             return []
         rows = hook.records(pr.recent_history("postgres-logical", "forward", limit))
     except PreparationDatabaseError:

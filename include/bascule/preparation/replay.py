@@ -1,7 +1,7 @@
 """Performance replay: the clinic workload on clones of source and target, at rising concurrency, repeated.
 
 Real Application Testing's idea with PostgreSQL's own ``pgbench``: custom scripts
-taken from the clinic application (``pgbench/*.sql``), one per transaction type,
+taken from the clinic application (``engines/pgbench/*.sql``), one per transaction type,
 mixed by weight in one run. Each run writes pgbench's per-transaction log, which
 is parsed into throughput and p50/p95/p99 latency per transaction type.
 
@@ -31,7 +31,7 @@ from bascule.engines import postgres_assessment as q
 from bascule.preparation.findings import Finding, FindingSet, Severity
 
 STAGE = "performance_replay"
-SCRIPTS_DIR = Path(__file__).with_name("pgbench")
+SCRIPTS_DIR = q.PGBENCH_SCRIPTS_DIR
 # Weights of the clinic's transaction mix (chart reads dominate a hospital's day).
 DEFAULT_WORKLOAD: Mapping[str, int] = {
     "chart_read": 35, "patient_search": 10, "admission_insert": 10, "prescription_insert": 20,
@@ -116,15 +116,12 @@ def drop_clone(hook: Any, clone_db: str) -> None:
 
 def sync_identity_sequences(clone: Any, schemas: Sequence[str]) -> int:
     """Move each owned sequence past its column's max: a target loaded by replication has them at 1."""
-    from psycopg import sql
-
     moved = 0
     for schema, seq, *_rest, owned in clone.records(q.catalogue_sequences(list(schemas))):
         if not owned:
             continue
         table, column = owned.rsplit(".", 1)
-        clone.execute(sql.SQL("SELECT setval({}, greatest((SELECT max({}) FROM {}.{}), 1))").format(
-            sql.Literal(f"{schema}.{seq}"), sql.Identifier(column), sql.Identifier(schema), sql.Identifier(table)))
+        clone.execute(q.sequence_past_max(schema, seq, table, column))
         moved += 1
     return moved
 
@@ -369,7 +366,7 @@ def run_replay(source: ReplayEndpoint, target: ReplayEndpoint, *, settings: Repl
             clone = ep.admin.for_database(name)
             try:
                 sync_identity_sequences(clone, schemas)
-                clone.execute("ANALYZE")
+                clone.execute(q.analyze())
                 if ep.prepare is not None:
                     ep.prepare(clone)
             finally:

@@ -40,28 +40,6 @@ DEFAULT_RETENTION_MONTHS = 24
 ARCHIVE_DB = "clinic_archive"
 BLOAT_MIN_BYTES = 1 << 20
 BLOAT_MIN_RATIO = 0.2
-ARCHIVED_TABLE = "bascule_meta.archived_partitions"
-_ARCHIVED_DDL = (
-    "CREATE SCHEMA IF NOT EXISTS bascule_meta",
-    f"CREATE TABLE IF NOT EXISTS {ARCHIVED_TABLE} (object text PRIMARY KEY, root text NOT NULL,"
-    " key_column text NOT NULL, key_type text NOT NULL, range_from text, range_to text,"
-    " archived_to text NOT NULL, rows bigint NOT NULL, checksum numeric NOT NULL,"
-    " verified_at timestamptz NOT NULL DEFAULT now())",
-)
-# The one range bound of a single-column RANGE partition, as pg_get_expr prints it.
-_BOUND_SQL = r"""
-SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
-       (regexp_match(pg_get_expr(c.relpartbound, c.oid),
-                     '^FOR VALUES FROM \((.*)\) TO \((.*)\)$'))[1:2],
-       pt.partnatts, pt.partstrat::text
-  FROM pg_class c
-  JOIN pg_inherits i ON i.inhrelid = c.oid
-  JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
-  JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
- WHERE c.oid = to_regclass(%(o)s)
-"""
-
-
 class ActionKind(enum.StrEnum):
     DROP_INDEX = "drop_index"
     ARCHIVE_PARTITION = "archive_partition"
@@ -296,17 +274,7 @@ def analyse_storage(*, source: Any, target: Any, schemas: Sequence[str], today: 
 
 
 def _index_bytes_on(target: Any, partitions: set[str], indexes: set[str]) -> dict[str, int]:
-    rows = target.records((
-        """
-        SELECT pn.nspname || '.' || pic.relname, sum(pg_relation_size(ci.oid))::bigint
-          FROM unnest(%(parts)s::text[]) AS p(name)
-          JOIN pg_index i ON i.indrelid = to_regclass(p.name)
-          JOIN pg_class ci ON ci.oid = i.indexrelid
-          JOIN pg_inherits inh ON inh.inhrelid = i.indexrelid
-          JOIN pg_class pic ON pic.oid = inh.inhparent
-          JOIN pg_namespace pn ON pn.oid = pic.relnamespace
-         GROUP BY 1
-        """, {"parts": sorted(partitions)}))
+    rows = target.records(q.index_bytes_on_partitions(partitions))
     return {name: int(b) for name, b in rows if name in indexes}
 
 
@@ -337,8 +305,6 @@ def apply_storage_actions(target: Any, actions: Sequence[Action], *, schemas: Se
                           archive_db: str = ARCHIVE_DB, manifest_path: Path | None = None,
                           log: Callable[[str], None] = print) -> ApplyResult:
     """Drop indexes and archive partitions on the target; idempotent (a second run finds nothing left to do)."""
-    from psycopg import sql
-
     (before, _), = target.records(q.scope_bytes(list(schemas)))
     applied: list[dict[str, Any]] = []
     archives = [a for a in actions if a.kind is ActionKind.ARCHIVE_PARTITION]
@@ -347,9 +313,7 @@ def apply_storage_actions(target: Any, actions: Sequence[Action], *, schemas: Se
         if not target.records(q.database_exists(archive_db)):
             target.execute(q.create_empty_database(archive_db))
         archive = target.for_database(archive_db)
-        archive.execute("CREATE TABLE IF NOT EXISTS archive_manifest (object text PRIMARY KEY, root text NOT NULL,"
-                        " archived_to text NOT NULL, rows bigint NOT NULL, checksum numeric NOT NULL,"
-                        " archived_at timestamptz NOT NULL DEFAULT now())")
+        archive.execute(q.create_archive_manifest())
     try:
         for action in actions:
             if action.kind is ActionKind.DROP_INDEX:
@@ -359,12 +323,10 @@ def apply_storage_actions(target: Any, actions: Sequence[Action], *, schemas: Se
                 log(f"storage: dropped index {action.object}")
         for action in archives:
             assert archive is not None
-            applied.append(_archive_partition(target, archive, action, sql=sql, log=log))
+            applied.append(_archive_partition(target, archive, action, log=log))
         manifest = [] if archive is None else [
             {"object": o, "root": r, "archived_to": t, "rows": int(n), "checksum": str(c), "archived_at": str(at)}
-            for o, r, t, n, c, at in archive.records(
-                ("SELECT object, root, archived_to, rows, checksum, archived_at FROM archive_manifest ORDER BY 1",
-                 {}))]
+            for o, r, t, n, c, at in archive.records(q.archive_manifest())]
     finally:
         if archive is not None:
             archive.close()
@@ -377,32 +339,27 @@ def apply_storage_actions(target: Any, actions: Sequence[Action], *, schemas: Se
     return ApplyResult(int(before), int(after), tuple(applied), archive_info)
 
 
-def _archive_partition(target: Any, archive: Any, action: Action, *, sql: Any,
-                       log: Callable[[str], None]) -> dict[str, Any]:
+def _archive_partition(target: Any, archive: Any, action: Action, *, log: Callable[[str], None]) -> dict[str, Any]:
     schema, part = action.object.split(".", 1)
     root_schema, root = (action.root or "").split(".", 1)
-    done = archive.records(("SELECT rows FROM archive_manifest WHERE object = %(o)s", {"o": action.object}))
-    exists = target.records(("SELECT to_regclass(%(o)s) IS NOT NULL", {"o": action.object}))[0][0]
+    done = archive.records(q.archived_rows(action.object))
+    exists = target.records(q.relation_exists(action.object))[0][0]
     if done and not exists:
         return {"kind": action.kind.value, "object": action.object, "rows": int(done[0][0]), "already": True}
     columns = target.records(q.table_columns_ddl(schema, part))
     ddl = ", ".join(f'"{c}" {t}' for c, t in columns)
-    archive.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    archive.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(sql.Identifier(schema), sql.Identifier(part)))
+    archive.execute(q.create_schema(schema))
+    archive.execute(q.drop_table(schema, part))
     archive.execute(q.create_archive_table_like(schema, part, ddl))
-    target.copy_rows(source_table=sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(part)),
-                     target=archive, target_table=sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(part)))
+    target.copy_rows(source_table=q.relation(schema, part), target=archive, target_table=q.relation(schema, part))
     (n_src, c_src), = target.records(q.relation_checksum(schema, part))
     (n_arc, c_arc), = archive.records(q.relation_checksum(schema, part))
     if (int(n_src), str(c_src)) != (int(n_arc), str(c_arc)):
         raise ArchiveMismatch(f"archive of {action.object}: {n_arc} rows / checksum differs from the partition's "
                               f"{n_src} rows: the partition was left in place")
-    archive.execute(
-        "INSERT INTO archive_manifest (object, root, archived_to, rows, checksum) VALUES "
-        "(%(o)s, %(r)s, %(t)s, %(n)s, %(c)s) ON CONFLICT (object) DO UPDATE SET rows = EXCLUDED.rows, "
-        "checksum = EXCLUDED.checksum, archived_at = now()",
-        {"o": action.object, "r": action.root, "t": f"{archive.database}.{schema}.{part}", "n": int(n_src),
-         "c": c_src})
+    archive.execute(*q.record_archive(partition=action.object, root=action.root,
+                                      archived_to=f"{archive.database}.{schema}.{part}", rows=int(n_src),
+                                      checksum=c_src))
     _record_archived_range(target, action, archived_to=f"{archive.database}.{schema}.{part}", rows=int(n_src),
                            checksum=c_src)
     target.execute(q.detach_partition(root_schema, root, part))
@@ -423,21 +380,16 @@ def _bound_value(text: str) -> str | None:
 
 def _record_archived_range(target: Any, action: Action, *, archived_to: str, rows: int, checksum: Any) -> None:
     """Record, on the target, the key range the partition held: the comparison leaves it out on both sides."""
-    found = target.records((_BOUND_SQL, {"o": action.object}))
+    found = target.records(q.partition_bound(action.object))
     if not found:
         raise ArchiveMismatch(f"archive of {action.object}: not a partition on the target; nothing was detached")
     column, key_type, bounds, natts, strategy = found[0]
     if strategy != "r" or int(natts) != 1 or not bounds:
         raise ArchiveMismatch(f"archive of {action.object}: only a single-column RANGE partition's key range can "
                               "be recorded for validation; the partition was left in place")
-    for statement in _ARCHIVED_DDL:
+    for statement in q.create_archived_ranges():
         target.execute(statement)
-    target.execute(
-        f"INSERT INTO {ARCHIVED_TABLE} (object, root, key_column, key_type, range_from, range_to, archived_to,"
-        " rows, checksum) VALUES (%(o)s, %(r)s, %(k)s, %(kt)s, %(f)s, %(t)s, %(a)s, %(n)s, %(c)s)"
-        " ON CONFLICT (object) DO UPDATE SET root = EXCLUDED.root, key_column = EXCLUDED.key_column,"
-        " key_type = EXCLUDED.key_type, range_from = EXCLUDED.range_from, range_to = EXCLUDED.range_to,"
-        " archived_to = EXCLUDED.archived_to, rows = EXCLUDED.rows, checksum = EXCLUDED.checksum,"
-        " verified_at = now()",
-        {"o": action.object, "r": action.root, "k": column, "kt": key_type, "f": _bound_value(bounds[0]),
-         "t": _bound_value(bounds[1]), "a": archived_to, "n": rows, "c": checksum})
+    target.execute(*q.record_archived_range(
+        partition=action.object, root=action.root, key_column=column, key_type=key_type,
+        range_from=_bound_value(bounds[0]), range_to=_bound_value(bounds[1]), archived_to=archived_to, rows=rows,
+        checksum=checksum))

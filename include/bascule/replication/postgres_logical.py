@@ -205,7 +205,7 @@ class PostgresLogicalReplication(Replication):
             add("target_tables", "subscriber", not missing,
                 f"{len(missing)} table(s) missing on the subscriber: {', '.join(missing[:10])}",
                 "create them on the subscriber first (release migration, or SyncSchemaChangesOperator)")
-        admin = self.hook.records("subscriber", ("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", {}))
+        admin = self.hook.records("subscriber", q.current_user_is_superuser())
         add("subscriber_privilege", "subscriber", bool(admin and admin[0][0]),
             "the subscriber's connection role must be a superuser to CREATE SUBSCRIPTION on PostgreSQL 15",
             "ALTER ROLE <subscriber login> SUPERUSER (PostgreSQL 16+: GRANT pg_create_subscription)")

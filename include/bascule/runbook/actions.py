@@ -277,12 +277,17 @@ def smoke_side(ctx: StepContext, side: str, *, error: type[Exception] | None = N
     from bascule.cutover.smoke import smoke_through
 
     cfg = ctx.plan.cutover.endpoint.pgbouncer
+    endpoint = ctx.plan.source if side == "source" else ctx.plan.target
+    checks = ctx.plan.cutover.smoke
+    if not checks:
+        ctx.log("the plan names no smoke checks (cutover.smoke): nothing is tested through the endpoint")
     if cfg is None:
-        endpoint = ctx.plan.source if side == "source" else ctx.plan.target
         ctx.log(f"no endpoint application connection: smoke tests run on the {side}'s own connection")
-        result = smoke_through(endpoint.app_conn_id or endpoint.conn_id)
+        result = smoke_through(endpoint.app_conn_id or endpoint.conn_id, checks=checks,
+                               engine=endpoint.engine.value)
     else:
-        result = smoke_through(cfg.app_conn_id, database=SMOKE_FOLLOWER)
+        result = smoke_through(cfg.app_conn_id, checks=checks, engine=endpoint.engine.value,
+                               database=SMOKE_FOLLOWER)
     data = result.as_dict()
     ctx.log(f"smoke tests through the endpoint, now on the {side}: {'ok' if result.ok else 'FAILED'}")
     if not result.ok:

@@ -9,10 +9,9 @@ reads of the partitioned table are restricted to rows outside the archived
 ranges, and each archived partition is listed in the table's result as
 "archived (verified at <time>, to <where>)": never skipped silently.
 
-The restriction wraps the dialect's data queries (bounds, range hashes, hash
-buckets, leaf rows, rows by keys, row count), which each read ``FROM <table>``
-exactly once, into ``FROM (SELECT * FROM <table> WHERE <outside the ranges>)``;
-the catalogue queries are left alone.
+The restriction (``bascule.engines.restricted``) wraps the dialect's data queries
+(bounds, range hashes, hash buckets, leaf rows, rows by keys, row count); the
+catalogue queries are left alone. The SQL that reads the record is the dialect's.
 """
 
 from __future__ import annotations
@@ -22,11 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bascule.engines.base import Query
+from bascule.engines.postgres_assessment import ARCHIVED_TABLE
 
-ARCHIVED_TABLE = "bascule_meta.archived_partitions"
-RESTRICTED_QUERIES = frozenset({"key_bounds_sql", "count_rows_sql", "range_hashes_sql", "hash_buckets_sql",
-                                "leaf_rows_sql", "rows_by_keys_sql"})
 _TYPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\d+(,\s*\d+)?\))?( with(out)? time zone)?$")
 
 
@@ -60,86 +56,22 @@ class ArchivedRange:
                 "range_from": self.range_from, "range_to": self.range_to}
 
 
-def read_query() -> Query:
-    return (
-        "SELECT object, root, key_column, key_type, range_from, range_to, archived_to, rows,"
-        " to_char(verified_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-        f" FROM {ARCHIVED_TABLE} ORDER BY root, object",
-        {},
-    )
-
-
-def exists_query() -> Query:
-    return "SELECT to_regclass(%(t)s) IS NOT NULL", {"t": ARCHIVED_TABLE}
-
-
 def read_archived(session: Any) -> dict[str, list[ArchivedRange]]:
     """The target's archived ranges by root table (lower-case ``schema.table``); empty when none was recorded.
 
-    PostgreSQL only, as is the storage apply that records them.
+    Only where the engine's storage stage archives partitions (PostgreSQL): elsewhere the
+    dialect has no record to read.
     """
-    if session.hook.engine != "postgres" or not session.rows(exists_query())[0][0]:
+    exists = session.dialect.archived_ranges_exist_sql()
+    if exists is None or not session.rows(exists)[0][0]:
         return {}
     out: dict[str, list[ArchivedRange]] = {}
-    for row in session.rows(read_query()):
+    for row in session.rows(session.dialect.archived_ranges_sql()):
         r = ArchivedRange(object=str(row[0]), root=str(row[1]), key_column=str(row[2]), key_type=str(row[3]),
                           range_from=row[4], range_to=row[5], archived_to=str(row[6]), rows=int(row[7]),
                           verified_at=str(row[8]))
         out.setdefault(r.root.lower(), []).append(r)
     return out
-
-
-def outside_predicate(dialect: Any, column: str, ranges: Sequence[ArchivedRange], *, prefix: str = "arc"
-                      ) -> Query:
-    """``column`` outside every range (a row whose key is NULL is outside), with its bind values."""
-    col = dialect.quote_ident(column)
-    params: dict[str, Any] = {}
-    inside = []
-    for i, r in enumerate(ranges):
-        parts = []
-        if r.range_from is not None:
-            params[f"{prefix}_f{i}"] = r.range_from
-            parts.append(f"{col} >= CAST({dialect.param(f'{prefix}_f{i}')} AS {r.key_type})")
-        if r.range_to is not None:
-            params[f"{prefix}_t{i}"] = r.range_to
-            parts.append(f"{col} < CAST({dialect.param(f'{prefix}_t{i}')} AS {r.key_type})")
-        inside.append("(" + " AND ".join(parts) + ")")
-    return f"({col} IS NULL OR NOT ({' OR '.join(inside)}))", params
-
-
-def restrict(query: Query, table_sql: str, predicate: Query) -> Query:
-    """``query`` reading only the rows of ``table_sql`` that satisfy ``predicate``."""
-    sql, params = query
-    needle = f"FROM {table_sql}"
-    if sql.count(needle) != 1:
-        raise ValueError(f"cannot leave archived ranges out of a query that does not read {needle!r} once")
-    head, tail = sql.split(needle)
-    # The dialects alias the table as t where they refer to it; elsewhere a derived table needs a name.
-    alias = "" if re.match(r" t\b", tail) else " b"
-    where, extra = predicate
-    return f"{head}FROM (SELECT * FROM {table_sql} WHERE {where}){alias}{tail}", {**params, **extra}
-
-
-class RestrictedDialect:
-    """A dialect whose data queries on one table leave the archived ranges out; all else passes through."""
-
-    def __init__(self, inner: Any, *, schema: str, table: str, predicate: Query) -> None:
-        self._inner = inner
-        self._table = (schema, table)
-        self._predicate = predicate
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name not in RESTRICTED_QUERIES:
-            return attr
-
-        def restricted(schema: str, table: str, *args: Any, **kwargs: Any) -> Query:
-            query = attr(schema, table, *args, **kwargs)
-            if (schema, table) != self._table:
-                return query
-            return restrict(query, self._inner.qualified(schema, table), self._predicate)
-
-        return restricted
 
 
 def source_column(column: str, renamed: Iterable[tuple[str, str]]) -> str:

@@ -19,11 +19,9 @@ from typing import Any
 from bascule.hooks.validation import ValidationHook
 
 
-def sqlalchemy_url(hook: ValidationHook, engine: str) -> str:
-    uri = hook.sql_hook.get_uri()
-    if engine == "postgres" and uri.startswith("postgresql://"):
-        uri = "postgresql+psycopg://" + uri[len("postgresql://"):]
-    return uri
+def sqlalchemy_url(hook: ValidationHook) -> str:
+    """The provider's URI, with the driver bascule installs when the URI names none."""
+    return hook.dialect.sqlalchemy_url(hook.sql_hook.get_uri())
 
 
 def suite_docs(source: ValidationHook, names: Sequence[str]) -> list[dict[str, Any]]:
@@ -55,7 +53,7 @@ def suite_file_context(*, side: str, hook: ValidationHook, source: ValidationHoo
         raise ValueError(f"side must be 'source' or 'target' (got {side!r})")
     docs = suite_docs(source, list(suites))
     var = datasource_env_var(side)
-    os.environ[var] = sqlalchemy_url(hook, hook.engine)
+    os.environ[var] = sqlalchemy_url(hook)
     root = Path(tempfile.mkdtemp(prefix=f"bascule-gx-{side}-"))
     try:
         yield build_context(root, side=side, engine=hook.engine, suites=docs), docs

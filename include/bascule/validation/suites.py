@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bascule.engines import dialect_for
 from bascule.paths import REPO_ROOT
 
 SUITES_DIR = REPO_ROOT / "expectations"
@@ -148,10 +149,9 @@ def build_context(root: Path, *, side: str, engine: str, suites: list[dict[str, 
 
     context = suites_context(root, suites)
     env = "${" + datasource_env_var(side) + "}"
-    if engine == "postgres":
-        source = context.data_sources.add_or_update_postgres(name=side, connection_string=env)
-    else:
-        source = context.data_sources.add_or_update_sql(name=side, connection_string=env)
+    # GX has a dedicated data source for some engines (postgres), the generic SQL one for the rest.
+    add_source = getattr(context.data_sources, f"add_or_update_{dialect_for(engine).gx_data_source}")
+    source = add_source(name=side, connection_string=env)
     for doc in suites:
         schema, table = suite_table(doc)
         asset = source.add_table_asset(name=doc["name"], table_name=table, schema_name=schema)

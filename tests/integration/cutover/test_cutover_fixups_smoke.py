@@ -9,9 +9,16 @@ from conftest import catalog_snapshot  # type: ignore[import-not-found]
 
 from bascule.cutover.fixups import SequenceMargin, advance_sequences, check_constraints
 from bascule.cutover.smoke import smoke_through
+from bascule.paths import LAB_PLAN
+from bascule.plan import load_plan
 from bascule_lab.canary import CANARY_STRINGS
 
 pytestmark = pytest.mark.integration
+
+
+def _lab_smoke() -> dict[str, Any]:
+    """The lab plan's smoke checks (cutover.smoke) and the engine they run on."""
+    return {"checks": load_plan(LAB_PLAN).cutover.smoke, "engine": "postgres"}
 
 
 def test_sequences_advance_past_the_source_once_and_never_back(cutover_lab: Any, source_db: Any,
@@ -62,7 +69,7 @@ def test_smoke_through_the_endpoint_while_the_app_entry_is_paused(cutover_lab: A
     with cutover_lab.connect("legacy", "clinic") as su:
         (before,) = su.execute("SELECT count(*) FROM clinic.observations").fetchone()
     endpoint.pause()
-    result = smoke_through("bascule_endpoint_app", database="clinic_smoke")
+    result = smoke_through("bascule_endpoint_app", database="clinic_smoke", **_lab_smoke())
     assert result.ok and result.server == "bascule-legacy" and result.chart["encounters"] >= 1
     assert result.observation_id is not None
     with cutover_lab.connect("legacy", "clinic") as su:
@@ -77,7 +84,7 @@ def test_smoke_reports_a_refused_write_by_class_only(cutover_lab: Any, source_db
     with cutover_lab.connect("legacy", "clinic") as su:
         su.execute("REVOKE INSERT ON clinic.observations FROM clinic_app")
     try:
-        result = smoke_through("bascule_endpoint_app", database="clinic_smoke")
+        result = smoke_through("bascule_endpoint_app", database="clinic_smoke", **_lab_smoke())
         assert result.read_ok and not result.write_ok and result.write_error == "InsufficientPrivilege"
     finally:
         with cutover_lab.connect("legacy", "clinic") as su:

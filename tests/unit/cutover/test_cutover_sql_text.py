@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from bascule.engines import cutover_dialect_for
+from bascule.engines.cutover_base import Grant, check_name, grants_from_json, grants_to_json
 from bascule.engines.oracle_cutover import OracleCutoverDialect
-from bascule.engines.postgres_cutover import (
-    Grant,
-    PostgresCutoverDialect,
-    check_name,
-    cutover_dialect_for,
-    grants_from_json,
-    grants_to_json,
-)
+from bascule.engines.postgres_cutover import PostgresCutoverDialect
 
 pytestmark = pytest.mark.unit
 

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bascule.engines import dialect_for
-from bascule.validation.archived import (
-    ArchivedRange,
-    RestrictedDialect,
-    outside_predicate,
-    restrict,
-    source_column,
-)
+from bascule.engines.restricted import RestrictedDialect, outside_predicate, restrict
+from bascule.validation.archived import ArchivedRange, source_column
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,224 @@
+"""What every engine answers for the cutover: restore point, freeze, unfreeze, sequences, constraints.
+
+The cutover hook (``bascule.hooks.cutover``) runs one freeze flow and one unfreeze
+flow for every engine; each step it cannot write the same way everywhere is a
+method here. A method returns a statement, a list of statements (empty where the
+engine has nothing to do), or ``None`` where the engine needs no such step.
+Text only: identifiers are checked and quoted here, values travel as binds, and no
+statement selects a row value (grants, role attributes, positions, counts, names).
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from bascule.engines.base import EngineDialect, Query
+
+# PostgreSQL's schema name; Oracle spells it upper case (unquoted identifiers are).
+META_SCHEMA = "bascule_meta"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
+
+Statement = Query | str
+
+
+def check_name(value: str, *, field: str) -> str:
+    """A plain identifier (role, schema, restore point): anything else is refused, not quoted around."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(f"{field} must be a plain identifier of at most 63 characters (got {value!r})")
+    return value
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One privilege of the application role on one object, as recorded by a freeze."""
+
+    kind: str  # "table" or "sequence"
+    schema: str
+    name: str
+    privilege: str
+    grantable: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def grants_to_json(grants: Sequence[Grant]) -> str:
+    return json.dumps([g.as_dict() for g in sorted(grants)])
+
+
+def grants_from_json(value: str | list[dict[str, Any]]) -> list[Grant]:
+    data = json.loads(value) if isinstance(value, str) else value
+    return sorted(Grant(**item) for item in data)
+
+
+@dataclass(frozen=True)
+class FreezeRecord:
+    """The open freeze of a role as the database records it (``active_freeze_sql``'s row)."""
+
+    freeze_id: int
+    grants: tuple[Grant, ...]  # what the freeze took away, given back by unfreeze
+    can_login: bool
+    conn_limit: int | None  # PostgreSQL's connection limit; None where the engine has none
+    services: tuple[str, ...]  # Oracle services stopped by the freeze; () elsewhere
+    frozen_at: datetime | None
+    position: str | None
+
+
+class CutoverDialect(EngineDialect):
+    """The cutover questions every engine answers with SQL text."""
+
+    # ------------------------------------------------------------------ session
+    @abc.abstractmethod
+    def cutover_session_sql(self) -> list[str]:
+        """Session settings of every cutover session (the freeze must not wait on, nor hold up, the app)."""
+
+    # ------------------------------------------------------------ restore point
+    def restore_point_name(self, name: str) -> str:
+        """The name as the engine stores it."""
+        return check_name(name, field="restore point name")
+
+    @abc.abstractmethod
+    def restore_point_prepare_sql(self) -> list[str]:
+        """Statements (committed) before a restore point is looked up: where bascule records it."""
+
+    @abc.abstractmethod
+    def restore_point_lock_sql(self) -> list[str]:
+        """Statements that serialise two tasks making the same restore point."""
+
+    @abc.abstractmethod
+    def restore_point_lookup_sql(self, name: str) -> Query:
+        """Zero or one row starting (position, created_at) of the named restore point."""
+
+    @abc.abstractmethod
+    def create_restore_point_sql(self, name: str) -> Query: ...
+
+    @abc.abstractmethod
+    def restore_point_made_sql(self, name: str, created: Sequence[tuple[Any, ...]]) -> Query:
+        """One row starting (position, created_at) of the restore point just made; ``created`` holds
+        the rows :meth:`create_restore_point_sql` returned."""
+
+    # ------------------------------------------------------------------- freeze
+    @abc.abstractmethod
+    def ensure_meta_sql(self) -> list[str]:
+        """Statements (idempotent, committed) that create the freeze's state table."""
+
+    @abc.abstractmethod
+    def freeze_lock_sql(self) -> list[str]:
+        """Statements that serialise two freezes (or a freeze and an unfreeze) of the same database."""
+
+    @abc.abstractmethod
+    def role_attributes_sql(self, role: str) -> Query:
+        """Zero rows if the role does not exist, else one row (can_login, connection limit or NULL)."""
+
+    @abc.abstractmethod
+    def active_freeze_sql(self, role: str) -> Query:
+        """Zero or one row (freeze_id, grants json, can_login, limit or services, frozen_at, position)."""
+
+    @abc.abstractmethod
+    def freeze_record(self, row: Sequence[Any]) -> FreezeRecord:
+        """:meth:`active_freeze_sql`'s row, read (a LOB column included)."""
+
+    @abc.abstractmethod
+    def write_grants_sql(self, role: str, schemas: Sequence[str]) -> Query:
+        """Rows (kind, schema, name, privilege, grantable) of the role's direct write rights."""
+
+    @abc.abstractmethod
+    def record_freeze_sql(self, role: str, grants: Sequence[Grant], *, can_login: bool,
+                          conn_limit: int | None = None, services: Sequence[str] = ()) -> Query: ...
+
+    def record_freeze_statements(self, role: str, grants: Sequence[Grant], *, can_login: bool,
+                                 conn_limit: int | None = None, services: Sequence[str] = ()) -> list[Query]:
+        """Statements that record a new freeze; the last one returns a row starting with its freeze_id."""
+        return [self.record_freeze_sql(role, grants, can_login=can_login, conn_limit=conn_limit,
+                                       services=services)]
+
+    @abc.abstractmethod
+    def update_freeze_grants_sql(self, freeze_id: int, grants: Sequence[Grant]) -> Query:
+        """Record ``grants`` as what the open freeze took away (grants given again while frozen)."""
+
+    @abc.abstractmethod
+    def before_revoke_sql(self, services: Sequence[str]) -> list[Statement]:
+        """Statements that close the engine's other doors before the grants go (Oracle's restricted
+        session and services)."""
+
+    @abc.abstractmethod
+    def revoke_sql(self, role: str, grant: Grant) -> str: ...
+
+    @abc.abstractmethod
+    def grant_sql(self, role: str, grant: Grant) -> str: ...
+
+    @abc.abstractmethod
+    def lock_role_sql(self, role: str) -> str:
+        """Forbid the role to log in."""
+
+    @abc.abstractmethod
+    def restore_role_sql(self, role: str, *, can_login: bool, conn_limit: int | None = None) -> str: ...
+
+    @abc.abstractmethod
+    def sessions_sql(self, role: str) -> Query:
+        """One row per session of the role (the identifiers :meth:`end_sessions_sql` needs)."""
+
+    @abc.abstractmethod
+    def end_sessions_sql(self, role: str, sessions: Sequence[tuple[Any, ...]]) -> list[Statement]:
+        """Statements that end ``sessions`` (rows of :meth:`sessions_sql`). Whether they ended is
+        decided by counting again, not by these statements' outcome."""
+
+    @abc.abstractmethod
+    def remaining_write_rights_sql(self, role: str, schemas: Sequence[str]) -> Query:
+        """Rows (schema, name, privilege) the role can still use, directly, through roles or PUBLIC."""
+
+    @abc.abstractmethod
+    def mark_frozen_sql(self, freeze_id: int) -> Query: ...
+
+    def mark_frozen_statements(self, freeze_id: int) -> list[Query]:
+        """Statements that take the frozen position once; the last returns (frozen_at, position)."""
+        return [self.mark_frozen_sql(freeze_id)]
+
+    @abc.abstractmethod
+    def after_restore_sql(self, services: Sequence[str]) -> list[Statement]:
+        """Statements of an unfreeze after the grants and login are back (Oracle reopens services)."""
+
+    @abc.abstractmethod
+    def release_freeze_sql(self, freeze_id: int) -> Query: ...
+
+    # ---------------------------------------------------------------- sequences
+    @abc.abstractmethod
+    def sequence_values_sql(self, schemas: Sequence[str]) -> Query:
+        """Rows (schema, sequence, last_value or None, increment_by)."""
+
+    @abc.abstractmethod
+    def sequence_last_value_sql(self, schema: str, name: str) -> Query | None:
+        """Zero or one row (last value) read before :meth:`advance_sequence_sql`, for an engine whose
+        statement cannot refuse to move a sequence backwards; None when the statement itself refuses."""
+
+    @abc.abstractmethod
+    def advance_sequence_sql(self, schema: str, name: str, value: int) -> Query:
+        """Move the sequence to ``value``. Where it compares itself, it returns a row only if it moved."""
+
+    # -------------------------------------------------------------- constraints
+    @abc.abstractmethod
+    def invalid_constraints_sql(self, schemas: Sequence[str]) -> Query:
+        """Rows (schema, table, constraint, type) of constraints not enabled or not validated."""
+
+    @abc.abstractmethod
+    def disabled_triggers_sql(self, schemas: Sequence[str]) -> Query:
+        """Rows (schema, table, trigger, state) of user triggers that would not fire for the application."""
+
+    @abc.abstractmethod
+    def validate_constraint_sql(self, schema: str, table: str, constraint: str) -> str: ...
+
+    def foreign_keys_sql(self, schemas: Sequence[str]) -> Query | None:
+        """Rows (schema, table, constraint, columns csv, ref schema, ref table, ref columns csv) of the
+        foreign keys whose child rows must be counted for orphans; None where replication enforces them."""
+        return None
+
+    def orphan_count_sql(self, schema: str, table: str, columns: Sequence[str], ref_schema: str,
+                         ref_table: str, ref_columns: Sequence[str]) -> Query:
+        """One row (count) of child rows whose parent is missing."""
+        raise NotImplementedError(f"{self.name}: no orphan count (foreign_keys_sql is None)")
