@@ -16,6 +16,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from bascule.engines import dialect_for
 from bascule.hooks.assessment import AssessmentHook
 from bascule.plan import Plan
 from bascule.preparation.findings import FindingSet
@@ -42,7 +43,8 @@ class _StageOperator(BaseOperator):
         return AssessmentHook(db_conn_id=self.target_conn_id, engine=self.plan.target.engine.value)
 
     def _require_live_preparation(self) -> None:
-        if not (self.source_hook.dialect.runs_preparation_live and self.target_hook.dialect.runs_preparation_live):
+        # Asked of the plan's engines, not of the hooks: refusing must not need a connection.
+        if not all(dialect_for(side.engine.value).runs_preparation_live for side in (self.plan.source, self.plan.target)):
             raise AirflowFailException(
                 f"{self.task_id}: runs live on PostgreSQL only; for Oracle, run the SQL of "
                 "bascule.engines.oracle_assessment with the DBA (see docs/preparation.md)")
