@@ -37,7 +37,7 @@ import signal
 import time
 from pathlib import Path
 
-from bascule.cutover.pgbouncer_config import DatabaseTarget, parse_databases, render_databases
+from bascule.hooks.pgbouncer_config import DatabaseTarget, parse_databases, render_databases
 from bascule_lab.common import (
     APP_DB,
     LAB_USER,

@@ -108,7 +108,7 @@ class PgBouncerEndpoint(EndpointSwitch):
     def targets(self) -> Mapping[Side, Any]:
         from airflow.sdk import BaseHook
 
-        from bascule.cutover.pgbouncer_config import DatabaseTarget
+        from bascule.hooks.pgbouncer_config import DatabaseTarget
 
         out = {}
         for side, conn_id in ((Side.SOURCE, self.source_conn_id), (Side.TARGET, self.target_conn_id)):

@@ -20,7 +20,7 @@ from typing import Any
 
 from bascule.engines.base import ConnectOptions
 from bascule.hooks.database import MigrationDatabaseError, MigrationDatabaseHook
-from bascule.notifications.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import sanitize_error_text
 
 PGBENCH = os.environ.get("BASCULE_PGBENCH", "/usr/lib/postgresql/15/bin/pgbench")
 PG_BINDIR = Path(PGBENCH).parent

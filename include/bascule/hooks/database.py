@@ -24,7 +24,7 @@ from airflow.sdk import BaseHook
 from bascule.engines import dialect_for
 from bascule.engines.base import ConnectOptions, Dialect, EngineDialect
 from bascule.inventory import SequenceInventory, SideInventory, TableInventory
-from bascule.notifications.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import sanitize_error_text
 
 Statement = tuple[Any, dict[str, Any]] | str
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from bascule.cutover.pgbouncer_config import DatabaseTarget, rewrite_databases
+from bascule.hooks.pgbouncer_config import DatabaseTarget, rewrite_databases
 
 _COMMAND = re.compile(r"(PAUSE|RESUME|DISABLE|ENABLE|KILL|RECONNECT|WAIT_CLOSE) [A-Za-z_][A-Za-z0-9_]*"
                       r"|RELOAD|SHOW (DATABASES|POOLS|CLIENTS|SERVERS|STATS|VERSION)")

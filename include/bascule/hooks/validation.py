@@ -18,8 +18,8 @@ from airflow.sdk import BaseHook
 
 from bascule.engines.base import ConnectOptions, KeyRange, LogicalDecodingDialect
 from bascule.hooks.database import MigrationDatabaseError, MigrationDatabaseHook
-from bascule.notifications.sanitize import sanitize_error_text
-from bascule.validation.keys import KeyHasher
+from bascule.privacy.keys import KeyHasher
+from bascule.privacy.sanitize import sanitize_error_text
 
 
 class ValidationDatabaseError(MigrationDatabaseError):

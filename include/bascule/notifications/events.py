@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, ClassVar, Union, get_args, get_origin, get_type_hints
 
-from bascule.notifications.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import sanitize_error_text
 
 
 class EventKind(enum.StrEnum):

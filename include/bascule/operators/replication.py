@@ -17,7 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.hooks.replication import ReplicationHistoryHook
-from bascule.notifications.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import sanitize_error_text
 from bascule.replication.base import LagReading, Replication, ReplicationState
 from bascule.replication.eta import drain_eta
 from bascule.replication.factory import replication_from_config

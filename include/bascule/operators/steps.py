@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from bascule.notifications.sanitize import sanitize_error_text
 from bascule.plan import Plan, default_plan_path, load_plan
+from bascule.privacy.sanitize import sanitize_error_text
 from bascule.runbook.context import STEP_XCOM_KEY, Action, SafeMessage, StepContext
 from bascule.today import utc_now
 

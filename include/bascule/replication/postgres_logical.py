@@ -26,7 +26,7 @@ import psycopg
 
 from bascule.engines import postgres_replication as q
 from bascule.hooks.replication import PostgresLogicalReplicationHook
-from bascule.notifications.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import sanitize_error_text
 from bascule.replication.base import LagReading, Replication, ReplicationBroken, ReplicationState
 from bascule.replication.heartbeat import (
     MarkerLog,

@@ -414,7 +414,7 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
             repl.enable()
             resumed = "enabled"
         except Exception as exc:  # the evidence matters more than this step's success
-            from bascule.notifications.sanitize import sanitize_error_text
+            from bascule.privacy.sanitize import sanitize_error_text
 
             resumed = f"not resumed: {sanitize_error_text(str(exc))}"
     ended = utc_now().isoformat()
@@ -449,7 +449,7 @@ def _drop_prepared_reverse(ctx: StepContext) -> str | None:
         _replication(ctx, "reverse").drop()
         return "dropped"
     except Exception as exc:  # the rollback itself matters more: report it, a person drops it later
-        from bascule.notifications.sanitize import sanitize_error_text
+        from bascule.privacy.sanitize import sanitize_error_text
 
         return f"not dropped: {sanitize_error_text(str(exc))}"
 

@@ -227,7 +227,7 @@ def undo_fallback(ctx: StepContext) -> dict[str, Any]:
             repl.enable()
             reverse = "enabled"
         except Exception as exc:  # the application's way back matters more than this step's success
-            from bascule.notifications.sanitize import sanitize_error_text
+            from bascule.privacy.sanitize import sanitize_error_text
 
             reverse = f"not resumed: {sanitize_error_text(str(exc))}"
         finally:

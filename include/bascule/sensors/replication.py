@@ -19,7 +19,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from bascule.notifications.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import sanitize_error_text
 from bascule.replication.base import Replication, ReplicationState
 from bascule.replication.factory import replication_config, replication_from_config
 from bascule.triggers.replication import ReplicationCaughtUpTrigger, ReplicationLagTrigger, caught_up_event

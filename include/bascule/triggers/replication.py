@@ -22,7 +22,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from bascule.notifications.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import sanitize_error_text
 from bascule.replication.base import LagReading, Replication, ReplicationBroken, ReplicationState
 from bascule.replication.eta import drain_eta
 from bascule.replication.factory import replication_from_config

@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 from bascule.engines.base import KeyRange, bucket_layout
 from bascule.engines.restricted import RestrictedDialect, outside_predicate
 from bascule.hooks.validation import ComparisonSession, ValidationHook
+from bascule.privacy.keys import KeyHasher, KeyRenderer, identifying_key
 from bascule.validation.archived import ArchivedRange, for_table, key_column_of, source_column
 from bascule.validation.canonical import TableSetupError, TableSpec, build_table_spec
-from bascule.validation.keys import KeyHasher, KeyRenderer, identifying_key
 from bascule.validation.report import ComparisonReport, DiffKind, TableResult, TableStatus
 
 T = TypeVar("T")

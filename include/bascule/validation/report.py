@@ -1,7 +1,7 @@
 """Comparison reports: per table rows compared, ranges, differences (keys or keyed hashes) and time.
 
 Only identifiers, counts, durations and keys go in; a key that identifies a
-person is an HMAC (``bascule.validation.keys``). Errors are sanitised before
+person is an HMAC (``bascule.privacy.keys``). Errors are sanitised before
 they are stored. The JSON goes to XCom; :func:`render_summary` is the log's view.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from bascule.notifications.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import sanitize_error_text
 
 
 class TableStatus(enum.StrEnum):

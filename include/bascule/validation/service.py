@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from bascule.hooks.validation import KeyHashHook, ValidationHook
+from bascule.privacy.keys import KeyHasher
 from bascule.validation.archived import ArchivedRange, read_archived
 from bascule.validation.compare import Comparator, CompareSettings, TableRef, tables_from_plan
 from bascule.validation.incremental import ChangeTracker, incremental_compare, slot_name
-from bascule.validation.keys import KeyHasher
 
 # bascule's own bookkeeping (the replication heartbeat): never part of what is compared.
 EXCLUDED_SCHEMAS = frozenset({"bascule_meta"})

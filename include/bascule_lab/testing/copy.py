@@ -86,7 +86,7 @@ def plant_differences(lab: Any, *, target: str = "new", dbname: str = "clinic",
     timestamp change, one character in the middle of a large text, a jsonb detail, a 0.01 dose.
     ``patient_id`` picks the patient whose phone is set to NULL (a canary, in the leak tests).
     """
-    from bascule.validation.keys import json_key_value
+    from bascule.privacy.keys import json_key_value
 
     changed: set[tuple[str, Any]] = set()
     missing: set[tuple[str, Any]] = set()

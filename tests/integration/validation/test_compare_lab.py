@@ -69,7 +69,7 @@ def test_identical_then_exactly_the_18_differences(copied: Any, airflow_env: dic
 def test_identifying_keys_are_keyed_hashes(copied: Any, airflow_env: dict[str, str]) -> None:
     from airflow.sdk import BaseHook
 
-    from bascule.validation.keys import HASH_PREFIX, KeyHasher
+    from bascule.privacy.keys import HASH_PREFIX, KeyHasher
     from bascule.validation.service import full_comparison
 
     pid = _canary_patient_id(copied)

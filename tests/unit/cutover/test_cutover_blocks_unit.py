@@ -15,7 +15,7 @@ import pytest
 
 from bascule.cutover.endpoint import CommandEndpoint, EndpointError, Side, endpoint_from_config
 from bascule.cutover.fixups import FixupError, SequenceMargin, plan_sequence_advances
-from bascule.cutover.pgbouncer_config import (
+from bascule.hooks.pgbouncer_config import (
     DatabaseTarget,
     PgBouncerConfigError,
     parse_databases,

@@ -9,8 +9,8 @@ import pytest
 from bascule.engines.base import ColumnKind, HashMode, bucket_layout
 from bascule.engines.oracle import OracleDialect
 from bascule.engines.postgres import PostgresDialect
+from bascule.privacy.keys import HASH_PREFIX, KeyHasher, KeyRenderer, identifying_key
 from bascule.validation.canonical import TableSetupError, build_table_spec
-from bascule.validation.keys import HASH_PREFIX, KeyHasher, KeyRenderer, identifying_key
 from bascule.validation.report import TableResult, TableStatus, ValidationFailed, render_summary
 from bascule.validation.suites import (
     SUITES_DIR,

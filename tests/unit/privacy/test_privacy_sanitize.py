@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bascule.notifications.sanitize import REDACTED, sanitize_error_text
+from bascule.privacy.sanitize import REDACTED, sanitize_error_text
 
 pytestmark = pytest.mark.unit
 
