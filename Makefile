@@ -15,10 +15,12 @@ demo: setup
 ## Command B: set everything up and pass the tests.
 test: setup
 	@$(VENV)/ruff check .
+	@$(VENV)/lint-imports --no-cache
 	@$(VENV)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	@$(VENV)/ruff check .
+	@$(VENV)/lint-imports --no-cache
 
 lock:
 	@$(VENV)/uv pip compile -q requirements.txt --override overrides.txt --python-version 3.11 -o requirements.lock
