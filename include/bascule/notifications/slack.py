@@ -311,8 +311,6 @@ class SlackNotifications(LoggingMixin):
         self._consecutive_failures = 0
         self._breaker_open_until = 0.0
 
-    @cached_property
-
     @classmethod
     def for_plan(cls, notifications: Any, *, ti: Any | None = None, background: bool = False,
                  publish_each_delivery: bool = True, thread_store: ThreadStore | None = None,
@@ -324,6 +322,8 @@ class SlackNotifications(LoggingMixin):
         overrides = {"airflow_base_url": airflow_base_url} if airflow_base_url else {}
         return cls(settings=NotificationSettings.from_plan(notifications, **overrides), ti=ti,
                    thread_store=thread_store, publish_each_delivery=publish_each_delivery, background=background)
+
+    @cached_property
     def hook(self) -> BoundedSlackHook:
         s = self.settings
         return BoundedSlackHook(

@@ -205,3 +205,14 @@ def test_no_event_field_is_a_free_form_mapping():
     for cls in EVENT_TYPES.values():
         for f in dataclasses.fields(cls):
             assert "dict" not in str(f.type) and "Any" not in str(f.type), (cls.__name__, f.name)
+
+
+def test_for_plan_is_the_one_way_to_build_a_notifier_and_its_hook_is_bounded():
+    from bascule.notifications.slack import BoundedSlackHook, MemoryThreadStore, SlackNotifications
+
+    assert SlackNotifications.for_plan(None) is None
+    notifier = SlackNotifications.for_plan({"channel": "#cutover", "slack_conn_id": "bascule_slack"},
+                                           thread_store=MemoryThreadStore(), background=True)
+    assert isinstance(notifier, SlackNotifications)
+    assert notifier.settings.channel == "#cutover" and notifier.settings.mode.value == "web_api"
+    assert isinstance(notifier.hook, BoundedSlackHook) and notifier.hook is notifier.hook  # built once
