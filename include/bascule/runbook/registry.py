@@ -29,6 +29,9 @@ from typing import Any
 
 from bascule.notifications.events import CutoverOutcome
 from bascule.runbook.context import Action, StepContext
+from bascule.runbook.decisions import Requirement
+
+GO, NO_GO = "GO", "NO-GO"
 
 __all__ = ["Entry", "EntryKind", "Runbook", "RunbookError", "TriggerRule", "drain", "gate", "report", "step"]
 
@@ -197,6 +200,32 @@ class Runbook:
             done.append(ready)
             pending.remove(ready)
         return done
+
+    def downstream_of(self, task_id: str) -> set[str]:
+        """Every task that runs after ``task_id`` along the runbook's edges (not ``task_id`` itself)."""
+        below: dict[str, set[str]] = {e.task_id: set() for e in self.entries}
+        for up, down in self.edges():
+            below[up].add(down)
+        seen: set[str] = set()
+        todo = list(below[task_id])
+        while todo:
+            t = todo.pop()
+            if t not in seen:
+                seen.add(t)
+                todo.extend(below[t])
+        return seen
+
+    def requirements(self, task_id: str) -> tuple[Requirement, ...]:
+        """The gate answers ``task_id`` needs: for each gate whose one option (and not the other) leads to it."""
+        out = []
+        for g in self.gates:
+            after_go = {g.go, *self.downstream_of(str(g.go))}
+            after_no_go = {g.no_go, *self.downstream_of(str(g.no_go))}
+            if task_id in after_go and task_id not in after_no_go:
+                out.append(Requirement(g.task_id, str(g.gate_id), GO))
+            elif task_id in after_no_go and task_id not in after_go:
+                out.append(Requirement(g.task_id, str(g.gate_id), NO_GO))
+        return tuple(out)
 
     def report_entries(self) -> tuple[Entry, ...]:
         """Everything the report times, in declaration order: every step, gate and drain but the report."""
