@@ -39,7 +39,9 @@ __all__ = [
     "Downtime",
     "Endpoint",
     "Engine",
+    "Decisions",
     "Gate",
+    "ManualStep",
     "GoldenGate",
     "Notifications",
     "Plan",
@@ -157,6 +159,7 @@ PG_NAME_RE = r"^[a-z_][a-z0-9_]{0,62}$"
 # GoldenGate caps Extract and integrated/classic Replicat group names at 8 characters.
 GG_GROUP_RE = r"^[A-Za-z][A-Za-z0-9_]{0,7}$"
 USERNAME_RE = r"^[A-Za-z0-9_.@+-]{1,256}$"
+TASK_ID_RE = r"^[a-z][a-z0-9_]{0,249}$"
 SLACK_CHANNEL_RE = r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{8,})$"
 
 _PATTERN_HINTS: dict[str, str] = {
@@ -169,6 +172,7 @@ _PATTERN_HINTS: dict[str, str] = {
     PG_NAME_RE: "must be a lowercase PostgreSQL name (letters, digits, '_', at most 63)",
     GG_GROUP_RE: "must be a GoldenGate group name: a letter, then up to 7 letters, digits or '_'",
     USERNAME_RE: "must be an Airflow username",
+    TASK_ID_RE: "must be a task id of the runbook: a lowercase letter, then letters, digits or '_'",
     SLACK_CHANNEL_RE: "must be '#channel-name' (lowercase, no spaces) or a channel id like C0123ABCD",
 }
 
@@ -181,6 +185,8 @@ QualifiedColumn = Annotated[str, StringConstraints(pattern=COLUMN_RE)]
 PgName = Annotated[str, StringConstraints(pattern=PG_NAME_RE)]
 GgGroup = Annotated[str, StringConstraints(pattern=GG_GROUP_RE)]
 Username = Annotated[str, StringConstraints(pattern=USERNAME_RE)]
+TaskId = Annotated[str, StringConstraints(pattern=TASK_ID_RE)]
+DagId = Literal["cutover", "rollback"]
 SlackChannel = Annotated[str, StringConstraints(pattern=SLACK_CHANNEL_RE)]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
@@ -386,6 +392,30 @@ class Gate(_Section):
     assigned_users: Annotated[tuple[Username, ...], Field(min_length=1)]
     timeout: Duration | None = None
     description: str | None = None
+    # Where a gate of the plan's own sits: after this task of ``dag`` (the runbook's own gates, such as
+    # go_for_freeze, have their place in the registry and leave these unset). GO goes on; NO-GO fails the
+    # gate, and inside the downtime window the night rolls back.
+    after: TaskId | None = None
+    dag: DagId = "cutover"
+
+
+class ManualStep(_Section):
+    """A task a person does by hand at its place in the night ("stop the HL7 interface engine"), confirmed
+    in the Airflow UI by one of its owners before the night goes on."""
+
+    title: Text
+    owners: Annotated[tuple[Username, ...], Field(min_length=1)]
+    after: TaskId
+    dag: DagId = "cutover"
+    timeout: Duration | None = None
+    description: str | None = None
+
+
+class Decisions(_Section):
+    """The key that signs each gate's answer (ADR 0037): an Airflow connection whose password only the
+    workers can read (the secrets backend), at least 32 bytes."""
+
+    key_conn_id: ConnId = "bascule_decision_key"
 
 
 class Notifications(_Section):
@@ -503,6 +533,8 @@ class Plan(_Section):
     downtime: Downtime = Field(default_factory=Downtime)
     storage: Storage = Field(default_factory=Storage)
     gates: dict[GateId, Gate]
+    manual_steps: dict[GateId, ManualStep] = Field(default_factory=dict)
+    decisions: Decisions = Field(default_factory=Decisions)
     notifications: Notifications | None = None
     cutover: Cutover = Field(default_factory=Cutover)
 
@@ -534,6 +566,9 @@ class Plan(_Section):
                 raise _FieldError(
                     ("validation", "identifying_keys", i), f"table {schema}.{table} is not in scope"
                 )
+        for step_id in self.manual_steps:
+            if step_id in self.gates:
+                raise _FieldError(("manual_steps", step_id), f"{step_id!r} is also a gate: give it another id")
         for gate_id in REQUIRED_GATES:
             if gate_id not in self.gates:
                 raise _FieldError(("gates", gate_id), "required gate is missing")

@@ -128,7 +128,11 @@ class Lab:
         if not self.state_file.exists():
             raise LabError(f"the lab at {self.root} has never been started: run `bascule lab up`")
         data = json.loads(self.state_file.read_text())
-        return LabState(**data)
+        state = LabState(**data)
+        if "decision_key" not in data:
+            # A lab made before gate decisions were signed: its key is made once and kept.
+            self._save_state(state)
+        return state
 
     def _save_state(self, state: LabState) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -365,6 +369,10 @@ class Lab:
             "bascule_key_hmac": {
                 "conn_type": "generic", "password": state.hmac_key,
                 "description": "secret for keyed hashes of identifying keys",
+            },
+            "bascule_decision_key": {
+                "conn_type": "generic", "password": state.decision_key,
+                "description": "the workers' key that signs gate decisions",
             },
         }
         tmp = self.connections_file.with_suffix(".tmp")

@@ -40,6 +40,8 @@ class LabState:
     passwords: dict[str, str]
     hmac_key: str
     seed: dict[str, Any] | None = None
+    # The workers' key that signs gate decisions (connection bascule_decision_key), made once per lab.
+    decision_key: str = dataclasses.field(default_factory=lambda: secrets.token_hex(32))
 
     @classmethod
     def new(cls) -> LabState:

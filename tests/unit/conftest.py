@@ -18,6 +18,17 @@ import pytest
 from bascule.replication.base import LagReading, Replication, ReplicationBroken, ReplicationState
 
 RUN_ID = "manual__2026-05-01T22:00:00+00:00"
+# The workers' key that signs gate decisions (ADR 0037), as a secrets backend would give it.
+DECISION_KEY = "unit-tests-decision-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def decision_key(monkeypatch: pytest.MonkeyPatch) -> bytes:
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_BASCULE_DECISION_KEY",
+                       json.dumps({"conn_type": "generic", "password": DECISION_KEY}))
+    return DECISION_KEY.encode()
 # What a driver error may quote: the fake patient whose name must never leave bascule.
 PATIENT = "Thornbury"
 

@@ -25,6 +25,9 @@ DECISION_XCOM_KEY = "bascule_decision"
 ASKED_XCOM_KEY = "bascule_gate_asked_at"
 REPORT_XCOM_KEY = "cutover_report"  # the run's report, whichever runbook (a fallback's too)
 
+# A gate's options, and a manual step's only one.
+GO, NO_GO, DONE = "GO", "NO-GO", "DONE"
+
 
 class SafeMessage:
     """Mixin for bascule's own exceptions whose text is built from identifiers and numbers only.

@@ -37,7 +37,6 @@ from typing import Any
 SIGNATURE_PREFIX = "hmac-sha256:"
 # What the signature covers: everything that says who decided what, where and when.
 SIGNED_FIELDS = ("dag_id", "run_id", "task_id", "gate", "decision", "by", "at")
-MIN_KEY_BYTES = 32
 
 
 class DecisionForged(Exception):
@@ -56,13 +55,6 @@ class Requirement:
     gate_task: str
     gate_id: str
     option: str
-
-
-def check_key(key: bytes, *, conn_id: str) -> bytes:
-    if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"connection {conn_id!r}: the decision key must be at least {MIN_KEY_BYTES} bytes "
-                         f"(got {len(key)})")
-    return key
 
 
 def signature(key: bytes, record: Mapping[str, Any]) -> str:

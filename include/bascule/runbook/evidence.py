@@ -75,3 +75,28 @@ def go_live_gate_body(plan: Any, g: dict[str, Any]) -> str:
         "source, writes reopened there, forward replication resumed.",
     ]
     return "\n".join(lines)
+
+
+def checkpoint_body(ctx: Any) -> str:
+    """The body of a gate the plan placed, or of a manual step: what is asked, and the night so far."""
+    from bascule.today import parse_instant, utc_now
+
+    runbook = ctx.runbook
+    entry = runbook.entry(ctx.step) if runbook is not None else None
+    gate_id = entry.gate_id if entry is not None else ctx.step
+    spec = ctx.plan.manual_steps.get(gate_id) or ctx.plan.gates.get(gate_id)
+    manual = entry is not None and entry.manual
+    lines = [f"## {'Manual step' if manual else 'Gate'}: {spec.title if spec else gate_id}", ""]
+    if spec is not None and spec.description:
+        lines += [spec.description, ""]
+    lines.append("Confirm DONE once it is done." if manual else
+                 "GO goes on with the night. NO-GO stops it here; inside the downtime window, the night rolls back.")
+    freeze = ctx.result_of(ctx.freeze_task) if ctx.freeze_task else None
+    if freeze and freeze.get("frozen_at"):
+        elapsed = (utc_now() - parse_instant(freeze["frozen_at"])).total_seconds()
+        lines += ["", f"Downtime so far: {elapsed:.0f} s of {ctx.plan.budget_seconds:.0f} s."]
+    done = [e.step for e in (runbook.entries if runbook is not None else ()) if e.kind.value != "gate"
+            and ctx.result_of(e.task_id) is not None]
+    if done:
+        lines += ["", "Steps done so far: " + ", ".join(f"`{s}`" for s in done) + "."]
+    return "\n".join(lines)

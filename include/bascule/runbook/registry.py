@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bascule.notifications.events import CutoverOutcome
-from bascule.runbook.context import Action, StepContext
+from bascule.runbook.context import DONE, GO, NO_GO, Action, StepContext
 from bascule.runbook.decisions import Requirement
-
-GO, NO_GO = "GO", "NO-GO"
 
 __all__ = ["Entry", "EntryKind", "Runbook", "RunbookError", "TriggerRule", "drain", "gate", "report", "step"]
 
@@ -67,10 +65,14 @@ class Entry:
     # The runbook's rollback-on-failure waits for this entry to be done, and rolls back if it failed.
     guarded: bool = False
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
-    # Gates: the plan's gate, the entry each answer leads to, and where the body comes from.
+    # Gates: the plan's gate, the entry each answer leads to, and where the body comes from. A checkpoint
+    # (a gate the plan places, or a manual step) has no branches: its ``options`` are GO / NO-GO, or DONE,
+    # and NO-GO fails it.
     gate_id: str | None = None
     go: str | None = None
     no_go: str | None = None
+    options: tuple[str, ...] = ()
+    manual: bool = False
     evidence_from: str | None = None
     body_from: Callable[[StepContext], str] | None = None
     # Drains: which direction of replication, and the freeze whose result holds the position.
@@ -91,6 +93,11 @@ class Entry:
     @property
     def step(self) -> str:
         return self.step_name or self.task_id
+
+    @property
+    def checkpoint(self) -> bool:
+        """A gate with no branches: the plan's own gates and the manual steps."""
+        return self.kind is EntryKind.GATE and self.go is None and self.no_go is None
 
 
 def step(task_id: str, action: Action, **kwargs: Any) -> Entry:
@@ -145,6 +152,9 @@ class Runbook:
             if e.kind is EntryKind.GATE and (e.gate_id is None or (e.evidence_from is None) == (e.body_from is None)):
                 raise RunbookError(f"runbook {self.dag_id}: gate {e.task_id} needs a gate_id and exactly one of "
                                    "evidence_from and body_from")
+            if e.kind is EntryKind.GATE and (e.go is None) != (e.no_go is None):
+                raise RunbookError(f"runbook {self.dag_id}: gate {e.task_id} needs both go and no_go, or neither "
+                                   "(a checkpoint)")
         freezes = [e.task_id for e in self.entries if e.starts_downtime]
         if len(freezes) != 1:
             raise RunbookError(f"runbook {self.dag_id}: exactly one entry starts the downtime (got {freezes})")
@@ -201,11 +211,13 @@ class Runbook:
             pending.remove(ready)
         return done
 
-    def downstream_of(self, task_id: str) -> set[str]:
-        """Every task that runs after ``task_id`` along the runbook's edges (not ``task_id`` itself)."""
+    def downstream_of(self, task_id: str, *, guards: bool = True) -> set[str]:
+        """Every task that runs after ``task_id`` along the runbook's edges (not ``task_id`` itself);
+        ``guards=False`` leaves out the edges into the rollback-on-failure."""
         below: dict[str, set[str]] = {e.task_id: set() for e in self.entries}
         for up, down in self.edges():
-            below[up].add(down)
+            if guards or down != self.on_failure or up in self.entry(down).after:
+                below[up].add(down)
         seen: set[str] = set()
         todo = list(below[task_id])
         while todo:
@@ -216,16 +228,54 @@ class Runbook:
         return seen
 
     def requirements(self, task_id: str) -> tuple[Requirement, ...]:
-        """The gate answers ``task_id`` needs: for each gate whose one option (and not the other) leads to it."""
+        """The answers ``task_id`` needs before it acts: for each gate, the option that (alone) leads to it.
+
+        Followed along the runbook's own edges, not along the rollback-on-failure's guards: the rollback runs
+        because something failed, whatever was answered, and its action checks what there is to undo.
+        """
         out = []
         for g in self.gates:
-            after_go = {g.go, *self.downstream_of(str(g.go))}
-            after_no_go = {g.no_go, *self.downstream_of(str(g.no_go))}
+            if g.checkpoint:
+                if task_id in self.downstream_of(g.task_id, guards=False):
+                    out.append(Requirement(g.task_id, str(g.gate_id), DONE if g.manual else GO))
+                continue
+            after_go = {g.go, *self.downstream_of(str(g.go), guards=False)}
+            after_no_go = {g.no_go, *self.downstream_of(str(g.no_go), guards=False)}
             if task_id in after_go and task_id not in after_no_go:
                 out.append(Requirement(g.task_id, str(g.gate_id), GO))
             elif task_id in after_no_go and task_id not in after_go:
                 out.append(Requirement(g.task_id, str(g.gate_id), NO_GO))
         return tuple(out)
+
+    def placed(self, plan: Any, *, body_from: Callable[[StepContext], str]) -> Runbook:
+        """This runbook with the plan's own gates and manual steps at the places the plan gives them.
+
+        A checkpoint placed after task X waits for X, and everything that waited for X waits for it too;
+        inside the downtime window it is guarded like X, so a NO-GO there rolls the night back. Its body
+        comes from ``body_from`` (``bascule.runbook.evidence.checkpoint_body``).
+        """
+        wanted = [(f"gate_{gid}", gid, g.title, g.after, False) for gid, g in plan.gates.items()
+                  if g.after is not None and g.dag == self.dag_id]
+        wanted += [(f"manual_{sid}", sid, m.title, m.after, True) for sid, m in plan.manual_steps.items()
+                   if m.dag == self.dag_id]
+        if not wanted:
+            return self
+        entries = list(self.entries)
+        for task_id, gate_id, _title, after, manual in wanted:
+            where = "manual_steps" if manual else "gates"
+            anchor = next((e for e in entries if e.task_id == after), None)
+            if anchor is None:
+                raise RunbookError(f"{where}.{gate_id}.after: {self.dag_id} has no task {after!r} "
+                                   f"(tasks: {', '.join(e.task_id for e in entries)})")
+            if anchor.is_report:
+                raise RunbookError(f"{where}.{gate_id}.after: nothing runs after {after!r}; place it earlier")
+            checkpoint = Entry(task_id=task_id, kind=EntryKind.GATE, gate_id=gate_id, after=(after,),
+                               options=(DONE,) if manual else (GO, NO_GO), manual=manual,
+                               body_from=body_from, guarded=anchor.guarded, retries=1)
+            waited = {e.task_id for e in entries if after in e.after} | set(anchor.before)
+            entries = [replace(e, after=(*e.after, task_id)) if e.task_id in waited else e for e in entries]
+            entries.insert(entries.index(anchor) + 1, checkpoint)
+        return replace(self, entries=tuple(entries))
 
     def report_entries(self) -> tuple[Entry, ...]:
         """Everything the report times, in declaration order: every step, gate and drain but the report."""

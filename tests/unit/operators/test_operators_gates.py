@@ -10,7 +10,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import DownstreamTasksSkipped, TaskAwaitingInput
 
-from bascule.operators.gates import GO, NO_GO, GateOperator
+from bascule.operators.gates import GO, NO_GO, DecisionNotRecorded, GateOperator
 from bascule.runbook.context import ASKED_XCOM_KEY, DECISION_XCOM_KEY, EVIDENCE_XCOM_KEY
 
 pytestmark = pytest.mark.unit
@@ -157,13 +157,16 @@ def test_an_unanswered_gate_records_no_decision_and_fails(lab_plan, ctx_factory,
     with pytest.raises(HITLTimeoutError):
         gate.execute_complete(context, event)
 
-    (record,) = context["ti"].pushed_under(DECISION_XCOM_KEY)
-    assert record["decision"] is None and record["by"] == "unknown" and record["decision_s"] is None
+    # Nobody decided: nothing is signed or recorded, so no step after the gate can run.
+    assert context["ti"].pushed_under(DECISION_XCOM_KEY) == []
     assert slack.posted == []  # nobody decided: no "GO by" message
     assert slack.waits == 1  # the task fails here: what is queued is sent
 
 
 def test_an_answer_that_is_not_an_option_is_refused(lab_plan, ctx_factory, slack):
     gate = _gate_dag(lab_plan)
-    with pytest.raises(ValueError, match="not in"):
-        gate.execute_complete(ctx_factory("gate", task=gate), _answer("MAYBE"))
+    context = ctx_factory("gate", task=gate)
+    with pytest.raises(DecisionNotRecorded, match="not one of GO, NO-GO; nothing recorded"):
+        gate.execute_complete(context, _answer("MAYBE"))
+    # Refused before anything is recorded or announced.
+    assert context["ti"].pushed_under(DECISION_XCOM_KEY) == [] and slack.posted == []
