@@ -43,6 +43,7 @@ from bascule.operators.preparation import (
 )
 from bascule.operators.replication import StartReplicationOperator
 from bascule.plan import default_plan_path, load_plan
+from bascule.preparation import SIGNOFF_GATES
 from bascule.replication.factory import replication_config
 
 plan = load_plan(default_plan_path())
@@ -90,10 +91,11 @@ def prepare() -> None:
         schema_task_id=schema.task_id,
     )
 
-    assessment >> gate("assessment_signoff", assessment.task_id, schema.task_id) >> schema
-    schema >> gate("schema_signoff", schema.task_id, start.task_id) >> start >> load >> replay
-    replay >> gate("replay_signoff", replay.task_id, storage.task_id) >> storage
-    storage >> gate("storage_apply", storage.task_id, apply.task_id) >> apply >> replay_after
+    signoff, schema_ok, replay_ok, storage_ok = SIGNOFF_GATES
+    assessment >> gate(signoff, assessment.task_id, schema.task_id) >> schema
+    schema >> gate(schema_ok, schema.task_id, start.task_id) >> start >> load >> replay
+    replay >> gate(replay_ok, replay.task_id, storage.task_id) >> storage
+    storage >> gate(storage_ok, storage.task_id, apply.task_id) >> apply >> replay_after
     replay_after >> rehearse >> rehearsals >> readiness
 
 

@@ -1,11 +1,17 @@
-"""``bascule plan check <file>``: validate a plan and say so in exactly one line."""
+"""``bascule plan check <file>``: validate a plan; a summary and where each gate sits, or one line saying why not.
+
+A plan is checked against the DAGs it drives as well as against itself: every gate it declares must be
+asked somewhere (by a runbook, by the prepare DAG, or at the place its ``after`` gives it), and every
+gate a DAG asks must be in the plan; a DAG would fail to build otherwise.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from bascule.durations import format_duration
-from bascule.plan import PlanError, load_plan
+from bascule.plan import Plan, PlanError, load_plan
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -26,9 +32,71 @@ def check_command(path: str) -> int:
         message = " ".join(f"{type(exc).__name__}: {exc}".split())
         print(f"{path}: (internal): {message}", file=sys.stderr)
         return EXIT_INTERNAL
+    try:
+        places = gate_places(plan)
+    except PlanError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
     print(
         f"{path}: ok: plan {plan.name!r}, mode {plan.mode.value}, "
         f"{plan.source.engine.value} -> {plan.target.engine.value} via {plan.replication.method.value}, "
         f"budget {format_duration(plan.budget_seconds)}, {len(plan.gates)} gates"
+        + (f", {len(plan.manual_steps)} manual steps" if plan.manual_steps else "")
     )
+    for line in places:
+        print(f"  {line}")
     return EXIT_OK
+
+
+def gate_places(plan: Plan) -> list[str]:
+    """One line per gate and manual step: where it sits, what its answers do, who answers.
+
+    Raises :class:`PlanError` (one line, naming the gate) on a gate no DAG asks, a gate a DAG asks
+    that the plan lacks, or a place that does not exist.
+    """
+    from bascule.preparation import SIGNOFF_GATES
+    from bascule.runbook.actions import CUTOVER
+    from bascule.runbook.evidence import checkpoint_body
+    from bascule.runbook.fallback import FALLBACK
+    from bascule.runbook.registry import RunbookError
+
+    where = str(plan.path or plan.name)
+    lines: list[str] = []
+    asked: set[str] = set()
+    for runbook in (CUTOVER, FALLBACK):
+        try:
+            placed = runbook.placed(plan, body_from=checkpoint_body)
+        except RunbookError as exc:
+            raise PlanError(where, str(exc).split(":", 1)[0], str(exc).split(":", 1)[1].strip()) from None
+        for entry in placed.entries:
+            if entry.gate_id is None:
+                continue
+            asked.add(entry.gate_id)
+            if entry.gate_id not in plan.gates and not entry.manual:
+                raise PlanError(where, f"gates.{entry.gate_id}",
+                                f"the {runbook.dag_id} DAG asks this gate (task {entry.task_id}); add it with its "
+                                "assigned users")
+            after = ", ".join(entry.after) or "the start"
+            if entry.manual:
+                spec: Any = plan.manual_steps[entry.gate_id]
+                lines.append(f"manual step {entry.gate_id}: {runbook.dag_id}, after {after}; DONE goes on; "
+                             f"owners: {', '.join(spec.owners)}")
+                continue
+            spec = plan.gates[entry.gate_id]
+            if entry.checkpoint:
+                answers = "GO goes on, NO-GO " + ("rolls back" if entry.guarded else "stops the run")
+            else:
+                answers = f"GO -> {entry.go}, NO-GO -> {entry.no_go}"
+            lines.append(f"gate {entry.gate_id}: {runbook.dag_id}, after {after} ({answers}); "
+                         f"assigned: {', '.join(spec.assigned_users)}")
+    for gate_id in SIGNOFF_GATES:
+        if gate_id not in plan.gates:
+            raise PlanError(where, f"gates.{gate_id}", "the prepare DAG asks this sign-off gate; add it with its "
+                                                       "assigned users")
+        asked.add(gate_id)
+        lines.append(f"gate {gate_id}: prepare, sign-off; assigned: {', '.join(plan.gates[gate_id].assigned_users)}")
+    for gate_id in plan.gates:
+        if gate_id not in asked:
+            raise PlanError(where, f"gates.{gate_id}", "no DAG asks this gate: give it a place (after: <task>) "
+                                                       "or remove it")
+    return lines

@@ -461,19 +461,27 @@ def test_check_command_on_missing_and_broken_files(
         assert out == "" and err.count("\n") == 1 and "Traceback" not in err
 
 
+DAG_GATES = {gate_id: {"title": gate_id, "assigned_users": ["dba"]}
+             for gate_id in ("fallback", "assessment_signoff", "schema_signoff", "replay_signoff", "storage_apply")}
+
+
 def test_check_command_on_valid_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    plan_file = write_plan(tmp_path, BASE)
+    # Every gate a DAG asks must be in the plan (the rollback DAG's and the prepare DAG's too).
+    plan_file = write_plan(tmp_path, mutate(lambda d: d["gates"].update(DAG_GATES)))
     assert check_command(str(plan_file)) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    assert out.count("\n") == 1
+    summary, *places = out.splitlines()
+    # The summary, then one line per gate saying where it sits.
+    assert len(places) == 7 and all(line.startswith("  gate ") for line in places)
+    out = summary
     for fragment in (
         "'unit'",
         "mode lab",
         "postgres -> postgres",
         "postgres-logical",
         "budget 2h",
-        "2 gates",
+        "7 gates",
     ):
         assert fragment in out
 
@@ -483,6 +491,32 @@ def test_check_command_on_lab_plan(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     assert err == "" and "Traceback" not in out
     gates = len(load_plan(LAB_PLAN).gates)
-    assert out.strip() == (
+    summary, *places = out.splitlines()
+    assert summary == (
         f"{LAB_PLAN}: ok: plan 'lab', mode lab, postgres -> postgres via postgres-logical, budget 2h, {gates} gates"
     )
+    assert len(places) == gates
+
+
+def test_check_command_lists_where_each_gate_sits_and_refuses_an_unused_or_missing_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bascule.paths import PLANS_DIR
+
+    assert check_command(str(PLANS_DIR / "production-oracle.example.yaml")) == 0
+    out = capsys.readouterr().out
+    assert ("  gate data_verified: cutover, after final_validation (GO goes on, NO-GO rolls back); "
+            "assigned: clinical.data.steward") in out.splitlines()
+    with_gates = mutate(lambda d: d["gates"].update(DAG_GATES))
+    unused = write_plan(tmp_path, {**with_gates, "gates": {**with_gates["gates"],
+                                                           "coffee": {"title": "coffee", "assigned_users": ["x"]}}})
+    assert check_command(str(unused)) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"{unused}: gates.coffee: no DAG asks this gate: give it a place (after: <task>) "
+                                 "or remove it\n")
+    missing = write_plan(tmp_path, BASE)  # no fallback gate, no prepare sign-offs
+    assert check_command(str(missing)) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    nowhere = write_plan(tmp_path, {**with_gates, "gates": {
+        **with_gates["gates"], "data_verified": {"title": "d", "assigned_users": ["x"], "after": "nowhere"}}})
+    assert check_command(str(nowhere)) == 2
+    assert "gates.data_verified.after: cutover has no task 'nowhere'" in capsys.readouterr().err
