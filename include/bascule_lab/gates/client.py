@@ -7,6 +7,7 @@ labelled auto-answer mode. Only identifiers and decisions travel through it.
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -91,6 +92,28 @@ class AirflowApiClient:
             body["dag_run_id"] = run_id
         run = self._call("POST", f"/api/v2/dags/{self._q(dag_id)}/dagRuns", json=body)
         return str(run["dag_run_id"])
+
+    def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> dict[str, Any]:
+        """Mark a task instance's state by hand, as "Mark success/failed" in the UI does (edit rights suffice)."""
+        return self._call("PATCH", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances/"
+                                   f"{self._q(task_id)}", json={"new_state": state})
+
+    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        """Clear one task instance of a run (no downstream), as "Clear" in the UI does."""
+        return self._call("POST", f"/api/v2/dags/{self._q(dag_id)}/clearTaskInstances",
+                          json={"dag_run_id": run_id, "task_ids": [task_id], "dry_run": False,
+                                "only_failed": False, "include_downstream": False, "include_upstream": False,
+                                "reset_dag_runs": True})
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """The text of one try's log, as the UI shows it."""
+        data = self._call("GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances/"
+                                 f"{self._q(task_id)}/logs/{try_number}", params={"full_content": "true"})
+        content = (data or {}).get("content", "")
+        if isinstance(content, list):
+            # Structured lines: the event, and for a failure its exception (class, message, traceback).
+            return "\n".join(json.dumps(c, default=str) if isinstance(c, dict) else str(c) for c in content)
+        return str(content)
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}")
