@@ -7,8 +7,8 @@ Its own lab (purpose "bench-cutover") seeded at --patients; forward replication
 triggerer; LocalExecutor, scheduler_idle_sleep_time 0.1) on the control cluster;
 the simulator writing through PgBouncer at --rate (inserts, and by default 30 %
 updates and 10 % deletes of rows it inserted: --update-share, --delete-share);
-Slack played by the local
-capture server, answering after --slack-latency (0.2 s, as real Slack's API);
+Slack played by the local capture server, answering after --slack-latency (0.2 s,
+as real Slack's API);
 gates answered through the REST API as soon as they ask and Airflow can take the
 answer (once the scheduler has logged the parked worker's exit, ADR 0034).
 Figures come from the run's own report (task timings) and the simulator's
@@ -18,12 +18,10 @@ through the endpoint: lost_writes (acknowledged inserts missing or not as
 written), lost_updates (an acknowledged update not the current value),
 resurrected_deletes (an acknowledged delete whose row is there), indeterminate
 (writes whose acknowledgement never came: either state accepted, never lost).
-Last line:
+Last line (one line, wrapped here):
 
     downtime_s=<d> work_s=<w> overhead_pct=<o> acked_writes=<a> refused_writes=<r> write_rate=<w/s>
     lost_writes=<n> lost_updates=<n> resurrected_deletes=<n> indeterminate=<n>
-
-(one line).
 """
 
 from __future__ import annotations
