@@ -5,14 +5,23 @@
 Its own lab (purpose "bench-cutover") seeded at --patients; forward replication
 (initial load) started; an Airflow stack (api-server, scheduler, dag-processor,
 triggerer; LocalExecutor, scheduler_idle_sleep_time 0.1) on the control cluster;
-the simulator writing through PgBouncer at --rate; Slack played by the local
-capture server, answering after --slack-latency (0.2 s, as real Slack's API);
+the simulator writing through PgBouncer at --rate (inserts, and by default 30 %
+updates and 10 % deletes of rows it inserted: --update-share, --delete-share);
+Slack played by the local capture server, answering after --slack-latency (0.2 s,
+as real Slack's API);
 gates answered through the REST API as soon as they ask and Airflow can take the
 answer (once the scheduler has logged the parked worker's exit, ADR 0034).
 Figures come from the run's own report (task timings) and the simulator's
-ledger; write_rate is the simulator's rate before the freeze. Last line:
+ledger; write_rate is the simulator's rate before the freeze. After the night,
+the last acknowledged state of every row the simulator wrote is looked for
+through the endpoint: lost_writes (acknowledged inserts missing or not as
+written), lost_updates (an acknowledged update not the current value),
+resurrected_deletes (an acknowledged delete whose row is there), indeterminate
+(writes whose acknowledgement never came: either state accepted, never lost).
+Last line (one line, wrapped here):
 
-    downtime_s=<d> work_s=<w> overhead_pct=<o> acked_writes=<a> refused_writes=<r> write_rate=<w/s> lost_writes=<n>
+    downtime_s=<d> work_s=<w> overhead_pct=<o> acked_writes=<a> refused_writes=<r> write_rate=<w/s>
+    lost_writes=<n> lost_updates=<n> resurrected_deletes=<n> indeterminate=<n>
 """
 
 from __future__ import annotations
@@ -36,6 +45,10 @@ def _run(last: TextIO) -> int:
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=150.0, help="simulator writes per second")
     parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--update-share", type=float, default=None,
+                        help="share of writes that update a row the simulator inserted (default: the simulator's, 0.3)")
+    parser.add_argument("--delete-share", type=float, default=None,
+                        help="share of writes that delete a row the simulator inserted (default: the simulator's, 0.1)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of writes before the run starts")
     parser.add_argument("--slack-latency", type=float, default=0.2,
                         help="seconds the local Slack capture server takes to answer each call (real Slack: 0.1-0.3)")
@@ -82,7 +95,8 @@ def _run(last: TextIO) -> int:
     stack.start()
     try:
         night = LabCutover(lab=lab, stack=stack, plan=plan, workdir=REPO_ROOT / "bench" / "out" / "cutover-runs")
-        result = night.run(sessions=args.sessions, rate=args.rate, warmup_s=args.warmup, timeout=3600)
+        result = night.run(sessions=args.sessions, rate=args.rate, update_share=args.update_share,
+                           delete_share=args.delete_share, warmup_s=args.warmup, timeout=3600)
     finally:
         if not args.keep:
             stack.stop()
@@ -99,11 +113,18 @@ def _run(last: TextIO) -> int:
         # Part of the overhead: the GO LIVE gate's question to its answer (the answerer's cue included).
         "decision_wait_s": report.get("decision_wait_s"),
         "acked_writes": writes.get("acked"), "refused_writes": writes.get("refused"),
-        "lost_writes": writes.get("lost"),
+        "acked_by_kind": {k: writes.get(k) for k in ("inserts", "updates", "deletes")},
+        "lost_writes": writes.get("lost"), "lost_updates": writes.get("lost_updates"),
+        "resurrected_deletes": writes.get("resurrected_deletes"), "indeterminate": writes.get("indeterminate"),
+        "lost_keys": {k: writes[k] for k in ("lost_keys", "lost_update_keys", "resurrected_keys") if k in writes},
         # The issue asks for the rate sustained before the freeze; the whole run's average includes the
         # downtime, when every write is refused by design.
         "write_rate": sim.get("write_rate_before_freeze"),
         "write_rate_whole_run": round(sim.get("acked", 0) / sim["seconds"], 1) if sim.get("seconds") else None,
+        "write_rates_before_freeze": sim.get("write_rates_before_freeze"),
+        # What the report's own check saw, while the simulator still wrote (docs/cutover.md).
+        "report_check": {k: (report.get("writes") or {}).get(k) for k in
+                         ("check", "lost_writes", "lost_updates", "resurrected_deletes")},
         "slack_latency_s": args.slack_latency, "slack_posts": len(posted),
         "steps": steps, "run_id": result.run_id, "tasks": result.tasks,
     }
@@ -115,8 +136,11 @@ def _run(last: TextIO) -> int:
         lab.down()
     print(f"downtime_s={figures['downtime_s']} work_s={figures['work_s']} overhead_pct={figures['overhead_pct']} "
           f"acked_writes={figures['acked_writes']} refused_writes={figures['refused_writes']} "
-          f"write_rate={figures['write_rate']} lost_writes={figures['lost_writes']}", file=last)
-    return 0 if result.state == "success" and writes.get("lost") == 0 else 1
+          f"write_rate={figures['write_rate']} lost_writes={figures['lost_writes']} "
+          f"lost_updates={figures['lost_updates']} resurrected_deletes={figures['resurrected_deletes']} "
+          f"indeterminate={figures['indeterminate']}", file=last)
+    clean = writes.get("lost") == 0 and writes.get("lost_updates") == 0 and writes.get("resurrected_deletes") == 0
+    return 0 if result.state == "success" and clean else 1
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Forward replication is started (initial load), the clinic simulator writes
 through PgBouncer, the cutover DAG is triggered through the REST API, each gate
-is answered through the REST API (lab/demo plans only), and afterwards every
-write the simulator saw acknowledged is looked for on the database the
-endpoint now points to. Shared by the integration tests, the demo and the bench.
+is answered through the REST API (lab/demo plans only), and afterwards the last
+acknowledged state of every row the simulator wrote (inserted, updated, deleted)
+is looked for on the database the endpoint now points to. Shared by the
+integration tests, the demo and the bench.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,8 @@ class LabCutover:
         simulate: bool = True,
         sessions: int = 4,
         rate: float = 100.0,
+        update_share: float | None = None,
+        delete_share: float | None = None,
         warmup_s: float = 3.0,
         conf: Mapping[str, Any] | None = None,
         before_gate: Callable[[str, str], None] | None = None,
@@ -105,8 +107,10 @@ class LabCutover:
         ledger = self.workdir / f"ledger-{time.time_ns()}.csv"
         proc = None
         if simulate:
+            mix = {"update_share": simulator.DEFAULT_UPDATE_SHARE if update_share is None else update_share,
+                   "delete_share": simulator.DEFAULT_DELETE_SHARE if delete_share is None else delete_share}
             proc = simulator.start_background(dsn=endpoint.app_dsn(), ledger=ledger, sessions=sessions, rate=rate,
-                                              log=self.workdir / "simulator.log")
+                                              log=self.workdir / "simulator.log", **mix)
             time.sleep(warmup_s)
         ops = self.client("bascule_ops")
         # The lab's scheduler writes here: the answerer reads when a parked gate can take its answer.
@@ -143,17 +147,17 @@ class LabCutover:
         tasks = {ti["task_id"]: str(ti["state"]) for ti in ops.task_instances(DAG_ID, run_id)}
         report = self.report(run_id)
         if final is not None:
-            stats = final.as_dict()
-            frozen_at = (report or {}).get("frozen_at")
-            # The run's average includes the freeze, when every write is refused by design.
-            before = final.write_rate_before(datetime.fromisoformat(frozen_at)) if frozen_at else None
-            stats["write_rate_before_freeze"] = None if before is None else round(before, 1)
-            stats.pop("timeline", None)
+            # The run's average includes the freeze, when every write is refused by design: the rates
+            # before it (all writes, and per kind) are the application's.
+            stats = simulator.stats_for_report(simulator.stats_path_of(ledger), (report or {}).get("frozen_at")) or {}
         writes: dict[str, Any] = {}
         if simulate:
             # The endpoint, not a cluster: "on the database the endpoint now points to".
             writes = simulator.verify(ledger, endpoint.app_dsn()).as_dict()
-            writes.pop("lost_keys", None) if not writes.get("lost") else None
+            for keys, count in (("lost_keys", "lost"), ("lost_update_keys", "lost_updates"),
+                                ("resurrected_keys", "resurrected_deletes")):
+                if not writes.get(count):
+                    writes.pop(keys, None)
         side = endpoint.points_to()
         self.echo(f"scenario: run {state}; endpoint on {side}; writes {json.dumps(writes)}")
         return ScenarioResult(run_id=run_id, state=state, tasks=tasks, report=report, writes=writes,

@@ -56,6 +56,12 @@ def _no_canary(*texts: str) -> None:
     assert not leaked, f"canary values leaked: {leaked}"
 
 
+def _no_lost_update_or_resurrected_delete(writes: dict[str, Any]) -> None:
+    """The night's writes changed rows too, and every acknowledged update and delete holds."""
+    assert writes["updates"] > 0 and writes["deletes"] > 0, writes
+    assert writes["lost_updates"] == 0 and writes["resurrected_deletes"] == 0, writes
+
+
 def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_capture: Any,
                                                   airflow_stack: Any) -> None:
     from bascule_lab.gates.client import AirflowApiError
@@ -78,8 +84,14 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     assert result.endpoint_side == "new"
     assert result.writes["acked"] > 0 and result.writes["lost"] == 0, result.writes
     assert result.simulator["write_rate_before_freeze"] > 0, result.simulator
+    _no_lost_update_or_resurrected_delete(result.writes)
     report = result.report
     assert report is not None and report["outcome"] == "completed"
+    # The report's writes: each kind's rate before the freeze, and the simulator's check when the report asked.
+    writes = report["writes"]
+    assert all(writes["write_rates_before_freeze"][k] > 0 for k in ("insert", "update", "delete")), writes
+    assert writes["check"] == "done", writes
+    assert (writes["lost_writes"], writes["lost_updates"], writes["resurrected_deletes"]) == (0, 0, 0), writes
     assert report["downtime_s"] > 0 and report["work_s"] > 0
     assert report["validation"]["ok"] and report["validation"]["differences"] == 0
     assert {d["gate"]: d["decision"] for d in report["decisions"]} == {"go_for_freeze": "GO", "go_live": "GO"}
@@ -114,6 +126,7 @@ def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: An
     assert result.tasks["open_target_writes"] == "skipped"
     assert result.endpoint_side == "legacy"
     assert result.writes["acked"] > 0 and result.writes["lost"] == 0, result.writes
+    _no_lost_update_or_resurrected_delete(result.writes)
     assert result.report is not None and result.report["outcome"] == "rolled_back"
     assert {d["gate"]: d["decision"] for d in result.report["decisions"]}["go_live"] == "NO-GO"
     assert _reading(plan, "forward").state.value == "streaming", "forward replication runs again"
@@ -138,6 +151,7 @@ def test_a_difference_found_after_the_freeze_rolls_back(night: Any, plan: Any, f
     assert result.tasks["open_target_writes"] in ("upstream_failed", "skipped")
     assert result.endpoint_side == "legacy"
     assert result.writes["lost"] == 0, result.writes
+    _no_lost_update_or_resurrected_delete(result.writes)
     assert result.report is not None and result.report["outcome"] == "rolled_back"
     assert _reading(plan, "forward").state.value == "streaming"
 

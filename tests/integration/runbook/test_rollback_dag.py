@@ -85,6 +85,7 @@ def test_rollback_after_go_live_loses_no_write(night: Any, plan: Any, fresh_lab:
     cutover = night.run(before_gate=lambda gate_id, run_id: _settle(night, "cutover", run_id, f"gate_{gate_id}"))
     assert cutover.state == "success", cutover.tasks
     assert cutover.endpoint_side == "new" and cutover.writes["lost"] == 0, cutover.writes
+    assert cutover.writes["lost_updates"] == 0 and cutover.writes["resurrected_deletes"] == 0, cutover.writes
     (cutover_ledger,) = tmp_path.glob("ledger-*.csv")
 
     pgbouncer = LabPgBouncer(fresh_lab)
@@ -119,6 +120,10 @@ def test_rollback_after_go_live_loses_no_write(night: Any, plan: Any, fresh_lab:
     during = simulator.verify(ledger, pgbouncer.app_dsn())
     assert before.acked > 0 and before.lost == 0, before.as_dict()
     assert during.acked > 0 and during.lost == 0, during.as_dict()
+    # Updated and deleted rows too: their last acknowledged state, on the target or after, is on the source.
+    for checked in (before, during):
+        assert checked.updates > 0 and checked.deletes > 0, checked.as_dict()
+        assert checked.lost_updates == 0 and checked.resurrected_deletes == 0, checked.as_dict()
     assert stats.as_dict()["acked"] > 0
 
     source, target = _sequences(fresh_lab, "legacy"), _sequences(fresh_lab, "new")
@@ -145,6 +150,7 @@ def test_rollback_after_go_live_loses_no_write(night: Any, plan: Any, fresh_lab:
     assert {s["step"] for s in report["steps"]} >= {"freeze_target", "drain", "stop_reverse_replication",
                                                      "fallback_fixups", "switch_back"}
     assert report["fallback"]["undone"] is False and report["fallback"]["sequences_advanced"] > 0
+    assert report["writes"]["check"] == "done" and report["writes"]["lost_updates"] == 0, report["writes"]
     assert Path(report["files"]["gantt_png"]).stat().st_size > 0
 
     blob = "\n".join([json.dumps(report), *(json.dumps(r) for r in slack_capture.records),
