@@ -208,8 +208,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _echo(summary_text(result.report))
         _echo(f"report files: {json.dumps(result.report.get('files', {}))}")
     _echo("")
-    _echo(f"clinic simulator: {result.writes.get('acked', 0)} writes acknowledged, "
-          f"{result.writes.get('refused', 0)} refused during the freeze, {result.writes.get('lost', 0)} lost; "
+    w = result.writes
+    _echo(f"clinic simulator: {w.get('acked', 0)} writes acknowledged ({w.get('inserts', 0)} inserts, "
+          f"{w.get('updates', 0)} updates, {w.get('deletes', 0)} deletes), {w.get('refused', 0)} refused during "
+          f"the freeze, {w.get('indeterminate', 0)} indeterminate; lost: {w.get('lost', 0)} inserts, "
+          f"{w.get('lost_updates', 0)} updates, {w.get('resurrected_deletes', 0)} resurrected deletes; "
           f"endpoint now on '{result.endpoint_side}'")
     time.sleep(1.0)
     records = [json.loads(line) for line in capture_file.read_text().splitlines() if line.strip()] \
@@ -223,7 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{stack.base_url} (log in as cutover_manager / {passwords['cutover_manager']}; DAG 'cutover', "
           f"Grid view, each task's log; the gates under Required Actions).")
     _echo("      Stop everything with `.venv/bin/bascule lab down`.")
-    ok = result.state == "success" and result.writes.get("lost", 1) == 0
+    ok = result.state == "success" and all(w.get(k, 1) == 0 for k in ("lost", "lost_updates", "resurrected_deletes"))
     return 0 if ok else 1
 
 
