@@ -271,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     plan.set_defaults(func=cmd_plan)
 
+    from bascule import runbook_cli
+
+    runbook_cli.add_parser(sub)
+
     demo = sub.add_parser("demo", help="set up the lab and run the main job on it")
     demo.add_argument("--patients", type=int, default=DEFAULT_DEMO_PATIENTS)
     demo.add_argument("--rate", type=float, default=100.0, help="simulator writes per second")

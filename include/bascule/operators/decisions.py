@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bascule.runbook.context import DECISION_XCOM_KEY, SafeMessage
-from bascule.runbook.decisions import DecisionForged, Requirement, Verdict, verify
+from bascule.runbook.decisions import DecisionForged, Requirement, assigned_people, check_answers
 
 
 class DecisionRefused(AirflowFailException, SafeMessage):
@@ -39,22 +39,15 @@ class DecisionGuard:
         ti = context["ti"]
         try:
             key = DecisionKeyHook(key_conn_id=self.key_conn_id).key()
-        except DecisionKeyError as exc:
+            other = check_answers(key, lambda gate_task: ti.xcom_pull(task_ids=gate_task, key=DECISION_XCOM_KEY),
+                                  dag_id=ti.dag_id, run_id=ti.run_id, requirements=self.requirements,
+                                  assigned=self.assigned)
+        except (DecisionKeyError, DecisionForged) as exc:
             raise DecisionRefused(f"{ti.task_id}: {exc}") from None
-        other = []
-        for need in self.requirements:
-            record = ti.xcom_pull(task_ids=need.gate_task, key=DECISION_XCOM_KEY)
-            try:
-                verdict = verify(key, record, dag_id=ti.dag_id, run_id=ti.run_id, requirement=need,
-                                 assigned=self.assigned.get(need.gate_id, ()))
-            except DecisionForged as exc:
-                raise DecisionRefused(f"{ti.task_id}: {exc}") from None
-            if verdict is Verdict.OTHER_OPTION:
-                other.append(f"{need.gate_id} was answered {record.get('decision')}")
-            else:
-                print(f"[decisions] gate {need.gate_id}: {record['decision']} by {record['by']}, signed", flush=True)
         if other:
             raise AirflowSkipException(f"{ti.task_id} is not on the branch chosen: {'; '.join(other)}")
+        print(f"[decisions] {ti.task_id}: "
+              + ", ".join(f"{r.gate_id}={r.option}" for r in self.requirements) + " answered and signed", flush=True)
 
 
 def guard_for(runbook: Any, task_id: str, plan: Any) -> DecisionGuard | None:
@@ -62,6 +55,5 @@ def guard_for(runbook: Any, task_id: str, plan: Any) -> DecisionGuard | None:
     requirements = runbook.requirements(task_id)
     if not requirements:
         return None
-    assigned = {gate_id: tuple(gate.assigned_users) for gate_id, gate in plan.gates.items()}
-    assigned.update({step_id: tuple(step.owners) for step_id, step in plan.manual_steps.items()})
-    return DecisionGuard(key_conn_id=plan.decisions.key_conn_id, requirements=requirements, assigned=assigned)
+    return DecisionGuard(key_conn_id=plan.decisions.key_conn_id, requirements=requirements,
+                         assigned=assigned_people(plan))

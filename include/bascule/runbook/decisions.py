@@ -92,3 +92,27 @@ def verify(key: bytes, record: Mapping[str, Any] | None, *, dag_id: str, run_id:
         raise DecisionForged(f"{gate}: answered by {record.get('by')!r}, who is not among its assigned users "
                              f"({', '.join(assigned)}); this step does not run")
     return Verdict.HOLDS if record.get("decision") == requirement.option else Verdict.OTHER_OPTION
+
+
+def assigned_people(plan: Any) -> dict[str, tuple[str, ...]]:
+    """Who may answer each gate and manual step of ``plan``, by id."""
+    people = {gate_id: tuple(gate.assigned_users) for gate_id, gate in plan.gates.items()}
+    people.update({step_id: tuple(step.owners) for step_id, step in plan.manual_steps.items()})
+    return people
+
+
+def check_answers(key: bytes, pull: Any, *, dag_id: str, run_id: str, requirements: Sequence[Requirement],
+                  assigned: Mapping[str, Sequence[str]]) -> list[str]:
+    """Verify each required answer (``pull(gate_task)`` gives its recorded decision).
+
+    Raises :class:`DecisionForged` on the first that does not hold; returns the gates that were validly
+    answered with the other option ("go_live was answered NO-GO"), empty when the step may run.
+    """
+    other = []
+    for need in requirements:
+        record = pull(need.gate_task)
+        verdict = verify(key, record, dag_id=dag_id, run_id=run_id, requirement=need,
+                         assigned=tuple(assigned.get(need.gate_id, ())))
+        if verdict is Verdict.OTHER_OPTION:
+            other.append(f"{need.gate_id} was answered {record.get('decision')}")
+    return other
