@@ -311,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `bascule ... | head`: the reader left, nothing is wrong
+        return 0
 
 
 if __name__ == "__main__":

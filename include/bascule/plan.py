@@ -48,6 +48,7 @@ __all__ = [
     "PlanError",
     "PlanMode",
     "PostgresLogical",
+    "Rehearsal",
     "Release",
     "Replication",
     "ReplicationMethod",
@@ -514,6 +515,19 @@ class Cutover(_Section):
         return self
 
 
+class Rehearsal(_Section):
+    """Where rehearsals run: a restored copy of production and the new platform, with their own endpoint.
+
+    A rehearsal (``{"rehearsal": true}``) uses only these: the same runbook, the same gates and checks,
+    on other databases. A production plan may not name its production connections here.
+    """
+
+    source: Endpoint
+    target: Endpoint
+    replication: PostgresLogical | GoldenGate | None = None
+    endpoint: AppEndpoint = Field(default_factory=AppEndpoint)
+
+
 # --------------------------------------------------------------------------- the plan
 
 
@@ -535,6 +549,7 @@ class Plan(_Section):
     gates: dict[GateId, Gate]
     manual_steps: dict[GateId, ManualStep] = Field(default_factory=dict)
     decisions: Decisions = Field(default_factory=Decisions)
+    rehearsal: Rehearsal | None = None
     notifications: Notifications | None = None
     cutover: Cutover = Field(default_factory=Cutover)
 
@@ -566,6 +581,7 @@ class Plan(_Section):
                 raise _FieldError(
                     ("validation", "identifying_keys", i), f"table {schema}.{table} is not in scope"
                 )
+        self._check_rehearsal()
         for step_id in self.manual_steps:
             if step_id in self.gates:
                 raise _FieldError(("manual_steps", step_id), f"{step_id!r} is also a gate: give it another id")
@@ -586,6 +602,60 @@ class Plan(_Section):
             # Gates wait for humans; in production nobody may be left unaware of one.
             raise _FieldError(("notifications",), "is required in production mode")
         return self
+
+    def _check_rehearsal(self) -> None:
+        r = self.rehearsal
+        if r is None:
+            return
+        if (r.source.engine, r.target.engine) != (self.source.engine, self.target.engine):
+            raise _FieldError(("rehearsal",), "must use the same engines as the night "
+                              f"({self.source.engine.value} -> {self.target.engine.value})")
+        if r.replication is not None and not isinstance(r.replication, type(self._replication_section())):
+            raise _FieldError(("rehearsal", "replication"), f"must be a {self.replication.method.value} section")
+        if self.mode is PlanMode.PRODUCTION:
+            # A rehearsal freezes its source: on production connections it would freeze production.
+            production = {c.lower() for c in self.connection_ids()}
+            named = [("source", r.source.conn_id), ("source", r.source.app_conn_id),
+                     ("target", r.target.conn_id), ("target", r.target.app_conn_id)]
+            named += [("replication", getattr(r.replication, n, None))
+                      for n in ("replication_conn_id", "conn_id", "heartbeat_connection")]
+            if r.endpoint.pgbouncer is not None:
+                named += [("endpoint", r.endpoint.pgbouncer.admin_conn_id), ("endpoint", r.endpoint.pgbouncer.app_conn_id)]
+            for field, conn_id in named:
+                if conn_id and conn_id.lower() in production:
+                    raise _FieldError(("rehearsal", field), f"{conn_id!r} is a production connection: a "
+                                      "rehearsal runs on a restored copy, never on production")
+
+    def _replication_section(self) -> Any:
+        return self.replication.postgres_logical or self.replication.goldengate
+
+    def connection_ids(self) -> set[str]:
+        """Every connection id the night uses on the databases, as written in the plan."""
+        ids = {self.source.conn_id, self.target.conn_id}
+        ids |= {c for c in (self.source.app_conn_id, self.target.app_conn_id) if c}
+        section = self._replication_section()
+        for name in ("replication_conn_id", "conn_id", "heartbeat_connection"):
+            if section is not None and getattr(section, name, None):
+                ids.add(getattr(section, name))
+        endpoint = self.cutover.endpoint.pgbouncer
+        if endpoint is not None:
+            ids |= {endpoint.admin_conn_id, endpoint.app_conn_id}
+        return ids
+
+    def for_rehearsal(self) -> Plan:
+        """This plan on its rehearsal environment: its connections, replication and endpoint, nothing else."""
+        r = self.rehearsal
+        if r is None:
+            raise PlanError(self._path or self.name, "rehearsal",
+                            "the plan names no rehearsal environment: a rehearsal never runs on production")
+        update: dict[str, Any] = {"source": r.source, "target": r.target,
+                                  "cutover": self.cutover.model_copy(update={"endpoint": r.endpoint})}
+        if r.replication is not None:
+            key = "postgres_logical" if isinstance(r.replication, PostgresLogical) else "goldengate"
+            update["replication"] = self.replication.model_copy(update={key: r.replication})
+        copy = self.model_copy(update=update)
+        copy._path = self._path
+        return copy
 
     def _check_replication(self) -> None:
         method = self.replication.method

@@ -375,6 +375,14 @@ class Lab:
                 "description": "the workers' key that signs gate decisions",
             },
         }
+        # The lab's rehearsal environment (the lab plan's `rehearsal:`) is the lab's own clusters under names of
+        # their own, so that a rehearsal run is seen to use only those. A production plan may not do this.
+        conns.update({
+            name.replace("bascule_", "bascule_rehearsal_", 1): {
+                **conns[name], "description": f"rehearsal environment (the lab's own): {conns[name]['description']}"}
+            for name in ("bascule_legacy", "bascule_new", "bascule_legacy_app", "bascule_new_app",
+                         "bascule_legacy_repl", "bascule_new_repl", "bascule_endpoint_admin", "bascule_endpoint_app")
+        })
         tmp = self.connections_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(conns, indent=2))
         tmp.chmod(0o600)

@@ -520,3 +520,29 @@ def test_check_command_lists_where_each_gate_sits_and_refuses_an_unused_or_missi
         **with_gates["gates"], "data_verified": {"title": "d", "assigned_users": ["x"], "after": "nowhere"}}})
     assert check_command(str(nowhere)) == 2
     assert "gates.data_verified.after: cutover has no task 'nowhere'" in capsys.readouterr().err
+
+
+def test_a_rehearsal_environment_swaps_every_connection_and_production_may_not_reuse_its_own(
+        tmp_path: Path) -> None:
+    from bascule.runbook.context import plan_for_run
+
+    lab = load_plan(LAB_PLAN)
+    rehearsal = plan_for_run(lab, {"rehearsal": True})
+    assert rehearsal.source.conn_id == "bascule_rehearsal_legacy" and rehearsal.target.conn_id == "bascule_rehearsal_new"
+    assert rehearsal.replication.postgres_logical.replication_conn_id == "bascule_rehearsal_legacy_repl"
+    assert rehearsal.cutover.endpoint.pgbouncer.admin_conn_id == "bascule_rehearsal_endpoint_admin"
+    assert not (rehearsal.connection_ids() & lab.connection_ids())
+    assert plan_for_run(lab, {}) is lab and plan_for_run(lab, None) is lab
+    # Without a rehearsal environment a rehearsal run fails before it connects anywhere.
+    with pytest.raises(Exception, match="names no rehearsal environment"):
+        plan_for_run(lab.model_copy(update={"rehearsal": None}), {"rehearsal": True})
+    # A production plan that names a production connection for its rehearsal is refused, whatever the case.
+    data = yaml.safe_load(LAB_PLAN.read_text())
+    data["mode"] = "production"
+    data["rehearsal"]["source"]["conn_id"] = "BASCULE_LEGACY"
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "release_2_0.sql").write_text("-- release\n")
+    plan_file = tmp_path / "prod.yaml"
+    plan_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(PlanError, match=r"rehearsal\.source: 'BASCULE_LEGACY' is a production connection"):
+        load_plan(plan_file)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bascule.runbook.context import DRAIN_STARTED_XCOM_KEY, DRAIN_TIMING_XCOM_KEY, StepContext
+from bascule.runbook.context import DRAIN_STARTED_XCOM_KEY, DRAIN_TIMING_XCOM_KEY, StepContext, plan_for_run
 from bascule.sensors.replication import ReplicationCaughtUpSensor
 
 if TYPE_CHECKING:
@@ -38,8 +38,19 @@ class DrainSensor(ReplicationCaughtUpSensor):
         self.step = step
         self.runbook = runbook
 
+    def _run_plan(self, context: Any) -> Any:
+        """The plan of this run: a rehearsal drains its own environment's replication, never production's."""
+        plan = plan_for_run(self._plan, getattr(context.get("dag_run"), "conf", None))
+        if plan is not self._plan and not getattr(self, "_bascule_rehearsal", False):
+            from bascule.replication.factory import drain_config
+
+            self.replication_config = drain_config(plan, self.replication_config.get("direction", "forward"))
+            self.__dict__.pop("replication", None)  # built from the production config at parse time
+            self._bascule_rehearsal = True
+        return plan
+
     def _ctx(self, context: Any) -> Any:
-        ctx = StepContext(plan=self._plan, airflow=context, step=self.step, runbook=self.runbook,
+        ctx = StepContext(plan=self._run_plan(context), airflow=context, step=self.step, runbook=self.runbook,
                           slack_background=True)
         self._bascule_step_ctx = ctx
         return ctx

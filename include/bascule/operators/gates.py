@@ -28,6 +28,7 @@ from bascule.runbook.context import (
     NO_GO,
     SafeMessage,
     StepContext,
+    plan_for_run,
 )
 from bascule.today import parse_instant, utc_now
 
@@ -84,7 +85,8 @@ class _DecisionGate:
         ))
         if self.body_from is not None:
             try:
-                self.body = self.body_from(StepContext(plan=self._plan, airflow=context, step=self.task_id,
+                plan = plan_for_run(self._plan, getattr(context.get("dag_run"), "conf", None))
+                self.body = self.body_from(StepContext(plan=plan, airflow=context, step=self.task_id,
                                                        runbook=self.runbook))
                 ti.xcom_push(key=EVIDENCE_XCOM_KEY, value=self.body)
             except BaseException:

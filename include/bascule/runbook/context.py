@@ -94,3 +94,22 @@ class StepContext:
 
 # What a runbook step runs: a small JSON-able result of positions, counts and timings, never a row value.
 Action = Callable[[StepContext], dict[str, Any] | None]
+
+
+def plan_for_run(plan: Plan, conf: dict[str, Any] | None) -> Plan:
+    """The plan a run works on: its rehearsal environment for a rehearsal (``{"rehearsal": true}``), else itself.
+
+    Applied by every operator of a runbook before anything connects, so a rehearsal's steps, drain
+    and smoke tests only ever see the rehearsal's connections and endpoint (``Plan.for_rehearsal``).
+    """
+    if not (conf or {}).get("rehearsal"):
+        return plan
+    if plan.rehearsal is None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        class RehearsalRefused(AirflowFailException, SafeMessage):
+            pass
+
+        raise RehearsalRefused(f"plan {plan.name!r} names no rehearsal environment (rehearsal:): a rehearsal never "
+                               "runs on production's connections; add one, or run the night without rehearsal")
+    return plan.for_rehearsal()

@@ -251,6 +251,9 @@ def run_report(ctx: Any) -> dict[str, Any]:
         notifications=notifications, rehearsal=bool(ctx.conf.get("rehearsal", False)),
         previous=previous_report(plan.name, ctx.dag_id, before_run=ctx.run_id),
     )
+    # Which databases the run worked on: a rehearsal names its rehearsal environment's connections.
+    report["environment"] = {"rehearsal": bool(ctx.conf.get("rehearsal", False)), "source": plan.source.conn_id,
+                             "target": plan.target.conn_id}
     report.update(runbook.sections(results) if runbook.sections is not None else {})
     report.update(sections)
     validation = report.get("validation")

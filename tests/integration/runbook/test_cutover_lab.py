@@ -160,9 +160,13 @@ def test_no_go_for_freeze_changes_nothing(night: Any, plan: Any, fresh_lab: Any)
     with fresh_lab.connect("legacy", "clinic") as conn:
         grants_before = conn.execute("SELECT count(*) FROM information_schema.role_table_grants "
                                      "WHERE grantee = 'clinic_app'").fetchone()[0]
-    result = night.run(decisions={"go_for_freeze": "NO-GO"}, simulate=False)
+    # Run as a rehearsal: every step works on the plan's rehearsal environment, never on its own connections.
+    result = night.run(decisions={"go_for_freeze": "NO-GO"}, simulate=False, conf={"rehearsal": True})
 
     assert result.state == "success", result.tasks
+    assert result.report is not None and result.report["rehearsal"] is True
+    assert result.report["environment"] == {"rehearsal": True, "source": "bascule_rehearsal_legacy",
+                                            "target": "bascule_rehearsal_new"}
     assert result.tasks["abort_before_freeze"] == "success"
     assert result.tasks["freeze_source"] == "skipped"
     assert result.endpoint_side == "legacy"
