@@ -269,6 +269,9 @@ class Runbook:
                                    f"(tasks: {', '.join(e.task_id for e in entries)})")
             if anchor.is_report:
                 raise RunbookError(f"{where}.{gate_id}.after: nothing runs after {after!r}; place it earlier")
+            if anchor.kind is EntryKind.GATE and not anchor.checkpoint:
+                raise RunbookError(f"{where}.{gate_id}.after: {after!r} is a gate whose answers branch; place it "
+                                   f"after the step its answer leads to ({anchor.go})")
             checkpoint = Entry(task_id=task_id, kind=EntryKind.GATE, gate_id=gate_id, after=(after,),
                                options=(DONE,) if manual else (GO, NO_GO), manual=manual,
                                body_from=body_from, guarded=anchor.guarded, retries=1)
