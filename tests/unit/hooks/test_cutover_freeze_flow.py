@@ -45,10 +45,13 @@ class FakeOracleError(Exception):
 FakeOracleError.__module__ = "oracledb.exceptions"
 
 # (label, pattern): the first pattern found in a statement names it in the log (order matters:
-# the write-grants query mentions pg_roles, the terminate query pg_stat_activity).
+# the write-grants query mentions pg_roles, the terminate query pg_stat_activity, the freeze's proof
+# (labelled "remaining", where the narrower check of what the role could still use used to be) aclexplode).
 LABELS = [
+    ("probe", r"write_probe|USAGE ON SCHEMA bascule_meta"),
     ("set", r"^SET "), ("meta", r"CREATE (SCHEMA|TABLE|UNIQUE INDEX)|REVOKE ALL ON SCHEMA|EXECUTE IMMEDIATE"),
-    ("lock", r"^LOCK TABLE"), ("remaining", r"has_table_privilege|dba_role_privs"),
+    ("lock", r"^LOCK TABLE"),
+    ("remaining", r"has_table_privilege|dba_role_privs|pg_prepared_xacts|dba_2pc_pending"),
     ("grants", r"aclexplode|FROM dba_tab_privs"), ("role", r"pg_roles WHERE rolname|FROM dba_users"),
     ("record", r"^INSERT INTO .*freeze_state"), ("update_grants", r"SET grants ="),
     ("mark", r"SET frozen_at"), ("read_frozen", r"^SELECT frozen_at, frozen_position"),
@@ -140,7 +143,7 @@ def script(*, grants: list[Grant], sessions: list[list[tuple[Any, ...]]], active
                 return [record_row]
             return list(active or [])
         if name == "grants":
-            return [(g.kind, g.schema, g.name, g.privilege, g.grantable) for g in grants]
+            return [(g.kind, g.schema, g.name, g.privilege, g.grantable, g.column, g.grantee) for g in grants]
         if name == "record":
             state["recorded"] = True
             return [(7,)] if "RETURNING" in sql else None
@@ -220,8 +223,10 @@ def test_postgres_unfreeze_statement_order() -> None:
     active = [(7, grants_to_json(GRANTS), True, -1, FROZEN_AT, "0/3000060")]
     conn = FakeConnection(script(grants=[], sessions=[[]], active=active))
     result = RecordingHook(conn, engine="postgres").unfreeze(role="clinic_app")
+    # The probe table and the application's right to write it (and only it) come before the release.
     assert conn.log == ["set", "commit", "meta", "meta", "meta", "meta", "meta", "commit",
-                        "lock", "active", "grant", "grant", "restore_role", "release", "commit", "close"]
+                        "lock", "active", "grant", "grant", "restore_role", "probe", "probe", "probe", "release",
+                        "commit", "close"]
     assert result.was_frozen and result.restored == tuple(sorted(GRANTS))
 
 
@@ -266,8 +271,8 @@ def test_oracle_unfreeze_reads_the_clob_and_reopens_the_services() -> None:
     active = [(7, Clob(), 1, "clinic_svc,reports_svc", FROZEN_AT, "123456789")]
     conn = FakeConnection(script(grants=[], sessions=[[]], active=active))
     result = RecordingHook(conn, engine="oracle").unfreeze(role="clinic_app", services=["ignored_svc"])
-    assert conn.log == ["meta", "commit", "active", "grant", "grant", "restore_role", "start", "start",
-                        "restricted", "release", "commit", "close"]
+    assert conn.log == ["meta", "commit", "active", "grant", "grant", "restore_role", "probe", "probe", "start",
+                        "start", "restricted", "release", "commit", "close"]
     assert result.was_frozen and result.restored == tuple(sorted(ORA_GRANTS))
 
 
