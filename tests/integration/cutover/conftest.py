@@ -12,6 +12,10 @@ from typing import Any
 
 import pytest
 
+# The lab plan's allowed writers on both sides (include/plans/lab.yaml): the freeze takes every
+# other writer's rights, and fails on a superuser it cannot take them from.
+LAB_ALLOWED_WRITERS = ("bascule_admin", "bascule_repl", "postgres")
+
 
 def restore_lab_endpoint_and_roles(lab: Any) -> None:
     from bascule.cutover.endpoint import PgBouncerEndpoint
@@ -49,14 +53,14 @@ def endpoint(cutover_lab: Any) -> Any:
 def source_db(cutover_lab: Any) -> Any:
     from bascule.hooks.cutover import CutoverDatabaseHook
 
-    return CutoverDatabaseHook(db_conn_id="bascule_legacy", engine="postgres")
+    return CutoverDatabaseHook(db_conn_id="bascule_legacy", engine="postgres", allowed_writers=LAB_ALLOWED_WRITERS)
 
 
 @pytest.fixture()
 def target_db(cutover_lab: Any) -> Any:
     from bascule.hooks.cutover import CutoverDatabaseHook
 
-    return CutoverDatabaseHook(db_conn_id="bascule_new", engine="postgres")
+    return CutoverDatabaseHook(db_conn_id="bascule_new", engine="postgres", allowed_writers=LAB_ALLOWED_WRITERS)
 
 
 def catalog_snapshot(lab: Any, cluster: str, role: str = "clinic_app") -> dict[str, Any]:
