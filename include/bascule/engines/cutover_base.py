@@ -39,6 +39,15 @@ def check_name(value: str, *, field: str) -> str:
     return value
 
 
+def catalog_name(value: str, *, field: str) -> str:
+    """A name read from the database's catalog (a grantee, a role, a column): any text the engine allows,
+    always quoted where it becomes SQL (never checked against the plan's identifier rule: a site's
+    roles may be called ``john.doe``). Only what no catalog holds is refused."""
+    if not isinstance(value, str) or not value or "\x00" in value or len(value) > 128:
+        raise ValueError(f"{field} is not a catalog name (got {value!r})")
+    return value
+
+
 @dataclass(frozen=True, order=True)
 class Grant:
     """One write right a freeze took, as recorded, so that unfreeze gives back exactly it.

@@ -19,6 +19,7 @@ from bascule.engines.cutover_base import (
     FreezeRecord,
     Grant,
     Statement,
+    catalog_name,
     check_name,
     grants_from_json,
     grants_to_json,
@@ -54,7 +55,7 @@ def _not_allowed(column: str, allowed: Sequence[str]) -> tuple[str, dict[str, st
     """`` AND <column> NOT IN (:allowed0, ..)`` (nothing when no writer is allowed) and its binds."""
     if not allowed:
         return "", {}
-    names, binds = _in_list("allowed", [_upper(a, "allowed writer") for a in allowed])
+    names, binds = _in_list("allowed", [catalog_name(a, field="allowed writer").upper() for a in allowed])
     return f" AND {column} NOT IN ({names})", binds
 
 
@@ -249,7 +250,8 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
 
     def _grantee(self, role: str, grant: Grant) -> str:
         holder = grant.holder(_upper(role, "application role"))
-        return "PUBLIC" if holder.upper() == PUBLIC else self.quote_ident(_upper(holder, "grantee"))
+        # A catalog name comes back as stored (upper case unless created quoted): quoted as it is.
+        return "PUBLIC" if holder.upper() == PUBLIC else self.quote_ident(catalog_name(holder, field="grantee"))
 
     def revoke_sql(self, role: str, grant: Grant) -> str:
         # Oracle revokes column rights only with the table's: REVOKE INSERT ON t takes both, and
@@ -297,10 +299,10 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
         # Oracle has no SET ROLE to a user: a writer's sessions are its own (proxy logins too, whose
         # username is the proxied user's). Roles among ``writers`` reach the users granted them.
         user = _upper(role, "application role")
-        if not everyone and {_upper(w, "writer") for w in writers} <= {user}:
+        if not everyone and {catalog_name(w, field="writer").upper() for w in writers} <= {user}:
             return ("SELECT sid, serial#, inst_id FROM gv$session WHERE username = :role AND type = 'USER'",
                     {"role": user})
-        names, binds = _in_list("writer", sorted({user, *(_upper(w, "writer") for w in writers)}))
+        names, binds = _in_list("writer", sorted({user, *(catalog_name(w, field="writer").upper() for w in writers)}))
         not_allowed, allowed_binds = _not_allowed("username", allowed)
         who = ("1 = 1" if everyone else
                f"""(username IN ({names}) OR username IN (

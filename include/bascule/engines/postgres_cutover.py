@@ -19,6 +19,7 @@ from bascule.engines.cutover_base import (
     FreezeRecord,
     Grant,
     Statement,
+    catalog_name,
     check_name,
     grants_from_json,
     grants_to_json,
@@ -130,7 +131,7 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
 
     def _scope_binds(self, role: str, schemas: Sequence[str], allowed: Sequence[str]) -> dict[str, Any]:
         return {"schemas": list(schemas), "role": check_name(role, field="application role"),
-                "allowed": [check_name(a, field="allowed writer") for a in allowed],
+                "allowed": [catalog_name(a, field="allowed writer") for a in allowed],
                 "seq_privs": list(SEQUENCE_WRITE_PRIVILEGES), "table_privs": list(TABLE_WRITE_PRIVILEGES),
                 "column_privs": list(COLUMN_WRITE_PRIVILEGES)}
 
@@ -271,7 +272,7 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
 
     def _grantee(self, role: str, grant: Grant) -> str:
         holder = grant.holder(check_name(role, field="application role"))
-        return "PUBLIC" if holder.upper() == PUBLIC else self.quote_ident(check_name(holder, field="grantee"))
+        return "PUBLIC" if holder.upper() == PUBLIC else self.quote_ident(catalog_name(holder, field="grantee"))
 
     def _default(self, grant: Grant) -> tuple[str, str]:
         """(``FOR ROLE .. [IN SCHEMA ..]``, ``<privilege> ON TABLES|SEQUENCES``) of a default privilege."""
@@ -280,13 +281,13 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
         if grant.privilege not in on[1]:
             raise ValueError(f"default privilege {grant.privilege!r} on {on[0].lower()} is not a write right")
         where = f" IN SCHEMA {self.quote_ident(check_name(grant.schema, field='schema'))}" if grant.schema else ""
-        return (f"FOR ROLE {self.quote_ident(check_name(grant.name, field='role'))}{where}",
+        return (f"FOR ROLE {self.quote_ident(catalog_name(grant.name, field='role'))}{where}",
                 f"{grant.privilege} ON {on[0]}")
 
     def revoke_sql(self, role: str, grant: Grant) -> str:
         grantee = self._grantee(role, grant)
         if grant.kind == "membership":
-            return f"REVOKE {self.quote_ident(check_name(grant.name, field='role'))} FROM {grantee}"
+            return f"REVOKE {self.quote_ident(catalog_name(grant.name, field='role'))} FROM {grantee}"
         if grant.kind.startswith("default_"):
             owner, what = self._default(grant)
             return f"ALTER DEFAULT PRIVILEGES {owner} REVOKE {what} FROM {grantee}"
@@ -296,7 +297,7 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
         grantee = self._grantee(role, grant)
         if grant.kind == "membership":
             option = " WITH ADMIN OPTION" if grant.grantable else ""
-            return f"GRANT {self.quote_ident(check_name(grant.name, field='role'))} TO {grantee}{option}"
+            return f"GRANT {self.quote_ident(catalog_name(grant.name, field='role'))} TO {grantee}{option}"
         option = " WITH GRANT OPTION" if grant.grantable else ""
         if grant.kind.startswith("default_"):
             owner, what = self._default(grant)
@@ -351,8 +352,8 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
                AND (%(everyone)s OR EXISTS (SELECT 1 FROM pg_roles w
                                              WHERE w.rolname = ANY(%(writers)s)
                                                AND pg_has_role(usesysid, w.oid, 'MEMBER')))""",
-            {"role": role, "writers": sorted({role, *(check_name(w, field="writer") for w in writers)}),
-             "allowed": [check_name(a, field="allowed writer") for a in allowed], "everyone": bool(everyone)},
+            {"role": role, "writers": sorted({role, *(catalog_name(w, field="writer") for w in writers)}),
+             "allowed": [catalog_name(a, field="allowed writer") for a in allowed], "everyone": bool(everyone)},
         )
 
     def terminate_sessions_sql(self, role: str, writers: Sequence[str] = (), allowed: Sequence[str] = (),

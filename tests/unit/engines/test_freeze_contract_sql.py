@@ -84,8 +84,13 @@ def test_postgres_revokes_and_gives_back_each_kind() -> None:
         assert PG.grant_sql("clinic_app", grant) == give_back
     with pytest.raises(ValueError, match="not a write right"):
         PG.revoke_sql("clinic_app", Grant("column", "clinic", "observations", "SELECT", column="unit"))
+    # A grantee is a catalog name (a site's roles may be called john.doe): quoted, never spliced.
+    assert PG.revoke_sql("clinic_app", Grant("table", "clinic", "patients", "INSERT", grantee='john.doe"; DROP')) == (
+        'REVOKE INSERT ON TABLE "clinic"."patients" FROM "john.doe""; DROP"')
+    with pytest.raises(ValueError, match="not a catalog name"):
+        PG.revoke_sql("clinic_app", Grant("table", "clinic", "patients", "INSERT", grantee="a\x00b"))
     with pytest.raises(ValueError, match="plain identifier"):
-        PG.revoke_sql("clinic_app", Grant("table", "clinic", "patients", "INSERT", grantee="x; DROP"))
+        PG.revoke_sql("x; DROP", Grant("table", "clinic", "patients", "INSERT"))  # the plan's role: checked
 
 
 def test_postgres_proof_looks_at_every_way_to_write_in_one_statement() -> None:
