@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import LAB_ALLOWED_WRITERS, lab_endpoint, restore_lab_endpoint_and_roles  # type: ignore[import-not-found]
+from cutover_lab_helpers import LAB_ALLOWED_WRITERS, lab_endpoint, restore_lab_endpoint_and_roles  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.integration
 
