@@ -226,12 +226,31 @@ class _Section(BaseModel):
 
 
 class Endpoint(_Section):
-    """One side of the migration, as Airflow connections plus the application's role."""
+    """One side of the migration, as Airflow connections plus the application's role.
+
+    ``allowed_writers`` are the roles that may keep writing to the scope through a freeze (ADR 0037):
+    the replication role, bascule's own admin role, a superuser the site accepts. Every other role
+    that can write loses that right at the freeze (given back at unfreeze), or fails the freeze when
+    it cannot lose it (a superuser, an owner).
+    """
 
     conn_id: ConnId
     engine: Engine
     app_conn_id: ConnId | None = None
     app_role: Identifier
+    allowed_writers: tuple[Identifier, ...] = ()
+
+    @model_validator(mode="after")
+    def _writers(self) -> Endpoint:
+        seen: set[str] = set()
+        for i, role in enumerate(self.allowed_writers):
+            if role.lower() == self.app_role.lower():
+                raise _FieldError(("allowed_writers", i), f"{role!r} is the application role: the freeze exists "
+                                  "to stop it writing")
+            if role.lower() in seen:
+                raise _FieldError(("allowed_writers", i), f"role {role!r} is listed twice")
+            seen.add(role.lower())
+        return self
 
 
 class Scope(_Section):
@@ -558,10 +577,12 @@ class Plan(_Section):
     @model_validator(mode="after")
     def _cross_field(self) -> Plan:
         # Checked in field order so the first error reported is the earliest in the file.
-        if self.source.conn_id == self.target.conn_id:
-            raise _FieldError(
-                ("target", "conn_id"), f"must differ from source.conn_id (both {self.source.conn_id!r})"
-            )
+        # Ignoring case: Airflow finds AIRFLOW_CONN_<ID> whatever the case it was asked in.
+        if self.source.conn_id.lower() == self.target.conn_id.lower():
+            same = (f"both {self.source.conn_id!r}" if self.source.conn_id == self.target.conn_id
+                    else f"{self.source.conn_id!r} and {self.target.conn_id!r} differ only in case, "
+                         "and Airflow looks connections up ignoring case")
+            raise _FieldError(("target", "conn_id"), f"must differ from source.conn_id ({same})")
         if self.release is not None:
             for table in self.release.column_mapping:
                 schema, name = table.split(".", 1)
@@ -720,8 +741,10 @@ class Plan(_Section):
             "mode": self.mode.value,
             "path": str(self._path) if self._path is not None else None,
             "description": self.description,
-            "source": {"engine": self.source.engine.value, "conn_id": self.source.conn_id},
-            "target": {"engine": self.target.engine.value, "conn_id": self.target.conn_id},
+            "source": {"engine": self.source.engine.value, "conn_id": self.source.conn_id,
+                       "allowed_writers": list(self.source.allowed_writers)},
+            "target": {"engine": self.target.engine.value, "conn_id": self.target.conn_id,
+                       "allowed_writers": list(self.target.allowed_writers)},
             "schemas": list(self.scope.schemas),
             "include_tables": list(self.scope.include_tables),
             "exclude_tables": list(self.scope.exclude_tables),

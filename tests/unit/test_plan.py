@@ -259,6 +259,31 @@ BAD_PLANS: list[tuple[str, dict[str, Any] | str, str, str]] = [
         "must differ from source.conn_id",
     ),
     (
+        # Airflow finds AIRFLOW_CONN_SRC for "Src" too: one connection, two spellings.
+        "same-conn-ids-but-for-case",
+        mutate(_set("target/conn_id", "SRC")),
+        "target.conn_id",
+        "'src' and 'SRC' differ only in case",
+    ),
+    (
+        "allowed-writer-is-the-application",
+        mutate(_set("source/allowed_writers", ["bascule_admin", "Clinic_App"])),
+        "source.allowed_writers[1]",
+        "is the application role",
+    ),
+    (
+        "allowed-writer-twice",
+        mutate(_set("target/allowed_writers", ["bascule_repl", "BASCULE_REPL"])),
+        "target.allowed_writers[1]",
+        "listed twice",
+    ),
+    (
+        "allowed-writer-not-an-identifier",
+        mutate(_set("target/allowed_writers", ["bascule admin"])),
+        "target.allowed_writers[0]",
+        "plain SQL identifier",
+    ),
+    (
         "identifying-key-out-of-scope",
         mutate(_set("validation", {"identifying_keys": ["other.patients.mrn"]})),
         "validation.identifying_keys[0]",
@@ -328,6 +353,7 @@ def test_lab_plan_loads_with_expected_values() -> None:
     assert plan.path == LAB_PLAN
     assert (plan.source.engine, plan.target.engine) == (Engine.POSTGRES, Engine.POSTGRES)
     assert (plan.source.conn_id, plan.target.conn_id) == ("bascule_legacy", "bascule_new")
+    assert plan.source.allowed_writers == plan.target.allowed_writers == ("bascule_admin", "bascule_repl", "postgres")
     assert plan.source.app_role == plan.target.app_role == "clinic_app"
     assert plan.replication.method is ReplicationMethod.POSTGRES_LOGICAL
     assert plan.replication.postgres_logical is not None
@@ -447,6 +473,16 @@ def test_check_command_on_bad_plan(tmp_path: Path, capsys: pytest.CaptureFixture
     assert out == ""
     assert err == f"{plan_file}: replication.lag_threshold_s: must be > 0 (got -1)\n"
     assert "Traceback" not in err
+
+
+def test_check_command_refuses_conn_ids_that_differ_only_in_case(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    plan_file = write_plan(tmp_path, mutate(_set("target/conn_id", "Src")))
+    assert check_command(str(plan_file)) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err == (f"{plan_file}: target.conn_id: must differ from source.conn_id ('src' and 'Src' differ only "
+                   "in case, and Airflow looks connections up ignoring case)\n")
 
 
 def test_check_command_on_missing_and_broken_files(

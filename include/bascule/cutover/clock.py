@@ -1,5 +1,8 @@
 """The downtime clock: starts at the freeze, measures against the plan's budget.
 
+``frozen_at`` is the worker's UTC clock right before the freeze's REVOKE was sent;
+``now`` must be read on the same clock (ADR 0037).
+
 Pure logic. A caller (a task, a sensor, a report) asks :meth:`DowntimeClock.status`
 with the current time and the forecast of the remaining steps, and persists the
 returned :class:`ClockState` (XCom, a Variable): each warning fires once per run,
@@ -85,7 +88,7 @@ class ClockStatus:
 class DowntimeClock:
     def __init__(self, *, frozen_at: datetime, budget_s: float, warn_at: Sequence[float] = (0.5, 0.75, 0.9)) -> None:
         if frozen_at.tzinfo is None:
-            raise ValueError("frozen_at must be timezone-aware (the database clock's timestamptz)")
+            raise ValueError("frozen_at must be timezone-aware (the freeze's start, on the workers' UTC clock)")
         if not budget_s > 0:
             raise ValueError(f"budget_s must be > 0 (got {budget_s})")
         for f in warn_at:

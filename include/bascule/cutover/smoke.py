@@ -8,6 +8,16 @@ its row count; a write runs in a transaction that is always rolled back and
 keeps the number of rows it affected. A check's ``key`` keeps its one integer
 value, a surrogate id. Only counts, keys, the server's name and error class
 names (SQLSTATE class names, ORA- codes) come back: never a value of the chart.
+
+On a side closed to the application until GO LIVE (the target, ADR 0037) a
+write through the endpoint is refused by design. Its write checks then run as
+the application role on bascule's own session there, in a transaction that
+first gives the role back the rights its closure took and is always rolled
+back: nobody else ever sees those rights, and the check still proves that the
+role, with exactly what it will get at GO LIVE, can write. The reads still go
+through the endpoint. Where the engine cannot lend rights that way (Oracle:
+GRANT commits), the write checks are skipped and reported as such; the probe
+write at GO LIVE proves the application's writes then.
 """
 
 from __future__ import annotations
@@ -19,8 +29,14 @@ from decimal import Decimal
 from typing import Any
 
 from bascule.engines.base import ConnectOptions
+from bascule.hooks.cutover import LentRights
 from bascule.hooks.database import MigrationDatabaseHook
 from bascule.plan import SmokeCheck, SmokeKind
+
+# How the write checks ran (SmokeResult.write_path).
+THROUGH_ENDPOINT = "endpoint"
+LENT = "lent"  # as the application, rights lent in a transaction rolled back (a side closed until GO LIVE)
+SKIPPED = "skipped"  # closed, and the engine cannot lend rights: not run
 
 # A pooler may sit in between: no server-side prepared statement, and a session that says who it is.
 _OPTIONS = ConnectOptions(through_pooler=True, application_name="bascule-smoke", connect_timeout_s=10)
@@ -42,6 +58,8 @@ class SmokeResult:
     write_error: str | None  # error class name of the first write refused (e.g. InsufficientPrivilege)
     failed: tuple[str, ...] = field(default_factory=tuple)  # names of the checks that failed
     seconds: float = 0.0
+    write_path: str = THROUGH_ENDPOINT
+    skipped: tuple[str, ...] = field(default_factory=tuple)  # write checks not run (write_path "skipped")
 
     @property
     def ok(self) -> bool:
@@ -58,7 +76,8 @@ class SmokeResult:
         return {"server": self.server, "chart": dict(self.chart), "writes": dict(self.writes),
                 "keys": dict(self.keys), "read_ok": self.read_ok, "write_ok": self.write_ok,
                 "read_error": self.read_error, "write_error": self.write_error, "failed": list(self.failed),
-                "seconds": round(self.seconds, 3), "ok": self.ok}
+                "seconds": round(self.seconds, 3), "ok": self.ok, "write_path": self.write_path,
+                "skipped": list(self.skipped)}
 
 
 def _integer(rows: Sequence[Sequence[Any]], check: SmokeCheck) -> int:
@@ -75,13 +94,17 @@ def _integer(rows: Sequence[Sequence[Any]], check: SmokeCheck) -> int:
     return value
 
 
-def _run_check(hook: MigrationDatabaseHook, conn: Any, check: SmokeCheck, keys: dict[str, int | None]
-               ) -> tuple[int, int | None]:
-    """(rows returned or affected, key or None) of one check; rolled back whatever happens."""
+def _run_check(hook: MigrationDatabaseHook, conn: Any, check: SmokeCheck, keys: dict[str, int | None],
+               setup: Sequence[Any] = ()) -> tuple[int, int | None]:
+    """(rows returned or affected, key or None) of one check, after ``setup`` in the same transaction;
+    rolled back whatever happens (``setup`` too)."""
     d = hook.engine_dialect
     params = {name: keys[name] for name in d.binds_of(check.sql)}
     cur = conn.cursor()
     try:
+        for statement in setup:
+            sql, binds = (statement, None) if isinstance(statement, str) else statement
+            cur.execute(sql, binds or None)
         cur.execute(d.driver_sql(check.sql), params or None)
         if check.kind is SmokeKind.READ:
             rows = cur.fetchall()
@@ -100,12 +123,14 @@ def _run_check(hook: MigrationDatabaseHook, conn: Any, check: SmokeCheck, keys: 
         conn.rollback()
 
 
-def run_smoke(hook: MigrationDatabaseHook, checks: Sequence[SmokeCheck], *, database: str | None = None
-              ) -> SmokeResult:
+def run_smoke(hook: MigrationDatabaseHook, checks: Sequence[SmokeCheck], *, database: str | None = None,
+              lent: LentRights | None = None) -> SmokeResult:
     """The checks in order, on one connection of ``hook`` (the application's, through the endpoint).
 
     A read that fails stops the run (the checks after it may need its key); a write
     that fails is recorded and the run goes on. Database errors are named by class.
+    With ``lent`` (a side closed until GO LIVE) the writes run on its session, each after its
+    statements in a transaction rolled back, or are skipped when it has no session.
     """
     d = hook.engine_dialect
     started = time.monotonic()
@@ -114,13 +139,21 @@ def run_smoke(hook: MigrationDatabaseHook, checks: Sequence[SmokeCheck], *, data
     keys: dict[str, int | None] = {c.key: None for c in checks if c.key}
     errors: dict[SmokeKind, str] = {}
     failed: list[str] = []
+    skipped: list[str] = []
+    write_path = THROUGH_ENDPOINT if lent is None else (LENT if lent.conn is not None else SKIPPED)
     with hook.database_session(database=database, options=_OPTIONS) as conn:
         rows = hook.rows(conn, d.server_name_sql())
         conn.rollback()
         server = "" if not rows or rows[0][0] is None else str(rows[0][0])
         for check in checks:
             try:
-                count, key = _run_check(hook, conn, check, keys)
+                if check.kind is SmokeKind.WRITE and lent is not None:
+                    if lent.conn is None:
+                        skipped.append(check.name)
+                        continue
+                    count, key = _run_check(lent.hook, lent.conn, check, keys, setup=lent.statements)
+                else:
+                    count, key = _run_check(hook, conn, check, keys)
             except SmokeCheckFailed as exc:
                 errors.setdefault(check.kind, str(exc))
             except Exception as exc:
@@ -141,11 +174,13 @@ def run_smoke(hook: MigrationDatabaseHook, checks: Sequence[SmokeCheck], *, data
                        write_ok=SmokeKind.WRITE not in errors and not (
                            SmokeKind.READ in errors and any(c.kind is SmokeKind.WRITE for c in checks)),
                        read_error=errors.get(SmokeKind.READ), write_error=errors.get(SmokeKind.WRITE),
-                       failed=tuple(failed), seconds=time.monotonic() - started)
+                       failed=tuple(failed), seconds=time.monotonic() - started, write_path=write_path,
+                       skipped=tuple(skipped))
 
 
-def smoke_through(app_conn_id: str, *, checks: Sequence[SmokeCheck], engine: str, database: str | None = None
-                  ) -> SmokeResult:
+def smoke_through(app_conn_id: str, *, checks: Sequence[SmokeCheck], engine: str, database: str | None = None,
+                  lent: LentRights | None = None) -> SmokeResult:
     """The plan's smoke checks through an Airflow connection (the endpoint's application connection),
-    on ``database`` of that server if given (the endpoint's follower entry)."""
-    return run_smoke(MigrationDatabaseHook(db_conn_id=app_conn_id, engine=engine), checks, database=database)
+    on ``database`` of that server if given (the endpoint's follower entry); ``lent``: see :func:`run_smoke`."""
+    return run_smoke(MigrationDatabaseHook(db_conn_id=app_conn_id, engine=engine), checks, database=database,
+                     lent=lent)

@@ -23,6 +23,11 @@ from bascule.engines.base import EngineDialect, Query
 # PostgreSQL's schema name; Oracle spells it upper case (unquoted identifiers are).
 META_SCHEMA = "bascule_meta"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
+# A grant's grantee when it was granted to every role.
+PUBLIC = "PUBLIC"
+# What a freeze records and gives back (Grant.kind): object rights, column rights, a membership in a
+# role that keeps its rights, and default privileges of future tables and sequences (ADR 0037).
+GRANT_KINDS = ("table", "sequence", "column", "membership", "default_table", "default_sequence")
 
 Statement = Query | str
 
@@ -34,18 +39,51 @@ def check_name(value: str, *, field: str) -> str:
     return value
 
 
+def catalog_name(value: str, *, field: str) -> str:
+    """A name read from the database's catalog (a grantee, a role, a column): any text the engine allows,
+    always quoted where it becomes SQL (never checked against the plan's identifier rule: a site's
+    roles may be called ``john.doe``). Only what no catalog holds is refused."""
+    if not isinstance(value, str) or not value or "\x00" in value or len(value) > 128:
+        raise ValueError(f"{field} is not a catalog name (got {value!r})")
+    return value
+
+
 @dataclass(frozen=True, order=True)
 class Grant:
-    """One privilege of the application role on one object, as recorded by a freeze."""
+    """One write right a freeze took, as recorded, so that unfreeze gives back exactly it.
 
-    kind: str  # "table" or "sequence"
+    ``kind`` is one of :data:`GRANT_KINDS`:
+
+    - ``table`` / ``sequence``: ``privilege`` on ``schema.name``;
+    - ``column``: ``privilege`` (INSERT, UPDATE) on ``column`` of ``schema.name``;
+    - ``membership``: ``grantee`` is a member of role ``name`` (``privilege`` is ``MEMBER``,
+      ``grantable`` its admin option);
+    - ``default_table`` / ``default_sequence``: ``privilege`` that role ``name`` grants by default on the
+      tables (sequences) it creates in ``schema`` (``""``: in every schema).
+
+    ``grantee`` is who held it: ``""`` is the freeze's own role (the application's), :data:`PUBLIC`
+    is every role. Both extra fields are left out of the stored JSON when empty, so a record made
+    before they existed reads back the same.
+    """
+
+    kind: str
     schema: str
     name: str
     privilege: str
     grantable: bool = False
+    column: str = ""
+    grantee: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("column", "grantee"):
+            if not data[key]:
+                del data[key]
+        return data
+
+    def holder(self, role: str) -> str:
+        """Who held the right: the grantee, or ``role`` (the freeze's own) when it is not named."""
+        return self.grantee or role
 
 
 def grants_to_json(grants: Sequence[Grant]) -> str:
@@ -54,7 +92,26 @@ def grants_to_json(grants: Sequence[Grant]) -> str:
 
 def grants_from_json(value: str | list[dict[str, Any]]) -> list[Grant]:
     data = json.loads(value) if isinstance(value, str) else value
-    return sorted(Grant(**item) for item in data)
+    return sorted(Grant(**{k: ("" if v is None and k in ("column", "grantee") else v) for k, v in item.items()})
+                  for item in data)
+
+
+@dataclass(frozen=True)
+class FreezeFinding:
+    """Something that can still write after a freeze (:meth:`CutoverDialect.freeze_findings_sql`'s row).
+
+    ``kind``: ``writer`` (a role that can still write in scope, ``detail`` says how),
+    ``security definer`` (a function that runs as a writer and that a role not allowed to write
+    may execute), ``default privileges`` (future tables a role not allowed would write),
+    ``prepared transactions`` (``subject`` is how many, ``detail`` their owners). Names and counts only.
+    """
+
+    kind: str
+    subject: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject}" + (f" ({self.detail})" if self.detail else "")
 
 
 @dataclass(frozen=True)
@@ -125,18 +182,25 @@ class CutoverDialect(EngineDialect):
         """:meth:`active_freeze_sql`'s row, read (a LOB column included)."""
 
     @abc.abstractmethod
-    def write_grants_sql(self, role: str, schemas: Sequence[str]) -> Query:
-        """Rows (kind, schema, name, privilege, grantable) of the role's direct write rights."""
+    def write_grants_sql(self, role: str, schemas: Sequence[str], allowed: Sequence[str] = ()) -> Query:
+        """Rows (kind, schema, name, privilege, grantable, column, grantee) of every write right on the
+        scope that a freeze takes (see :class:`Grant`): held by ``role`` or by any other role that is
+        not an allowed writer (``allowed``, the session's own user, superusers and owners are never
+        stripped: a finding names them instead). ``grantee`` is empty (or NULL) for ``role`` itself."""
 
     @abc.abstractmethod
     def record_freeze_sql(self, role: str, grants: Sequence[Grant], *, can_login: bool,
-                          conn_limit: int | None = None, services: Sequence[str] = ()) -> Query: ...
+                          conn_limit: int | None = None, services: Sequence[str] = (),
+                          started: datetime | None = None) -> Query:
+        """Record a new freeze; ``started`` (the worker's UTC clock before the first REVOKE) is kept
+        as its ``frozen_at``: the downtime starts there (ADR 0037)."""
 
     def record_freeze_statements(self, role: str, grants: Sequence[Grant], *, can_login: bool,
-                                 conn_limit: int | None = None, services: Sequence[str] = ()) -> list[Query]:
+                                 conn_limit: int | None = None, services: Sequence[str] = (),
+                                 started: datetime | None = None) -> list[Query]:
         """Statements that record a new freeze; the last one returns a row starting with its freeze_id."""
         return [self.record_freeze_sql(role, grants, can_login=can_login, conn_limit=conn_limit,
-                                       services=services)]
+                                       services=services, started=started)]
 
     @abc.abstractmethod
     def update_freeze_grants_sql(self, freeze_id: int, grants: Sequence[Grant]) -> Query:
@@ -161,24 +225,39 @@ class CutoverDialect(EngineDialect):
     def restore_role_sql(self, role: str, *, can_login: bool, conn_limit: int | None = None) -> str: ...
 
     @abc.abstractmethod
-    def sessions_sql(self, role: str) -> Query:
-        """One row per session of the role (the identifiers :meth:`end_sessions_sql` needs)."""
+    def sessions_sql(self, role: str, writers: Sequence[str] = (), allowed: Sequence[str] = (),
+                     everyone: bool = False) -> Query:
+        """One row per session to end (the identifiers :meth:`end_sessions_sql` needs): every session
+        whose login is ``role`` or a member of one of ``writers`` (a member may have SET ROLE to it),
+        or any login at all when ``everyone`` (a right was PUBLIC's), but never one of ``allowed``
+        nor the session's own user. With no ``writers``, the sessions of ``role``."""
 
     @abc.abstractmethod
-    def end_sessions_sql(self, role: str, sessions: Sequence[tuple[Any, ...]]) -> list[Statement]:
-        """Statements that end ``sessions`` (rows of :meth:`sessions_sql`). Whether they ended is
-        decided by counting again, not by these statements' outcome."""
+    def end_sessions_sql(self, role: str, sessions: Sequence[tuple[Any, ...]], writers: Sequence[str] = (),
+                         allowed: Sequence[str] = (), everyone: bool = False) -> list[Statement]:
+        """Statements that end ``sessions`` (rows of :meth:`sessions_sql` with the same arguments).
+        Whether they ended is decided by counting again, not by these statements' outcome."""
 
     @abc.abstractmethod
     def remaining_write_rights_sql(self, role: str, schemas: Sequence[str]) -> Query:
-        """Rows (schema, name, privilege) the role can still use, directly, through roles or PUBLIC."""
+        """Rows (schema, name, privilege) the role can still use, directly, through roles or PUBLIC.
+        Narrower than :meth:`freeze_findings_sql`, which the freeze uses."""
 
     @abc.abstractmethod
-    def mark_frozen_sql(self, freeze_id: int) -> Query: ...
+    def freeze_findings_sql(self, role: str, schemas: Sequence[str], allowed: Sequence[str] = ()) -> Query:
+        """The freeze's proof, in one round trip: rows (kind, subject, detail) of :class:`FreezeFinding`,
+        none when nothing but ``allowed`` (and the session's own user) can write to the scope any more.
+        Looks at every role (``role`` even without login, others that can log in): object and column
+        rights, memberships (inheriting or by SET ROLE), PUBLIC, ownership, superuser or system
+        privileges; definer-rights code owned by a writer; default privileges; prepared transactions."""
 
-    def mark_frozen_statements(self, freeze_id: int) -> list[Query]:
-        """Statements that take the frozen position once; the last returns (frozen_at, position)."""
-        return [self.mark_frozen_sql(freeze_id)]
+    @abc.abstractmethod
+    def mark_frozen_sql(self, freeze_id: int, started: datetime | None = None) -> Query: ...
+
+    def mark_frozen_statements(self, freeze_id: int, started: datetime | None = None) -> list[Query]:
+        """Statements that take the frozen position once; the last returns (frozen_at, position).
+        ``frozen_at`` is the one recorded with the freeze, else ``started``."""
+        return [self.mark_frozen_sql(freeze_id, started)]
 
     @abc.abstractmethod
     def after_restore_sql(self, services: Sequence[str]) -> list[Statement]:
@@ -186,6 +265,30 @@ class CutoverDialect(EngineDialect):
 
     @abc.abstractmethod
     def release_freeze_sql(self, freeze_id: int) -> Query: ...
+
+    # ------------------------------------------------------- reopening, proven
+    @abc.abstractmethod
+    def probe_prepare_sql(self, role: str) -> list[Statement]:
+        """Statements (idempotent) that give ``role`` the right to write bascule's probe table, and only
+        that table, outside the application's schemas (run by unfreeze, before the reopening)."""
+
+    @abc.abstractmethod
+    def probe_write_sql(self, run_id: str, side: str) -> Query:
+        """The probe write, run as the application through the endpoint and committed: the downtime
+        ends when it returns. It touches bascule's own table only."""
+
+    def lend_rights_sql(self, role: str, grants: Sequence[Grant]) -> list[Statement] | None:
+        """Statements that, inside one transaction of bascule's own session that is then rolled back,
+        give ``role`` back ``grants`` and act as ``role``: a smoke write on a side closed until GO LIVE
+        proves the application's rights without opening them to anyone. None where the engine cannot
+        (its GRANT commits)."""
+        return None
+
+    # ---------------------------------------------------------------- identity
+    @abc.abstractmethod
+    def database_identity_sql(self) -> Query:
+        """One row (system identity, database identity) as text: two connections reach the same
+        database exactly when both are equal."""
 
     # ---------------------------------------------------------------- sequences
     @abc.abstractmethod

@@ -9,14 +9,17 @@ style. The freeze state lives in ``BASCULE_META.FREEZE_STATE`` like PostgreSQL's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from bascule.engines.base import Query
 from bascule.engines.cutover_base import (
+    PUBLIC,
     CutoverDialect,
     FreezeRecord,
     Grant,
     Statement,
+    catalog_name,
     check_name,
     grants_from_json,
     grants_to_json,
@@ -28,6 +31,12 @@ META_SCHEMA = "BASCULE_META"
 # and sequences carry SELECT (nextval) and ALTER.
 ORACLE_TABLE_WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE")
 ORACLE_SEQUENCE_WRITE_PRIVILEGES = ("SELECT", "ALTER")
+ORACLE_COLUMN_WRITE_PRIVILEGES = ("INSERT", "UPDATE")
+# System privileges that write any table (TRUNCATE needs DROP ANY TABLE).
+ORACLE_ANY_WRITE_PRIVILEGES = ("INSERT ANY TABLE", "UPDATE ANY TABLE", "DELETE ANY TABLE", "DROP ANY TABLE")
+PROBE_TABLE = f"{META_SCHEMA}.WRITE_PROBE"
+# TIMESTAMP WITH TIME ZONE from an ISO 8601 text bind (the driver binds no aware datetime).
+_TSTZ = "TO_TIMESTAMP_TZ(:started, 'YYYY-MM-DD\"T\"HH24:MI:SS.FFTZH:TZM')"
 
 
 def _upper(name: str, field: str) -> str:
@@ -40,6 +49,18 @@ def _in_list(prefix: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
         raise ValueError(f"{prefix}: at least one value is required")
     binds = {f"{prefix}{i}": v for i, v in enumerate(values)}
     return ", ".join(f":{k}" for k in binds), binds
+
+
+def _not_allowed(column: str, allowed: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """`` AND <column> NOT IN (:allowed0, ..)`` (nothing when no writer is allowed) and its binds."""
+    if not allowed:
+        return "", {}
+    names, binds = _in_list("allowed", [catalog_name(a, field="allowed writer").upper() for a in allowed])
+    return f" AND {column} NOT IN ({names})", binds
+
+
+def _started(started: datetime | None) -> str | None:
+    return None if started is None else started.isoformat(timespec="microseconds")
 
 
 class OracleCutoverDialect(OracleEngine, CutoverDialect):
@@ -110,19 +131,25 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
                             frozen_at=frozen_at, position=None if position is None else str(position))
 
     def record_freeze_sql(self, role: str, grants: Sequence[Grant], *, can_login: bool,
-                          conn_limit: int | None = None, services: Sequence[str] = ()) -> Query:
+                          conn_limit: int | None = None, services: Sequence[str] = (),
+                          started: datetime | None = None) -> Query:
         # Oracle users have no connection limit of their own (profiles do): only the lock is recorded.
+        binds = {"role": _upper(role, "application role"), "grants": grants_to_json(grants),
+                 "can_login": 1 if can_login else 0, "services": ",".join(services)}
+        if started is None:
+            return (f"""INSERT INTO {META_SCHEMA}.FREEZE_STATE (role_name, grants, can_login, services)
+                VALUES (:role, :grants, :can_login, :services)""", binds)
         return (
-            f"""INSERT INTO {META_SCHEMA}.FREEZE_STATE (role_name, grants, can_login, services)
-                VALUES (:role, :grants, :can_login, :services)""",
-            {"role": _upper(role, "application role"), "grants": grants_to_json(grants),
-             "can_login": 1 if can_login else 0, "services": ",".join(services)},
+            f"""INSERT INTO {META_SCHEMA}.FREEZE_STATE (role_name, grants, can_login, services, frozen_at)
+                VALUES (:role, :grants, :can_login, :services, {_TSTZ})""",
+            {**binds, "started": _started(started)},
         )
 
     def record_freeze_statements(self, role: str, grants: Sequence[Grant], *, can_login: bool,
-                                 conn_limit: int | None = None, services: Sequence[str] = ()) -> list[Query]:
+                                 conn_limit: int | None = None, services: Sequence[str] = (),
+                                 started: datetime | None = None) -> list[Query]:
         # RETURNING ... INTO needs an out bind: the freeze just recorded is read back instead.
-        return [self.record_freeze_sql(role, grants, can_login=can_login, services=services),
+        return [self.record_freeze_sql(role, grants, can_login=can_login, services=services, started=started),
                 self.active_freeze_sql(role)]
 
     def update_freeze_grants_sql(self, freeze_id: int, grants: Sequence[Grant]) -> Query:
@@ -134,34 +161,107 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
         return ("SELECT CASE WHEN account_status LIKE '%LOCKED%' THEN 0 ELSE 1 END, NULL FROM dba_users "
                 "WHERE username = :role", {"role": _upper(role, "application role")})
 
-    def write_grants_sql(self, role: str, schemas: Sequence[str]) -> Query:
+    def write_grants_sql(self, role: str, schemas: Sequence[str], allowed: Sequence[str] = ()) -> Query:
+        # Object grants and column grants (dba_col_privs) of every grantee but the owner and the
+        # allowed writers; the role's own come back with a NULL grantee ('' is NULL here).
         owners, binds = _in_list("owner", [_upper(s, "schema") for s in schemas])
+        tab_allowed, allowed_binds = _not_allowed("p.grantee", allowed)
+        col_allowed, _ = _not_allowed("c.grantee", allowed)
         return (
             f"""SELECT CASE WHEN o.object_type = 'SEQUENCE' THEN 'sequence' ELSE 'table' END,
-                       p.owner, p.table_name, p.privilege, CASE p.grantable WHEN 'YES' THEN 1 ELSE 0 END
+                       p.owner, p.table_name, p.privilege, CASE p.grantable WHEN 'YES' THEN 1 ELSE 0 END,
+                       NULL, CASE WHEN p.grantee = :role THEN NULL ELSE p.grantee END
                   FROM dba_tab_privs p
                   JOIN dba_objects o ON o.owner = p.owner AND o.object_name = p.table_name
                                     AND o.object_type IN ('TABLE', 'VIEW', 'SEQUENCE')
-                 WHERE p.grantee = :role AND p.owner IN ({owners})
+                 WHERE p.owner IN ({owners}) AND p.grantee <> p.owner{tab_allowed}
                    AND ((o.object_type = 'SEQUENCE' AND p.privilege IN ('SELECT', 'ALTER'))
                         OR (o.object_type <> 'SEQUENCE' AND p.privilege IN ('INSERT', 'UPDATE', 'DELETE')))
+                UNION ALL
+                SELECT 'column', c.owner, c.table_name, c.privilege, CASE c.grantable WHEN 'YES' THEN 1 ELSE 0 END,
+                       c.column_name, CASE WHEN c.grantee = :role THEN NULL ELSE c.grantee END
+                  FROM dba_col_privs c
+                 WHERE c.owner IN ({owners}) AND c.grantee <> c.owner{col_allowed}
+                   AND c.privilege IN ('INSERT', 'UPDATE')
                  ORDER BY 1, 2, 3, 4""",
-            {"role": _upper(role, "application role"), **binds},
+            {"role": _upper(role, "application role"), **binds, **allowed_binds},
         )
 
-    def _object(self, grant: Grant) -> str:
-        allowed = ORACLE_TABLE_WRITE_PRIVILEGES if grant.kind == "table" else ORACLE_SEQUENCE_WRITE_PRIVILEGES
-        if grant.kind not in ("table", "sequence") or grant.privilege not in allowed:
+    def freeze_findings_sql(self, role: str, schemas: Sequence[str], allowed: Sequence[str] = ()) -> Query:
+        # Who can still write, once the sessions are gone: users (never Oracle's own) holding a write
+        # right on the scope's objects or columns, directly, through roles (of roles) or PUBLIC; a
+        # system privilege writing any table; the scope's owners; definer-rights code of the scope's
+        # owners that someone else may execute (it writes as its owner); pending distributed
+        # transactions (dba_2pc_pending), which a coordinator may still commit.
+        owners, binds = _in_list("owner", [_upper(s, "schema") for s in schemas])
+        user_allowed, allowed_binds = _not_allowed("u.username", allowed)
+        exec_allowed, _ = _not_allowed("x.grantee", allowed)
+        any_privs = ", ".join(f"'{p}'" for p in ORACLE_ANY_WRITE_PRIVILEGES)
+        return (
+            f"""WITH held AS (
+                    SELECT p.grantee, 'grant' way FROM dba_tab_privs p
+                      JOIN dba_objects o ON o.owner = p.owner AND o.object_name = p.table_name
+                                        AND o.object_type IN ('TABLE', 'VIEW', 'SEQUENCE')
+                     WHERE p.owner IN ({owners})
+                       AND ((o.object_type = 'SEQUENCE' AND p.privilege IN ('SELECT', 'ALTER'))
+                            OR (o.object_type <> 'SEQUENCE' AND p.privilege IN ('INSERT', 'UPDATE', 'DELETE')))
+                    UNION SELECT c.grantee, 'column grant' FROM dba_col_privs c
+                     WHERE c.owner IN ({owners}) AND c.privilege IN ('INSERT', 'UPDATE')
+                    UNION SELECT s.grantee, 'system privilege' FROM dba_sys_privs s
+                     WHERE s.privilege IN ({any_privs})
+                ), reach AS (
+                    SELECT h.grantee holder, h.way, h.grantee who FROM held h
+                    UNION ALL
+                    SELECT h.grantee, h.way, r.grantee FROM held h
+                      JOIN (SELECT CONNECT_BY_ROOT granted_role root, grantee FROM dba_role_privs
+                            CONNECT BY NOCYCLE PRIOR grantee = granted_role) r ON r.root = h.grantee
+                )
+                SELECT 'writer', u.username,
+                       LISTAGG(DISTINCT CASE WHEN x.holder = 'PUBLIC' THEN x.way || ' to PUBLIC'
+                                             WHEN x.holder = u.username THEN x.way
+                                             ELSE x.way || ' of ' || x.holder END, ', ')
+                  FROM dba_users u
+                  JOIN reach x ON x.who = u.username OR x.holder = 'PUBLIC'
+                 WHERE u.oracle_maintained = 'N' AND u.username <> SYS_CONTEXT('USERENV', 'SESSION_USER')
+                   AND u.username NOT IN ({owners}){user_allowed}
+                 GROUP BY u.username
+                UNION ALL
+                SELECT 'writer', u.username, 'owner' FROM dba_users u
+                 WHERE u.username IN ({owners}){user_allowed}
+                UNION ALL
+                SELECT 'definer rights', x.owner || '.' || x.table_name, 'executable by ' || x.grantee
+                  FROM dba_tab_privs x
+                  JOIN dba_procedures d ON d.owner = x.owner AND d.object_name = x.table_name
+                                       AND d.procedure_name IS NULL AND d.authid = 'DEFINER'
+                 WHERE x.owner IN ({owners}) AND x.privilege = 'EXECUTE'{exec_allowed}
+                UNION ALL
+                SELECT 'prepared transactions', TO_CHAR(COUNT(*)), NULL FROM dba_2pc_pending HAVING COUNT(*) > 0""",
+            {**binds, **allowed_binds},
+        )
+
+    def _object(self, grant: Grant, *, column: bool = False) -> str:
+        allowed = {"table": ORACLE_TABLE_WRITE_PRIVILEGES, "sequence": ORACLE_SEQUENCE_WRITE_PRIVILEGES,
+                   "column": ORACLE_COLUMN_WRITE_PRIVILEGES}.get(grant.kind, ())
+        if grant.privilege not in allowed:
             raise ValueError(f"grant on {grant.schema}.{grant.name}: {grant.kind} privilege "
                              f"{grant.privilege!r} is not a write right bascule manages")
-        return f"{grant.privilege} ON {self.qualified(grant.schema, grant.name)}"
+        cols = f" ({self.quote_ident(grant.column)})" if column else ""
+        return f"{grant.privilege}{cols} ON {self.qualified(grant.schema, grant.name)}"
+
+    def _grantee(self, role: str, grant: Grant) -> str:
+        holder = grant.holder(_upper(role, "application role"))
+        # A catalog name comes back as stored (upper case unless created quoted): quoted as it is.
+        return "PUBLIC" if holder.upper() == PUBLIC else self.quote_ident(catalog_name(holder, field="grantee"))
 
     def revoke_sql(self, role: str, grant: Grant) -> str:
-        return f"REVOKE {self._object(grant)} FROM {self.quote_ident(_upper(role, 'application role'))}"
+        # Oracle revokes column rights only with the table's: REVOKE INSERT ON t takes both, and
+        # unfreeze gives each back as recorded.
+        return f"REVOKE {self._object(grant)} FROM {self._grantee(role, grant)}"
 
     def grant_sql(self, role: str, grant: Grant) -> str:
         option = " WITH GRANT OPTION" if grant.grantable else ""
-        return f"GRANT {self._object(grant)} TO {self.quote_ident(_upper(role, 'application role'))}{option}"
+        return (f"GRANT {self._object(grant, column=grant.kind == 'column')} TO {self._grantee(role, grant)}"
+                f"{option}")
 
     def lock_role_sql(self, role: str) -> str:
         return f"ALTER USER {self.quote_ident(_upper(role, 'application role'))} ACCOUNT LOCK"
@@ -194,16 +294,31 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
     def after_restore_sql(self, services: Sequence[str]) -> list[Statement]:
         return [*(self.start_service_sql(s) for s in services), self.disable_restricted_session_sql()]
 
-    def sessions_sql(self, role: str) -> Query:
-        return ("SELECT sid, serial#, inst_id FROM gv$session WHERE username = :role AND type = 'USER'",
-                {"role": _upper(role, "application role")})
+    def sessions_sql(self, role: str, writers: Sequence[str] = (), allowed: Sequence[str] = (),
+                     everyone: bool = False) -> Query:
+        # Oracle has no SET ROLE to a user: a writer's sessions are its own (proxy logins too, whose
+        # username is the proxied user's). Roles among ``writers`` reach the users granted them.
+        user = _upper(role, "application role")
+        if not everyone and {catalog_name(w, field="writer").upper() for w in writers} <= {user}:
+            return ("SELECT sid, serial#, inst_id FROM gv$session WHERE username = :role AND type = 'USER'",
+                    {"role": user})
+        names, binds = _in_list("writer", sorted({user, *(catalog_name(w, field="writer").upper() for w in writers)}))
+        not_allowed, allowed_binds = _not_allowed("username", allowed)
+        who = ("1 = 1" if everyone else
+               f"""(username IN ({names}) OR username IN (
+                       SELECT grantee FROM dba_role_privs
+                        START WITH granted_role IN ({names}) CONNECT BY NOCYCLE PRIOR grantee = granted_role))""")
+        return (f"""SELECT sid, serial#, inst_id FROM gv$session
+                     WHERE type = 'USER' AND username <> SYS_CONTEXT('USERENV', 'SESSION_USER')
+                       AND {who}{not_allowed}""", {**binds, **allowed_binds})
 
     def kill_session_sql(self, sid: int, serial: int, inst_id: int) -> str:
         # DISCONNECT SESSION ... IMMEDIATE rolls back the open transaction (idle
         # ones included) and frees the session at once, unlike KILL's "marked for kill".
         return f"ALTER SYSTEM DISCONNECT SESSION '{int(sid)},{int(serial)},@{int(inst_id)}' IMMEDIATE"
 
-    def end_sessions_sql(self, role: str, sessions: Sequence[tuple[Any, ...]]) -> list[Statement]:
+    def end_sessions_sql(self, role: str, sessions: Sequence[tuple[Any, ...]], writers: Sequence[str] = (),
+                         allowed: Sequence[str] = (), everyone: bool = False) -> list[Statement]:
         # One per session; one already gone fails (ORA-00030) and the recount shows it ended.
         return [self.kill_session_sql(sid, serial, inst) for sid, serial, inst in sessions]
 
@@ -225,24 +340,56 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
             {"role": _upper(role, "application role"), **binds},
         )
 
-    def mark_frozen_sql(self, freeze_id: int) -> Query:
+    def mark_frozen_sql(self, freeze_id: int, started: datetime | None = None) -> Query:
+        # frozen_at was recorded with the freeze (the worker's clock before the first REVOKE);
+        # ``started`` stands in for a record made without it, SYSTIMESTAMP only when neither is known.
+        at, binds = (f"COALESCE(frozen_at, {_TSTZ}, SYSTIMESTAMP)", {"started": _started(started)}) \
+            if started is not None else ("NVL(frozen_at, SYSTIMESTAMP)", {})
         return (
             f"""UPDATE {META_SCHEMA}.FREEZE_STATE
-                   SET frozen_at = NVL(frozen_at, SYSTIMESTAMP),
+                   SET frozen_at = {at},
                        frozen_position = NVL(frozen_position, (SELECT TO_CHAR(current_scn) FROM v$database))
                  WHERE freeze_id = :freeze_id""",
-            {"freeze_id": int(freeze_id)},
+            {"freeze_id": int(freeze_id), **binds},
         )
 
-    def mark_frozen_statements(self, freeze_id: int) -> list[Query]:
+    def mark_frozen_statements(self, freeze_id: int, started: datetime | None = None) -> list[Query]:
         # UPDATE ... RETURNING INTO needs out binds: the frozen time and SCN are read back.
-        return [self.mark_frozen_sql(freeze_id),
+        return [self.mark_frozen_sql(freeze_id, started),
                 (f"SELECT frozen_at, frozen_position FROM {META_SCHEMA}.FREEZE_STATE WHERE freeze_id = :freeze_id",
                  {"freeze_id": int(freeze_id)})]
 
     def release_freeze_sql(self, freeze_id: int) -> Query:
         return (f"UPDATE {META_SCHEMA}.FREEZE_STATE SET released_at = SYSTIMESTAMP "
                 "WHERE freeze_id = :freeze_id AND released_at IS NULL", {"freeze_id": int(freeze_id)})
+
+    # ---------------------------------------------------- reopening, proven
+    def probe_prepare_sql(self, role: str) -> list[Statement]:
+        table = f"""CREATE TABLE {PROBE_TABLE} (
+                run_id      VARCHAR2(250) NOT NULL,
+                side        VARCHAR2(16)  NOT NULL,
+                written_by  VARCHAR2(128) DEFAULT SYS_CONTEXT('USERENV', 'SESSION_USER') NOT NULL,
+                written_at  TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL)"""
+        return [
+            "BEGIN EXECUTE IMMEDIATE q'[" + table + "]'; "
+            "EXCEPTION WHEN OTHERS THEN IF SQLCODE != -955 THEN RAISE; END IF; END;",
+            f"GRANT INSERT ON {PROBE_TABLE} TO {self.quote_ident(_upper(role, 'application role'))}",
+        ]
+
+    def probe_write_sql(self, run_id: str, side: str) -> Query:
+        return (f"INSERT INTO {PROBE_TABLE} (run_id, side) VALUES (:run_id, :side)",
+                {"run_id": str(run_id)[:250], "side": str(side)})
+
+    # lend_rights_sql: None (the base's): a GRANT commits, it cannot be lent inside a rolled-back transaction.
+
+    # ------------------------------------------------------------ identity
+    def database_identity_sql(self) -> Query:
+        # DBID (kept by a clone made with RMAN DUPLICATE unless NID changes it) and the pluggable
+        # database's GUID (unique per PDB, also across clones); '-' outside a container database.
+        return ("""SELECT TO_CHAR(d.dbid),
+                          NVL((SELECT RAWTOHEX(c.guid) FROM v$containers c
+                                WHERE c.con_id = TO_NUMBER(SYS_CONTEXT('USERENV', 'CON_ID'))), '-')
+                     FROM v$database d""", {})
 
     # ----------------------------------------------------------- sequences
     def sequence_values_sql(self, schemas: Sequence[str]) -> Query:

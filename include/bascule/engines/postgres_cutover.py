@@ -8,15 +8,18 @@ selects a row value: grants, role attributes, positions, counts and catalog name
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from bascule.engines.base import Query
 from bascule.engines.cutover_base import (
     META_SCHEMA,
+    PUBLIC,
     CutoverDialect,
     FreezeRecord,
     Grant,
     Statement,
+    catalog_name,
     check_name,
     grants_from_json,
     grants_to_json,
@@ -27,6 +30,29 @@ from bascule.engines.postgres import PostgresEngine
 # and setval() just as USAGE allows nextval(): both go.
 TABLE_WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
 SEQUENCE_WRITE_PRIVILEGES = ("USAGE", "UPDATE")
+# Column rights that change data (a table-level REVOKE also drops them: they are recorded apart).
+COLUMN_WRITE_PRIVILEGES = ("INSERT", "UPDATE")
+PROBE_TABLE = f"{META_SCHEMA}.write_probe"
+
+# The roles that may keep writing (the plan's allowed writers, and the session's own user) and the
+# relations of the scope: shared by the query of what a freeze takes and by its proof.
+_ALLOWED_AND_SCOPE = """
+    allowed AS (
+        SELECT oid FROM pg_roles WHERE rolname = ANY(%(allowed)s) OR rolname = current_user
+    ), rel AS (
+        SELECT c.oid, c.relkind, c.relowner, c.relacl, n.nspname, c.relname
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'f', 'S')
+    )"""
+# A write right of an ACL entry of a relation of the scope (sequence rights for sequences).
+_WRITE_ENTRY = """((rel.relkind = 'S' AND a.privilege_type = ANY(%(seq_privs)s))
+                    OR (rel.relkind <> 'S' AND a.privilege_type = ANY(%(table_privs)s)))"""
+# A default-ACL entry that will give a write right on a future table or sequence.
+_DEFAULT_WRITE_ENTRY = """d.defaclobjtype IN ('r', 'S')
+               AND (d.defaclnamespace = 0 OR d.defaclnamespace IN (SELECT oid FROM pg_namespace
+                                                                    WHERE nspname = ANY(%(schemas)s)))
+               AND ((d.defaclobjtype = 'S' AND a.privilege_type = ANY(%(seq_privs)s))
+                    OR (d.defaclobjtype = 'r' AND a.privilege_type = ANY(%(table_privs)s)))"""
 
 
 class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
@@ -103,25 +129,115 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
         return ("SELECT rolcanlogin, rolconnlimit FROM pg_roles WHERE rolname = %(role)s",
                 {"role": check_name(role, field="application role")})
 
-    def write_grants_sql(self, role: str, schemas: Sequence[str]) -> Query:
-        # Every relation of the schemas, partitions and views included: a partition
-        # or an auto-updatable view is a side door around a revoke on the parent.
+    def _scope_binds(self, role: str, schemas: Sequence[str], allowed: Sequence[str]) -> dict[str, Any]:
+        return {"schemas": list(schemas), "role": check_name(role, field="application role"),
+                "allowed": [catalog_name(a, field="allowed writer") for a in allowed],
+                "seq_privs": list(SEQUENCE_WRITE_PRIVILEGES), "table_privs": list(TABLE_WRITE_PRIVILEGES),
+                "column_privs": list(COLUMN_WRITE_PRIVILEGES)}
+
+    def write_grants_sql(self, role: str, schemas: Sequence[str], allowed: Sequence[str] = ()) -> Query:
+        # Every relation of the schemas, partitions and views included: a partition or an
+        # auto-updatable view is a side door around a revoke on the parent. Column rights apart: a
+        # table-level REVOKE drops them too, and unfreeze must give them back. Memberships are taken
+        # only where the role granted keeps its rights (allowed, superuser, owner, pg_write_all_data);
+        # every other role loses its own grants instead. An owner's rights on its own objects and a
+        # superuser's are never taken (the proof names them when they are not allowed).
         return (
-            """
-            SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
-                   n.nspname, c.relname, a.privilege_type, a.is_grantable
-              FROM pg_class c
-              JOIN pg_namespace n ON n.oid = c.relnamespace
-             CROSS JOIN LATERAL aclexplode(c.relacl) a
-             WHERE n.nspname = ANY(%(schemas)s)
-               AND c.relkind IN ('r', 'p', 'v', 'f', 'S')
-               AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = %(role)s)
-               AND ((c.relkind = 'S' AND a.privilege_type = ANY(%(seq_privs)s))
-                    OR (c.relkind <> 'S' AND a.privilege_type = ANY(%(table_privs)s)))
-             ORDER BY 1, 2, 3, 4
+            f"""
+            WITH {_ALLOWED_AND_SCOPE}, taken AS (
+                SELECT CASE WHEN rel.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
+                       rel.nspname AS schema, rel.relname AS name, a.privilege_type AS privilege,
+                       a.is_grantable AS grantable, '' AS col, a.grantee
+                  FROM rel CROSS JOIN LATERAL aclexplode(rel.relacl) a
+                 WHERE a.grantee <> rel.relowner AND {_WRITE_ENTRY}
+                UNION ALL
+                SELECT 'column', rel.nspname, rel.relname, a.privilege_type, a.is_grantable, att.attname::text,
+                       a.grantee
+                  FROM rel
+                  JOIN pg_attribute att ON att.attrelid = rel.oid AND att.attnum > 0 AND NOT att.attisdropped
+                                       AND att.attacl IS NOT NULL
+                 CROSS JOIN LATERAL aclexplode(att.attacl) a
+                 WHERE rel.relkind <> 'S' AND a.grantee <> rel.relowner
+                   AND a.privilege_type = ANY(%(column_privs)s)
+                UNION ALL
+                SELECT CASE d.defaclobjtype WHEN 'S' THEN 'default_sequence' ELSE 'default_table' END,
+                       coalesce(dn.nspname::text, ''), pg_get_userbyid(d.defaclrole)::text, a.privilege_type,
+                       a.is_grantable, '', a.grantee
+                  FROM pg_default_acl d
+                  LEFT JOIN pg_namespace dn ON dn.oid = d.defaclnamespace
+                 CROSS JOIN LATERAL aclexplode(d.defaclacl) a
+                 WHERE a.grantee <> d.defaclrole AND {_DEFAULT_WRITE_ENTRY}
+                UNION ALL
+                SELECT 'membership', '', g.rolname::text, 'MEMBER', m.admin_option, '', m.member
+                  FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                 WHERE g.rolsuper OR g.rolname = 'pg_write_all_data'
+                    OR g.oid IN (SELECT relowner FROM rel) OR g.oid IN (SELECT oid FROM allowed)
+            )
+            SELECT t.kind, t.schema, t.name, t.privilege, t.grantable, t.col,
+                   CASE WHEN t.grantee = 0 THEN '{PUBLIC}' WHEN r.rolname = %(role)s THEN ''
+                        ELSE r.rolname::text END
+              FROM taken t LEFT JOIN pg_roles r ON r.oid = t.grantee
+             WHERE t.grantee = 0 OR (NOT r.rolsuper AND t.grantee NOT IN (SELECT oid FROM allowed))
+             ORDER BY 1, 2, 3, 4, 6, 7
             """,
-            {"schemas": list(schemas), "role": check_name(role, field="application role"),
-             "seq_privs": list(SEQUENCE_WRITE_PRIVILEGES), "table_privs": list(TABLE_WRITE_PRIVILEGES)},
+            self._scope_binds(role, schemas, allowed),
+        )
+
+    def freeze_findings_sql(self, role: str, schemas: Sequence[str], allowed: Sequence[str] = ()) -> Query:
+        # One statement, run once the sessions are gone: who can still write, and how.
+        # pg_has_role(..., 'MEMBER') is true for a member that does not inherit (it may SET ROLE) and for
+        # every role a superuser names; CASE keeps PUBLIC's grantee 0 away from it.
+        return (
+            f"""
+            WITH {_ALLOWED_AND_SCOPE}, held AS (
+                SELECT oid AS holder, 'superuser' AS way FROM pg_roles WHERE rolsuper
+                UNION SELECT relowner, 'owner' FROM rel
+                UNION SELECT a.grantee, 'grant' FROM rel CROSS JOIN LATERAL aclexplode(rel.relacl) a
+                       WHERE {_WRITE_ENTRY}
+                UNION SELECT a.grantee, 'column grant'
+                        FROM rel
+                        JOIN pg_attribute att ON att.attrelid = rel.oid AND att.attnum > 0
+                                             AND NOT att.attisdropped AND att.attacl IS NOT NULL
+                       CROSS JOIN LATERAL aclexplode(att.attacl) a
+                       WHERE a.privilege_type = ANY(%(column_privs)s)
+                UNION SELECT oid, 'member of pg_write_all_data' FROM pg_roles WHERE rolname = 'pg_write_all_data'
+            ), writer AS (
+                SELECT r.oid, r.rolname, r.rolsuper, h.holder, h.way
+                  FROM pg_roles r
+                  JOIN held h ON CASE WHEN h.holder = 0 THEN true ELSE pg_has_role(r.oid, h.holder, 'MEMBER') END
+                 WHERE (r.rolcanlogin OR r.rolname = %(role)s) AND r.oid NOT IN (SELECT oid FROM allowed)
+            )
+            SELECT 'writer', rolname::text,
+                   CASE WHEN bool_or(rolsuper) THEN 'superuser'
+                        ELSE string_agg(DISTINCT CASE WHEN holder = 0 THEN way || ' to PUBLIC'
+                                                      WHEN holder = oid THEN way
+                                                      ELSE way || ' of ' || pg_get_userbyid(holder) END, ', ')
+                   END
+              FROM writer GROUP BY rolname
+            UNION ALL
+            SELECT 'security definer', p.oid::regprocedure::text, 'owned by ' || pg_get_userbyid(p.proowner)
+              FROM pg_proc p
+             WHERE p.prosecdef
+               AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+               AND EXISTS (SELECT 1 FROM held h WHERE CASE WHEN h.holder = 0 THEN true
+                                                          ELSE pg_has_role(p.proowner, h.holder, 'MEMBER') END)
+               AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                            WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+                              AND (a.grantee = 0 OR a.grantee NOT IN (SELECT oid FROM allowed)))
+            UNION ALL
+            SELECT 'default privileges', pg_get_userbyid(d.defaclrole)::text,
+                   string_agg(DISTINCT a.privilege_type || ' to '
+                              || CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, ', ')
+              FROM pg_default_acl d CROSS JOIN LATERAL aclexplode(d.defaclacl) a
+             WHERE a.grantee <> d.defaclrole AND {_DEFAULT_WRITE_ENTRY}
+               AND (a.grantee = 0 OR a.grantee NOT IN (SELECT oid FROM allowed UNION
+                                                       SELECT oid FROM pg_roles WHERE rolsuper))
+             GROUP BY d.defaclrole
+            UNION ALL
+            SELECT 'prepared transactions', count(*)::text, string_agg(DISTINCT owner::text, ', ')
+              FROM pg_prepared_xacts WHERE database = current_database() HAVING count(*) > 0
+            """,
+            self._scope_binds(role, schemas, allowed),
         )
 
     def remaining_write_rights_sql(self, role: str, schemas: Sequence[str]) -> Query:
@@ -145,20 +261,48 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
 
     def _object(self, grant: Grant) -> str:
         check_name(grant.schema, field="schema")
-        kind = {"table": "TABLE", "sequence": "SEQUENCE"}.get(grant.kind)
-        privs = TABLE_WRITE_PRIVILEGES if grant.kind == "table" else SEQUENCE_WRITE_PRIVILEGES
+        kind = {"table": "TABLE", "sequence": "SEQUENCE", "column": "TABLE"}.get(grant.kind)
+        privs = {"table": TABLE_WRITE_PRIVILEGES, "column": COLUMN_WRITE_PRIVILEGES}.get(
+            grant.kind, SEQUENCE_WRITE_PRIVILEGES)
         if kind is None or grant.privilege not in privs:
             raise ValueError(f"grant on {grant.schema}.{grant.name}: {grant.kind} privilege "
                              f"{grant.privilege!r} is not a write right bascule manages")
-        return f"{grant.privilege} ON {kind} {self.qualified(grant.schema, grant.name)}"
+        column = f" ({self.quote_ident(grant.column)})" if grant.kind == "column" else ""
+        return f"{grant.privilege}{column} ON {kind} {self.qualified(grant.schema, grant.name)}"
+
+    def _grantee(self, role: str, grant: Grant) -> str:
+        holder = grant.holder(check_name(role, field="application role"))
+        return "PUBLIC" if holder.upper() == PUBLIC else self.quote_ident(catalog_name(holder, field="grantee"))
+
+    def _default(self, grant: Grant) -> tuple[str, str]:
+        """(``FOR ROLE .. [IN SCHEMA ..]``, ``<privilege> ON TABLES|SEQUENCES``) of a default privilege."""
+        on = {"default_table": ("TABLES", TABLE_WRITE_PRIVILEGES),
+              "default_sequence": ("SEQUENCES", SEQUENCE_WRITE_PRIVILEGES)}[grant.kind]
+        if grant.privilege not in on[1]:
+            raise ValueError(f"default privilege {grant.privilege!r} on {on[0].lower()} is not a write right")
+        where = f" IN SCHEMA {self.quote_ident(check_name(grant.schema, field='schema'))}" if grant.schema else ""
+        return (f"FOR ROLE {self.quote_ident(catalog_name(grant.name, field='role'))}{where}",
+                f"{grant.privilege} ON {on[0]}")
 
     def revoke_sql(self, role: str, grant: Grant) -> str:
-        return f"REVOKE {self._object(grant)} FROM {self.quote_ident(check_name(role, field='application role'))}"
+        grantee = self._grantee(role, grant)
+        if grant.kind == "membership":
+            return f"REVOKE {self.quote_ident(catalog_name(grant.name, field='role'))} FROM {grantee}"
+        if grant.kind.startswith("default_"):
+            owner, what = self._default(grant)
+            return f"ALTER DEFAULT PRIVILEGES {owner} REVOKE {what} FROM {grantee}"
+        return f"REVOKE {self._object(grant)} FROM {grantee}"
 
     def grant_sql(self, role: str, grant: Grant) -> str:
+        grantee = self._grantee(role, grant)
+        if grant.kind == "membership":
+            option = " WITH ADMIN OPTION" if grant.grantable else ""
+            return f"GRANT {self.quote_ident(catalog_name(grant.name, field='role'))} TO {grantee}{option}"
         option = " WITH GRANT OPTION" if grant.grantable else ""
-        return (f"GRANT {self._object(grant)} TO {self.quote_ident(check_name(role, field='application role'))}"
-                f"{option}")
+        if grant.kind.startswith("default_"):
+            owner, what = self._default(grant)
+            return f"ALTER DEFAULT PRIVILEGES {owner} GRANT {what} TO {grantee}{option}"
+        return f"GRANT {self._object(grant)} TO {grantee}{option}"
 
     def lock_role_sql(self, role: str) -> str:
         return f"ALTER ROLE {self.quote_ident(check_name(role, field='application role'))} NOLOGIN CONNECTION LIMIT 0"
@@ -171,14 +315,17 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
                 f"CONNECTION LIMIT {int(conn_limit)}")
 
     def record_freeze_sql(self, role: str, grants: Sequence[Grant], *, can_login: bool,
-                          conn_limit: int | None = None, services: Sequence[str] = ()) -> Query:
+                          conn_limit: int | None = None, services: Sequence[str] = (),
+                          started: datetime | None = None) -> Query:
         # PostgreSQL has no services to record: the application's way in is the role's login.
         if conn_limit is None:
             raise ValueError(f"freeze of {role!r}: PostgreSQL records the role's connection limit")
         return (
-            f"""INSERT INTO {META_SCHEMA}.freeze_state (role_name, grants, can_login, conn_limit)
-                VALUES (%(role)s, %(grants)s::jsonb, %(can_login)s, %(conn_limit)s) RETURNING freeze_id""",
-            {"role": role, "grants": grants_to_json(grants), "can_login": can_login, "conn_limit": conn_limit},
+            f"""INSERT INTO {META_SCHEMA}.freeze_state (role_name, grants, can_login, conn_limit, frozen_at)
+                VALUES (%(role)s, %(grants)s::jsonb, %(can_login)s, %(conn_limit)s, %(started)s::timestamptz)
+                RETURNING freeze_id""",
+            {"role": role, "grants": grants_to_json(grants), "can_login": can_login, "conn_limit": conn_limit,
+             "started": started},
         )
 
     def update_freeze_grants_sql(self, freeze_id: int, grants: Sequence[Grant]) -> Query:
@@ -192,39 +339,92 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
     def after_restore_sql(self, services: Sequence[str]) -> list[Statement]:
         return []
 
-    def terminate_sessions_sql(self, role: str) -> Query:
-        # Idle-in-transaction sessions included: their open transaction could
-        # still commit after the freeze position was taken.
+    def _sessions_where(self, role: str, writers: Sequence[str], allowed: Sequence[str],
+                        everyone: bool) -> Query:
+        """The sessions a freeze ends: logins that are ``role`` or members of a writer (a member may have
+        SET ROLE to it: PostgreSQL shows no other backend's current_user), never allowed ones."""
+        role = check_name(role, field="application role")
+        if not writers and not everyone:
+            return "usename = %(role)s AND pid <> pg_backend_pid()", {"role": role}
         return (
-            """SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))
-                 FROM pg_stat_activity
-                WHERE usename = %(role)s AND pid <> pg_backend_pid()""",
-            {"role": check_name(role, field="application role")},
+            """pid <> pg_backend_pid() AND usesysid IS NOT NULL AND usename <> session_user
+               AND NOT usename = ANY(%(allowed)s)
+               AND (%(everyone)s OR EXISTS (SELECT 1 FROM pg_roles w
+                                             WHERE w.rolname = ANY(%(writers)s)
+                                               AND pg_has_role(usesysid, w.oid, 'MEMBER')))""",
+            {"role": role, "writers": sorted({role, *(catalog_name(w, field="writer") for w in writers)}),
+             "allowed": [catalog_name(a, field="allowed writer") for a in allowed], "everyone": bool(everyone)},
         )
 
-    def sessions_sql(self, role: str) -> Query:
-        return ("SELECT pid FROM pg_stat_activity WHERE usename = %(role)s AND pid <> pg_backend_pid()",
-                {"role": check_name(role, field="application role")})
+    def terminate_sessions_sql(self, role: str, writers: Sequence[str] = (), allowed: Sequence[str] = (),
+                               everyone: bool = False) -> Query:
+        # Idle-in-transaction sessions included: their open transaction could
+        # still commit after the freeze position was taken.
+        where, binds = self._sessions_where(role, writers, allowed, everyone)
+        return (f"""SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))
+                 FROM pg_stat_activity
+                WHERE {where}""", binds)
 
-    def end_sessions_sql(self, role: str, sessions: Sequence[tuple[Any, ...]]) -> list[Statement]:
+    def sessions_sql(self, role: str, writers: Sequence[str] = (), allowed: Sequence[str] = (),
+                     everyone: bool = False) -> Query:
+        where, binds = self._sessions_where(role, writers, allowed, everyone)
+        return f"SELECT pid FROM pg_stat_activity WHERE {where}", binds
+
+    def end_sessions_sql(self, role: str, sessions: Sequence[tuple[Any, ...]], writers: Sequence[str] = (),
+                         allowed: Sequence[str] = (), everyone: bool = False) -> list[Statement]:
         # One statement ends them all, those that appeared since they were listed included.
-        return [self.terminate_sessions_sql(role)] if sessions else []
+        return [self.terminate_sessions_sql(role, writers, allowed, everyone)] if sessions else []
 
-    def mark_frozen_sql(self, freeze_id: int) -> Query:
-        # Taken once, after the sessions are gone: every write the application
-        # ever committed lies before this position. A retry keeps the first one.
+    def mark_frozen_sql(self, freeze_id: int, started: datetime | None = None) -> Query:
+        # Taken once, after the sessions are gone and the proof holds: every write the application
+        # ever committed lies before this position. A retry keeps the first one. frozen_at was
+        # recorded with the freeze (the worker's clock before the REVOKE); ``started`` stands in for a
+        # record made without it, the database's clock only for a caller that gives neither.
         return (
             f"""UPDATE {META_SCHEMA}.freeze_state
-                   SET frozen_at = coalesce(frozen_at, clock_timestamp()),
+                   SET frozen_at = coalesce(frozen_at, %(started)s::timestamptz, clock_timestamp()),
                        frozen_position = coalesce(frozen_position, pg_current_wal_lsn())
                  WHERE freeze_id = %(freeze_id)s
              RETURNING frozen_at, frozen_position::text""",
-            {"freeze_id": int(freeze_id)},
+            {"freeze_id": int(freeze_id), "started": started},
         )
 
     def release_freeze_sql(self, freeze_id: int) -> Query:
         return (f"UPDATE {META_SCHEMA}.freeze_state SET released_at = clock_timestamp() "
                 "WHERE freeze_id = %(freeze_id)s AND released_at IS NULL", {"freeze_id": int(freeze_id)})
+
+    # ---------------------------------------------------- reopening, proven
+    def probe_prepare_sql(self, role: str) -> list[Statement]:
+        # bascule's own table, outside the scope (never published, never compared): the application
+        # may insert there and nothing else; it cannot read it, nor anything else of bascule_meta.
+        who = self.quote_ident(check_name(role, field="application role"))
+        return [
+            f"""CREATE TABLE IF NOT EXISTS {PROBE_TABLE} (
+                    run_id      text        NOT NULL,
+                    side        text        NOT NULL,
+                    written_by  name        NOT NULL DEFAULT current_user,
+                    written_at  timestamptz NOT NULL DEFAULT clock_timestamp())""",
+            f"GRANT USAGE ON SCHEMA {META_SCHEMA} TO {who}",
+            f"GRANT INSERT ON {PROBE_TABLE} TO {who}",
+        ]
+
+    def probe_write_sql(self, run_id: str, side: str) -> Query:
+        return (f"INSERT INTO {PROBE_TABLE} (run_id, side) VALUES (%(run_id)s, %(side)s)",
+                {"run_id": str(run_id)[:250], "side": str(side)})
+
+    def lend_rights_sql(self, role: str, grants: Sequence[Grant]) -> list[Statement] | None:
+        # GRANT is transactional here: rolled back, nobody else ever saw it (no table lock is taken).
+        who = check_name(role, field="application role")
+        lent = [self.grant_sql(who, g) for g in sorted(grants)
+                if not g.grantee and g.kind in ("table", "sequence", "column", "membership")]
+        return [*lent, f"SET LOCAL ROLE {self.quote_ident(who)}"]
+
+    # ------------------------------------------------------------ identity
+    def database_identity_sql(self) -> Query:
+        # The cluster's identifier (initdb's, copied by a physical replica or a restore) and the
+        # database's oid in it: equal on both connections only for one database.
+        return ("""SELECT (SELECT system_identifier FROM pg_control_system())::text,
+                          (SELECT oid FROM pg_database WHERE datname = current_database())::text""", {})
 
     # ----------------------------------------------------------- sequences
     def sequence_values_sql(self, schemas: Sequence[str]) -> Query:

@@ -20,9 +20,13 @@ from functools import cached_property
 from typing import Any
 
 from bascule.engines import cutover_dialect_for
-from bascule.engines.base import EngineDialect
-from bascule.engines.cutover_base import CutoverDialect, Grant, Statement
+from bascule.engines.base import ConnectOptions, EngineDialect
+from bascule.engines.cutover_base import PUBLIC, CutoverDialect, FreezeFinding, Grant, Statement
 from bascule.hooks.database import MigrationDatabaseError, MigrationDatabaseHook
+from bascule.today import utc_now
+
+# The probe goes through the application's endpoint: maybe a transaction pooler, no prepared statement.
+_PROBE_OPTIONS = ConnectOptions(through_pooler=True, application_name="bascule-probe", connect_timeout_s=5)
 
 
 class CutoverDatabaseError(MigrationDatabaseError):
@@ -31,6 +35,31 @@ class CutoverDatabaseError(MigrationDatabaseError):
 
 class FreezeError(RuntimeError):
     """The freeze could not be made complete; the message names what still lets the application write."""
+
+
+class ProbeError(RuntimeError):
+    """The probe write through the endpoint did not commit: writes are not proven open."""
+
+
+@dataclass(frozen=True)
+class LentRights:
+    """A side closed until GO LIVE: bascule's own session there, and the statements that lend the
+    application its rights for one transaction that is always rolled back (``conn`` None: cannot)."""
+
+    conn: Any | None
+    statements: tuple[Statement, ...]
+    hook: MigrationDatabaseHook
+
+
+@dataclass(frozen=True)
+class DatabaseIdentity:
+    """Which database a connection reaches: the system's identity and the database's within it."""
+
+    system: str  # PostgreSQL's system_identifier; Oracle's DBID
+    database: str  # PostgreSQL's database oid; Oracle's PDB GUID ('-' outside a CDB)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"system": self.system, "database": self.database}
 
 
 @dataclass(frozen=True)
@@ -49,16 +78,28 @@ class RestorePoint:
 class FreezeState:
     role: str
     freeze_id: int
-    frozen_at: datetime  # database clock, after the application's sessions were ended
-    position: str  # LSN / SCN at that moment: every acknowledged application write lies before it
+    # The worker's UTC clock right before the first REVOKE was sent: writes start being refused
+    # after it (ADR 0037). A retry returns the first freeze's.
+    frozen_at: datetime
+    position: str  # LSN / SCN once the sessions are gone and the proof holds: every acknowledged write lies before it
     revoked: tuple[Grant, ...]
     terminated_sessions: int
     already_frozen: bool
+    login_locked: bool = True  # False for a side closed until GO LIVE (its reads go on)
+
+    @property
+    def other_writers(self) -> tuple[str, ...]:
+        """Roles other than the application's whose write rights were taken too."""
+        return tuple(sorted({g.grantee for g in self.revoked if g.grantee}))
 
     def as_dict(self) -> dict[str, Any]:
+        kinds: dict[str, int] = {}
+        for g in self.revoked:
+            kinds[g.kind] = kinds.get(g.kind, 0) + 1
         return {"role": self.role, "freeze_id": self.freeze_id, "frozen_at": self.frozen_at.isoformat(),
-                "position": self.position, "revoked": len(self.revoked),
-                "terminated_sessions": self.terminated_sessions, "already_frozen": self.already_frozen}
+                "position": self.position, "revoked": len(self.revoked), "revoked_by_kind": kinds,
+                "other_writers": list(self.other_writers), "terminated_sessions": self.terminated_sessions,
+                "already_frozen": self.already_frozen, "login_locked": self.login_locked}
 
 
 @dataclass(frozen=True)
@@ -100,9 +141,13 @@ class CutoverDatabaseHook(MigrationDatabaseHook):
     hook_name = "bascule cutover database"
     error_class = CutoverDatabaseError
 
-    def __init__(self, *, db_conn_id: str, engine: str, session_wait_s: float = 15.0, **kwargs: Any) -> None:
+    def __init__(self, *, db_conn_id: str, engine: str, session_wait_s: float = 15.0,
+                 allowed_writers: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(db_conn_id=db_conn_id, engine=engine, **kwargs)
         self.session_wait_s = session_wait_s
+        # Roles that may keep writing through a freeze (the plan's side.allowed_writers: replication,
+        # bascule's admin, a superuser the site accepts); the session's own user always may.
+        self.allowed_writers = tuple(allowed_writers)
 
     @cached_property
     def cutover_dialect(self) -> CutoverDialect:
@@ -158,16 +203,31 @@ class CutoverDatabaseHook(MigrationDatabaseHook):
         record = d.freeze_record(row[0])
         return record.freeze_id, list(record.grants)
 
-    def freeze(self, *, role: str, schemas: Sequence[str], services: Sequence[str] = ()) -> FreezeState:
-        """Stop ``role`` writing to ``schemas``: revoke, forbid login, end its sessions. Idempotent.
+    def freeze(self, *, role: str, schemas: Sequence[str], services: Sequence[str] = (),
+               lock_login: bool = True) -> FreezeState:
+        """Stop every writer but the allowed ones writing to ``schemas``, and prove it. Idempotent.
 
-        The grants taken away are recorded in ``bascule_meta.freeze_state`` in the
-        same transaction as the REVOKEs, so unfreeze can give back exactly those.
+        1. Revoke, in one transaction with their record in ``bascule_meta.freeze_state`` (so that
+           unfreeze gives back exactly those): the write rights on the scope of ``role`` and of every
+           other role that is not an allowed writer (table, sequence and column grants, PUBLIC's,
+           default privileges of future tables, memberships in roles that keep their rights); forbid
+           ``role`` to log in unless ``lock_login`` is False (a side closed until GO LIVE, whose reads
+           go on). The downtime's start is taken on this worker's UTC clock right before.
+        2. End the sessions of ``role`` and of every login that is a member of a writer (a member may
+           have SET ROLE to it), the allowed ones excepted; the recount decides.
+        3. Prove it (:meth:`CutoverDialect.freeze_findings_sql`): no role but the allowed ones can
+           still write (superuser, owner, inherited, SET ROLE, PUBLIC, column, system privilege), no
+           definer-rights code of a writer runs for another role, no default privilege would give a
+           future table away, no prepared transaction is open. Any finding fails the freeze
+           (:class:`FreezeError`) before the position is taken: the night rolls back.
+        4. Take the frozen position once.
+
         ``services`` are the engine's named ways in that the freeze closes too (Oracle).
         """
         if not schemas:
             raise FreezeError("freeze: schemas is empty: name the schemas the application writes to")
         d = self.cutover_dialect
+        allowed = self.allowed_writers
         with self._session() as conn:
             self._ensure_meta(conn)
             self._run(conn, d.freeze_lock_sql())
@@ -175,8 +235,8 @@ class CutoverDatabaseHook(MigrationDatabaseHook):
             if not attributes:
                 raise FreezeError(f"freeze: application role {role!r} does not exist on {self.db_conn_id}")
             active = self.rows(conn, d.active_freeze_sql(role))
-            current = [Grant(k, s, n, p, bool(g))
-                       for k, s, n, p, g in self.rows(conn, d.write_grants_sql(role, schemas))]
+            current = [self._taken(row) for row in self.rows(conn, d.write_grants_sql(role, schemas, allowed))]
+            started: datetime | None = None
             if active:
                 record = d.freeze_record(active[0])
                 freeze_id, recorded = record.freeze_id, list(record.grants)
@@ -189,39 +249,62 @@ class CutoverDatabaseHook(MigrationDatabaseHook):
                 revoked = tuple(recorded)
             else:
                 can_login, conn_limit = attributes[0][:2]
+                # The downtime starts here: the REVOKEs below refuse writes once committed.
+                started = utc_now()
                 returned = self._run(conn, d.record_freeze_statements(
                     role, current, can_login=bool(can_login),
-                    conn_limit=None if conn_limit is None else int(conn_limit), services=services))
+                    conn_limit=None if conn_limit is None else int(conn_limit), services=services,
+                    started=started))
                 freeze_id = int(returned[0][0])
                 revoked = tuple(current)
             self._run(conn, d.before_revoke_sql(services))
             for grant in current:
                 self.rows(conn, d.revoke_sql(role, grant))
-            self.rows(conn, d.lock_role_sql(role))
+            if lock_login:
+                self.rows(conn, d.lock_role_sql(role))
             conn.commit()
-            terminated = self._end_sessions(conn, role)
-            left = self.rows(conn, d.remaining_write_rights_sql(role, schemas))
+            writers = sorted({g.holder(role) for g in revoked if g.holder(role).upper() != PUBLIC})
+            everyone = any(g.holder(role).upper() == PUBLIC for g in revoked)
+            terminated = self._end_sessions(conn, role, writers=writers, everyone=everyone)
+            findings = [FreezeFinding(str(k), str(sub), "" if det is None else str(det))
+                        for k, sub, det in self.rows(conn, d.freeze_findings_sql(role, schemas, allowed))]
             conn.commit()
-            if left:
-                names = ", ".join(f"{p} on {s}.{n}" for s, n, p in left[:10])
-                raise FreezeError(f"freeze of {role!r} is incomplete: it can still use {names}"
-                                  f"{' ...' if len(left) > 10 else ''} (inherited from another role or PUBLIC?)")
-            frozen_at, position = self._run(conn, d.mark_frozen_statements(freeze_id))[0][:2]
+            if findings:
+                shown = "; ".join(str(f) for f in findings[:10])
+                raise FreezeError(f"freeze of {role!r} on {self.db_conn_id} is not proven, the night must not go "
+                                  f"on: {shown}{' ...' if len(findings) > 10 else ''} (allowed writers: "
+                                  f"{', '.join(allowed) or 'none'})")
+            frozen_at, position = self._run(conn, d.mark_frozen_statements(freeze_id, started or utc_now()))[0][:2]
             conn.commit()
         return FreezeState(role=role, freeze_id=freeze_id, frozen_at=frozen_at, position=str(position),
-                           revoked=revoked, terminated_sessions=terminated, already_frozen=bool(active))
+                           revoked=revoked, terminated_sessions=terminated, already_frozen=bool(active),
+                           login_locked=lock_login)
 
-    def _end_sessions(self, conn: Any, role: str) -> int:
-        """End every session of ``role``; the number that ended. Counting again decides, not the
+    def close_writes(self, *, role: str, schemas: Sequence[str]) -> FreezeState:
+        """Close a side to every writer but the allowed ones, its reads left open (no login lock):
+        the target, from T-minus until GO LIVE and again after every rollback. Same record, same
+        proof, and :meth:`unfreeze` opens it."""
+        return self.freeze(role=role, schemas=schemas, lock_login=False)
+
+    @staticmethod
+    def _taken(row: Sequence[Any]) -> Grant:
+        kind, schema, name, privilege, grantable, column, grantee = row[:7]
+        return Grant(str(kind), str(schema or ""), str(name), str(privilege), bool(grantable),
+                     column=str(column or ""), grantee=str(grantee or ""))
+
+    def _end_sessions(self, conn: Any, role: str, *, writers: Sequence[str] = (), everyone: bool = False) -> int:
+        """End every session of ``role`` and of the logins that are members of ``writers`` (all but
+        the allowed ones when ``everyone``); the number that ended. Counting again decides, not the
         statements' outcome: a session gone before its turn makes its statement fail, which is fine
         if nothing is left; sessions that outlive ``session_wait_s`` fail the freeze, counted."""
         d = self.cutover_dialect
+        scope = {"writers": writers, "allowed": self.allowed_writers, "everyone": everyone}
         deadline = time.monotonic() + self.session_wait_s
-        sessions = self.rows(conn, d.sessions_sql(role))
+        sessions = self.rows(conn, d.sessions_sql(role, **scope))
         conn.commit()
         ended, failure = 0, None
         while sessions:
-            for statement in d.end_sessions_sql(role, sessions):
+            for statement in d.end_sessions_sql(role, sessions, **scope):
                 try:
                     self.rows(conn, statement)
                 except Exception as exc:
@@ -230,12 +313,14 @@ class CutoverDatabaseHook(MigrationDatabaseHook):
                     conn.rollback()  # what failed must not abort the next statement (PostgreSQL)
                     failure = d.error_code(exc)
             conn.commit()
-            left = self.rows(conn, d.sessions_sql(role))
+            left = self.rows(conn, d.sessions_sql(role, **scope))
             conn.commit()
             ended += max(0, len(sessions) - len(left))
             if left and time.monotonic() > deadline:
                 cause = f"; the last attempt failed with {failure}" if failure else ""
-                raise FreezeError(f"freeze: {len(left)} session(s) of {role!r} survived being ended "
+                others = f" and of members of {', '.join(w for w in writers if w != role)}" if (
+                    set(writers) - {role}) else ""
+                raise FreezeError(f"freeze: {len(left)} session(s) of {role!r}{others} survived being ended "
                                   f"for {self.session_wait_s:.0f} s{cause}")
             if left:
                 time.sleep(0.1)
@@ -260,10 +345,60 @@ class CutoverDatabaseHook(MigrationDatabaseHook):
             for grant in record.grants:
                 self.rows(conn, d.grant_sql(role, grant))
             self.rows(conn, d.restore_role_sql(role, can_login=record.can_login, conn_limit=record.conn_limit))
+            # The application may write bascule's probe table, so that reopening can prove itself.
+            self._run(conn, d.probe_prepare_sql(role))
             self._run(conn, d.after_restore_sql(record.services or tuple(services)))
             self.rows(conn, d.release_freeze_sql(record.freeze_id))
             conn.commit()
         return UnfreezeResult(role=role, was_frozen=True, restored=record.grants)
+
+    # ------------------------------------------------------- reopening, proven
+    def probe_write(self, *, run_id: str, side: str, database: str | None = None, wait_s: float = 10.0) -> datetime:
+        """Commit bascule's probe write through this connection (the application's, through the
+        endpoint): the worker's UTC clock right after the commit returned, where the downtime ends.
+
+        Tried again for up to ``wait_s`` (an endpoint that just resumed may still be reconnecting);
+        after that :class:`ProbeError`, naming the last error class only.
+        """
+        d = self.cutover_dialect
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                with self.database_session(database=database, options=_PROBE_OPTIONS) as conn:
+                    self.rows(conn, d.probe_write_sql(run_id, side))
+                    conn.commit()
+                return utc_now()
+            except self.error_class as exc:
+                if time.monotonic() > deadline:
+                    raise ProbeError(f"the probe write through {self.db_conn_id} did not commit within "
+                                     f"{wait_s:.0f} s: {exc}") from None
+                time.sleep(0.2)
+
+    @contextlib.contextmanager
+    def lent_rights(self, role: str) -> Iterator[LentRights | None]:
+        """None when ``role`` has no open freeze here (its side is open: write through the endpoint).
+        Otherwise a session of this (privileged) connection and the statements that, at the start of
+        each of its transactions, give ``role`` back what its freeze took and act as ``role``
+        (:meth:`CutoverDialect.lend_rights_sql`); ``conn`` is None where the engine cannot lend rights
+        inside a transaction it rolls back. The caller rolls every such transaction back.
+        """
+        active = self.active_freeze(role)
+        if active is None:
+            yield None
+            return
+        lend = self.cutover_dialect.lend_rights_sql(role, active[1])
+        if lend is None:
+            yield LentRights(conn=None, statements=(), hook=self)
+            return
+        with self._session() as conn:
+            yield LentRights(conn=conn, statements=tuple(lend), hook=self)
+
+    # ---------------------------------------------------------------- identity
+    def database_identity(self) -> DatabaseIdentity:
+        with self._session() as conn:
+            system, database = self.rows(conn, self.cutover_dialect.database_identity_sql())[0][:2]
+            conn.commit()
+        return DatabaseIdentity(system=str(system), database=str(database))
 
     # ----------------------------------------------------------- sequences
     def sequence_values(self, schemas: Sequence[str]) -> list[SequenceValue]:

@@ -11,6 +11,7 @@ twice, it leaves the same state, because the blocks it calls are.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -61,7 +62,41 @@ def _db(ctx: StepContext, side: str) -> CutoverDatabaseHook:
     from bascule.hooks.cutover import CutoverDatabaseHook
 
     endpoint = ctx.plan.source if side == "source" else ctx.plan.target
-    return CutoverDatabaseHook(db_conn_id=endpoint.conn_id, engine=endpoint.engine.value)
+    return CutoverDatabaseHook(db_conn_id=endpoint.conn_id, engine=endpoint.engine.value,
+                               allowed_writers=endpoint.allowed_writers)
+
+
+def close_target(ctx: StepContext) -> dict[str, Any]:
+    """The target refuses every writer but the allowed ones until GO LIVE (ADR 0037): its application
+    role's write rights are taken and recorded there, reads left open; idempotent. ``open_target_writes``
+    gives them back; every rollback calls this again."""
+    from bascule.cutover.freeze import close_writes
+
+    state = close_writes(_db(ctx, "target"), role=ctx.plan.target.app_role, schemas=list(ctx.plan.scope.schemas))
+    data = state.as_dict()
+    ctx.log(f"target closed to the application until GO LIVE ({data['revoked']} rights held back"
+            f"{', already closed' if data['already_frozen'] else ''}, {data['terminated_sessions']} sessions ended)")
+    return data
+
+
+def reopened(ctx: StepContext, side: str) -> dict[str, Any]:
+    """The last act of reopening ``side``: a probe write committed as the application through the endpoint's
+    application connection (else the side's own). The downtime ends when it returns (ADR 0037)."""
+    from bascule.cutover.freeze import prove_reopened
+    from bascule.hooks.cutover import CutoverDatabaseHook
+
+    endpoint = ctx.plan.source if side == "source" else ctx.plan.target
+    pgbouncer = ctx.plan.cutover.endpoint.pgbouncer
+    if pgbouncer is not None:
+        conn_id, through = pgbouncer.app_conn_id, "the endpoint"
+    elif endpoint.app_conn_id:
+        conn_id, through = endpoint.app_conn_id, f"the {side}'s application connection"
+    else:
+        conn_id, through = None, ""
+    probe = CutoverDatabaseHook(db_conn_id=conn_id, engine=endpoint.engine.value) if conn_id else None
+    proof = prove_reopened(probe, run_id=ctx.run_id, side=side, role=endpoint.app_role, through=through)
+    ctx.log(f"downtime ends at {proof.at.isoformat()}: {proof.event}")
+    return proof.as_dict()
 
 
 def endpoint_switch(plan: Any) -> EndpointSwitch | None:
@@ -104,11 +139,20 @@ def announce_start(ctx: StepContext) -> dict[str, Any]:
 
 
 def tminus_checks(ctx: StepContext) -> dict[str, Any]:
-    """Replication healthy and under the threshold, a green full comparison, the target ready."""
+    """Source and target two databases, the target closed to the application, replication healthy and
+    under the threshold, a green full comparison, the endpoint on the open source."""
+    from bascule.cutover.identity import SameDatabaseError, check_two_databases
     from bascule.replication.base import ReplicationState
     from bascule.runbook import evidence
     from bascule.validation.service import full_comparison
 
+    try:
+        identity = check_two_databases(_db(ctx, "source"), _db(ctx, "target"))
+    except SameDatabaseError as exc:
+        # Not a finding a person may wave through (conf allow_findings): the night is refused.
+        raise CutoverCheckFailed(f"t-minus checks failed: {exc}") from None
+    # From here until GO LIVE the target refuses the application (a FreezeError fails T-minus).
+    target_closed = close_target(ctx)
     findings: list[str] = []
     repl = _replication(ctx)
     readings = [repl.reading() for _ in range(3)]
@@ -133,6 +177,8 @@ def tminus_checks(ctx: StepContext) -> dict[str, Any]:
                         f"({'paused' if endpoint_state['paused'] else 'open'}), not the open source")
     forecast = evidence.forecast_downtime(ctx.plan, ctx.dag_id, run_id=ctx.run_id)
     result = {
+        "identity": identity,
+        "target_closed": target_closed,
         "replication": reading.to_json(),
         "lag_history_s": [r.lag_seconds for r in readings],
         "validation": {"ok": comparison["ok"], "tables": len(comparison["tables"]),
@@ -181,8 +227,12 @@ def freeze_side(ctx: StepContext, side: str) -> dict[str, Any]:
     result = freeze(_db(ctx, side), role=endpoint.app_role, schemas=list(ctx.plan.scope.schemas),
                     endpoint=endpoint_switch(ctx.plan))
     data = result.as_dict()
-    ctx.log(f"{side} frozen at {data['frozen_at']} (position {data['position']}): {data['revoked']} grants "
-            f"revoked, {data['terminated_sessions']} sessions ended; the downtime clock starts")
+    # frozen_at is the worker's UTC clock right before the REVOKE was sent (ADR 0037).
+    data["start_event"] = f"before the REVOKE of {endpoint.app_role}'s write rights on the {side}"
+    others = f" (and of {', '.join(data['other_writers'])})" if data["other_writers"] else ""
+    ctx.log(f"{side} frozen: the downtime clock started at {data['frozen_at']}, {data['start_event']}; "
+            f"{data['revoked']} rights revoked{others}, {data['terminated_sessions']} sessions ended, nothing but "
+            f"{', '.join(endpoint.allowed_writers) or 'bascule'} can write; position {data['position']}")
     return data
 
 
@@ -275,20 +325,32 @@ def switch_endpoint(ctx: StepContext) -> dict[str, Any]:
 def smoke_side(ctx: StepContext, side: str, *, error: type[Exception] | None = None) -> dict[str, Any]:
     """Read a chart and write a rolled-back observation through the endpoint, now on ``side``."""
     from bascule.cutover.smoke import smoke_through
+    from bascule.plan import SmokeKind
 
     cfg = ctx.plan.cutover.endpoint.pgbouncer
     endpoint = ctx.plan.source if side == "source" else ctx.plan.target
     checks = ctx.plan.cutover.smoke
     if not checks:
         ctx.log("the plan names no smoke checks (cutover.smoke): nothing is tested through the endpoint")
-    if cfg is None:
-        ctx.log(f"no endpoint application connection: smoke tests run on the {side}'s own connection")
-        result = smoke_through(endpoint.app_conn_id or endpoint.conn_id, checks=checks,
-                               engine=endpoint.engine.value)
-    else:
-        result = smoke_through(cfg.app_conn_id, checks=checks, engine=endpoint.engine.value,
-                               database=SMOKE_FOLLOWER)
+    # A side closed to the application (the target before GO LIVE) refuses its writes by design: the
+    # write checks then run as the application with its rights lent in a rolled-back transaction.
+    writes = any(c.kind is SmokeKind.WRITE for c in checks)
+    lending = _db(ctx, side).lent_rights(endpoint.app_role) if writes else nullcontext()
+    with lending as lent:
+        if cfg is None:
+            ctx.log(f"no endpoint application connection: smoke tests run on the {side}'s own connection")
+            result = smoke_through(endpoint.app_conn_id or endpoint.conn_id, checks=checks,
+                                   engine=endpoint.engine.value, lent=lent)
+        else:
+            result = smoke_through(cfg.app_conn_id, checks=checks, engine=endpoint.engine.value,
+                                   database=SMOKE_FOLLOWER, lent=lent)
     data = result.as_dict()
+    if result.write_path == "lent":
+        ctx.log(f"the {side} is closed until GO LIVE: the write checks ran as {endpoint.app_role} with its "
+                "rights lent in a transaction rolled back, the reads through the endpoint")
+    elif result.write_path == "skipped":
+        ctx.log(f"the {side} is closed until GO LIVE and its engine cannot lend rights: write checks "
+                f"{', '.join(result.skipped)} skipped (the probe write at the reopening proves writes)")
     ctx.log(f"smoke tests through the endpoint, now on the {side}: {'ok' if result.ok else 'FAILED'}")
     if not result.ok:
         raise (error or CutoverCheckFailed)(f"smoke tests on the {side} failed: {data}")
@@ -369,13 +431,18 @@ def retire_forward_replication(ctx: StepContext) -> dict[str, Any]:
 
 
 def open_target_writes(ctx: StepContext) -> dict[str, Any]:
+    """GO LIVE: the endpoint on the target, the application's write rights given back there (closed
+    since T-minus), the endpoint resumed, and a probe write through it: the downtime ends."""
+    from bascule.cutover.freeze import unfreeze
+
     endpoint = endpoint_switch(ctx.plan)
     if endpoint is not None:
         endpoint.point_to("target")
-        endpoint.resume()
-    ended = utc_now().isoformat()
-    ctx.log("writes reopen on the target: the application is live on the new platform")
-    return {"downtime_end": ended, "endpoint": endpoint.state().as_dict() if endpoint else None}
+    opened = unfreeze(_db(ctx, "target"), role=ctx.plan.target.app_role, endpoint=endpoint, resume=True)
+    proof = reopened(ctx, "target")
+    ctx.log(f"writes reopen on the target ({opened.as_dict()['restored']} rights given back): the application "
+            "is live on the new platform")
+    return {**proof, "opened": opened.as_dict(), "endpoint": endpoint.state().as_dict() if endpoint else None}
 
 
 def announce_live(ctx: StepContext) -> dict[str, Any]:
@@ -402,10 +469,20 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
         if not failed:
             raise AirflowSkipException("no step failed: nothing to roll back")
         ctx.log(f"rolling back after the failure of {', '.join(failed)}")
+    # The target refuses the application again (it has since T-minus, unless someone opened it), so a
+    # write can never land on both sides; then the source reopens and a probe write proves it.
+    target_closed = close_target(ctx)
     endpoint = endpoint_switch(ctx.plan)
     if endpoint is not None:
         endpoint.point_to("source")
     result = unfreeze(_db(ctx, "source"), role=ctx.plan.source.app_role, endpoint=endpoint, resume=True)
+    proof_error = None
+    try:
+        proof = reopened(ctx, "source")
+    except Exception as exc:  # the replication below must still be put back; this step fails after it
+        from bascule.privacy.sanitize import sanitize_error_text
+
+        proof, proof_error = {"downtime_end": None, "end_event": None}, sanitize_error_text(str(exc))
     resumed = None
     reverse_dropped = _drop_prepared_reverse(ctx)
     repl = _replication(ctx)
@@ -417,11 +494,13 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
             from bascule.privacy.sanitize import sanitize_error_text
 
             resumed = f"not resumed: {sanitize_error_text(str(exc))}"
-    ended = utc_now().isoformat()
     ctx.log(f"rolled back: endpoint on the source, writes reopened there ({result.as_dict()['restored']} "
-            f"grants restored), forward replication {resumed}")
-    return {"downtime_end": ended, "unfreeze": result.as_dict(), "forward_replication": resumed,
-            "reverse_replication_dropped": reverse_dropped,
+            f"grants restored), the target closed to the application, forward replication {resumed}")
+    if proof_error is not None:
+        raise CutoverCheckFailed(f"rolled back, but no write of the application is proven on the source: "
+                                 f"{proof_error}")
+    return {**proof, "unfreeze": result.as_dict(), "target_closed": target_closed,
+            "forward_replication": resumed, "reverse_replication_dropped": reverse_dropped,
             "endpoint": endpoint.state().as_dict() if endpoint else None}
 
 

@@ -31,10 +31,9 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.notifications.events import CutoverOutcome
 from bascule.replication.factory import runs_reverse
-from bascule.runbook.actions import _db, _push_evidence, endpoint_switch, freeze_side, smoke_side
+from bascule.runbook.actions import _db, _push_evidence, endpoint_switch, freeze_side, reopened, smoke_side
 from bascule.runbook.context import SafeMessage, StepContext
 from bascule.runbook.registry import Runbook, TriggerRule, drain, gate, report, step
-from bascule.today import utc_now
 
 # The fallback's task ids: spelt here only.
 ANNOUNCE = "announce_fallback"
@@ -189,11 +188,12 @@ def switch_back(ctx: StepContext) -> dict[str, Any]:
     # The cutover froze the source and, on GO, never gave its rights back: they
     # are in the source's freeze_state, and unfreeze restores exactly those.
     result = unfreeze(_db(ctx, "source"), role=ctx.plan.source.app_role, endpoint=endpoint, resume=True)
-    ended = utc_now().isoformat()
+    # The downtime ends when a probe write of bascule's commits through the endpoint (ADR 0037).
+    proof = reopened(ctx, "source")
     state = endpoint.state().as_dict() if endpoint is not None else None
     ctx.log(f"endpoint on the source{' (moved)' if moved else ''}, {result.as_dict()['restored']} grants "
             "restored there, writes reopen on the source; the target stays frozen")
-    return {"downtime_end": ended, "switched": bool(moved), "unfreeze": result.as_dict(), "endpoint": state}
+    return {**proof, "switched": bool(moved), "unfreeze": result.as_dict(), "endpoint": state}
 
 
 def fallback_smoke_tests(ctx: StepContext) -> dict[str, Any]:
@@ -218,6 +218,7 @@ def undo_fallback(ctx: StepContext) -> dict[str, Any]:
     source = _db(ctx, "source")
     refrozen = False
     if source.active_freeze(ctx.plan.source.app_role) is None:
+        # The source refuses the application again before the target reopens: never both sides open.
         freeze(source, role=ctx.plan.source.app_role, schemas=list(ctx.plan.scope.schemas))
         refrozen = True
     reverse = None
@@ -236,11 +237,11 @@ def undo_fallback(ctx: StepContext) -> dict[str, Any]:
     if endpoint is not None:
         endpoint.point_to("target")
     result = unfreeze(target, role=ctx.plan.target.app_role, endpoint=endpoint, resume=True)
-    ended = utc_now().isoformat()
+    proof = reopened(ctx, "target")
     ctx.log(f"fallback undone: endpoint on the target, writes reopened there ({result.as_dict()['restored']} "
             f"grants restored), source {'frozen again' if refrozen else 'still frozen'}, reverse replication "
             f"{reverse}")
-    return {"downtime_end": ended, "unfreeze": result.as_dict(), "source_refrozen": refrozen,
+    return {**proof, "unfreeze": result.as_dict(), "source_refrozen": refrozen,
             "reverse_replication": reverse, "endpoint": endpoint.state().as_dict() if endpoint else None}
 
 

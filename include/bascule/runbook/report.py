@@ -3,6 +3,11 @@
 Built only from step records (timings and value-free results), gate decisions
 and counts, so it can be posted, archived and read by anyone. Planned durations
 come from the previous run of the same plan (the last rehearsal), when there is one.
+
+The downtime is bounded by two events read on one clock, the workers' UTC clock
+(ADR 0037): it starts right before the freeze's REVOKE is sent (writes are refused
+from there) and ends when bascule's probe write through the endpoint has committed
+(the last act of reopening). ``downtime_bounds`` names both events.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from bascule.notifications.events import CutoverOutcome
 from bascule.paths import reports_dir
 from bascule.runbook.context import SafeMessage
 from bascule.today import parse_instant
+
+DOWNTIME_CLOCK = "the workers' UTC clock"
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -58,6 +65,8 @@ def build_report(
     notifications: Mapping[str, Any] | None = None,
     rehearsal: bool = False,
     previous: Mapping[str, Any] | None = None,
+    start_event: str | None = None,
+    end_event: str | None = None,
 ) -> dict[str, Any]:
     planned = {s["step"]: s["actual_s"] for s in (previous or {}).get("steps", [])}
     # By instant, not by text: the same instant can be written with different offsets.
@@ -79,6 +88,9 @@ def build_report(
     report: dict[str, Any] = {
         "plan": plan_name, "dag_id": dag_id, "run_id": run_id, "outcome": outcome, "rehearsal": rehearsal,
         "frozen_at": frozen_at, "downtime_end": downtime_end,
+        # What the two instants are: one clock, the workers' UTC clock, for both (ADR 0037).
+        "downtime_bounds": {"start": frozen_at, "start_event": start_event, "end": downtime_end,
+                            "end_event": end_event, "clock": DOWNTIME_CLOCK},
         "downtime_s": None if downtime_s is None else round(downtime_s, 3),
         "budget_s": budget_s,
         "budget_used_pct": None if downtime_s is None else round(100 * downtime_s / budget_s, 2),
@@ -145,6 +157,11 @@ def summary_text(report: Mapping[str, Any]) -> str:
                      f"overhead {report['overhead_s']:.1f} s ({report['overhead_pct']}%)"
                      + (f", of which {report['decision_wait_s']:.1f} s waiting for gate decisions"
                         if report.get("decision_wait_s") else ""))
+    bounds = report.get("downtime_bounds") or {}
+    if bounds.get("start") or bounds.get("end"):
+        lines.append(f"downtime from {bounds.get('start') or '-'} ({bounds.get('start_event') or 'start event unknown'}) "
+                     f"to {bounds.get('end') or '-'} ({bounds.get('end_event') or 'end event unknown'}), "
+                     f"both on {bounds.get('clock') or DOWNTIME_CLOCK}")
     width = max((len(s["step"]) for s in report["steps"]), default=4)
     lines.append(f"  {'step'.ljust(width)}  {'actual':>9}  {'planned':>9}")
     for s in report["steps"]:
@@ -239,6 +256,7 @@ def run_report(ctx: Any) -> dict[str, Any]:
     ending = next((e for e in runbook.entries if e.ends_downtime is not None and e.task_id in results), None)
     outcome = ending.ends_downtime if ending is not None else CutoverOutcome.ABORTED
     end = results[ending.task_id].get("downtime_end") if ending is not None else None
+    end_event = results[ending.task_id].get("end_event") if ending is not None else None
     freeze = results.get(runbook.freeze_task) or {}
     sections = contributed_sections(RunFacts(plan_name=ctx.plan.name, dag_id=ctx.dag_id, run_id=ctx.run_id,
                                              frozen_at=freeze.get("frozen_at")))
@@ -250,6 +268,7 @@ def run_report(ctx: Any) -> dict[str, Any]:
         downtime_end=end if freeze else None, writes=sections.pop("writes", None),
         notifications=notifications, rehearsal=bool(ctx.conf.get("rehearsal", False)),
         previous=previous_report(plan.name, ctx.dag_id, before_run=ctx.run_id),
+        start_event=freeze.get("start_event") if freeze else None, end_event=end_event if freeze else None,
     )
     # Which databases the run worked on: a rehearsal names its rehearsal environment's connections.
     report["environment"] = {"rehearsal": bool(ctx.conf.get("rehearsal", False)), "source": plan.source.conn_id,

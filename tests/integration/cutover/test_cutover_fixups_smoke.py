@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import catalog_snapshot  # type: ignore[import-not-found]
+from cutover_lab_helpers import catalog_snapshot  # type: ignore[import-not-found]
 
 from bascule.cutover.fixups import SequenceMargin, advance_sequences, check_constraints
 from bascule.cutover.smoke import smoke_through

@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import catalog_snapshot  # type: ignore[import-not-found]
+from cutover_lab_helpers import catalog_snapshot  # type: ignore[import-not-found]
 
 from bascule.cutover import freeze as freezing
 from bascule_lab.canary import CANARY_STRINGS

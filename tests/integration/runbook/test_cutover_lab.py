@@ -50,6 +50,23 @@ def _flows(lab: Any) -> dict[str, set[str]]:
     return out
 
 
+# Checked for privileges like any insert, and writes no row.
+NO_ROW = ("INSERT INTO clinic.observations (encounter_id, code, value_num, unit, observed_at) "
+          "SELECT 1, 'T', 1, 'u', now() WHERE false")
+
+
+def _target_refuses_the_application(lab: Any) -> bool:
+    """A write on the target as the application, straight to the cluster (no endpoint): refused?"""
+    import psycopg
+
+    with psycopg.connect(lab.dsn("new", "clinic_app"), autocommit=True, connect_timeout=5) as app:
+        try:
+            app.execute(NO_ROW)
+        except psycopg.errors.InsufficientPrivilege:
+            return True
+    return False
+
+
 def _no_canary(*texts: str) -> None:
     blob = "\n".join(texts)
     leaked = [c for c in CANARY_STRINGS if c in blob]
@@ -93,6 +110,11 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     assert writes["check"] == "done", writes
     assert (writes["lost_writes"], writes["lost_updates"], writes["resurrected_deletes"]) == (0, 0, 0), writes
     assert report["downtime_s"] > 0 and report["work_s"] > 0
+    bounds = report["downtime_bounds"]
+    assert bounds["start_event"] == "before the REVOKE of clinic_app's write rights on the source", bounds
+    assert bounds["end_event"] == "probe write committed as clinic_app through the endpoint on the target", bounds
+    assert (bounds["start"], bounds["end"]) == (report["frozen_at"], report["downtime_end"])
+    assert not _target_refuses_the_application(night.lab), "GO LIVE opened the target"
     assert report["validation"]["ok"] and report["validation"]["differences"] == 0
     assert {d["gate"]: d["decision"] for d in report["decisions"]} == {"go_for_freeze": "GO", "go_live": "GO"}
     assert {d["by"] for d in report["decisions"]} <= set(plan.gate("go_live").assigned_users) | set(
@@ -119,9 +141,19 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
 
 
 def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: Any) -> None:
-    result = night.run(decisions={"go_for_freeze": "GO", "go_live": "NO-GO"})
+    refused: dict[str, bool] = {}
+
+    def write_to_the_target(gate_id: str, run_id: str) -> None:
+        refused[gate_id] = _target_refuses_the_application(night.lab)
+
+    result = night.run(decisions={"go_for_freeze": "GO", "go_live": "NO-GO"}, before_gate=write_to_the_target)
 
     assert result.state == "success", result.tasks
+    # The target refused the application from T-minus until the end of the night, and after the rollback.
+    assert refused == {"go_for_freeze": True, "go_live": True}
+    assert _target_refuses_the_application(night.lab), "the rollback left the target closed"
+    assert result.report["downtime_bounds"]["end_event"] == (
+        "probe write committed as clinic_app through the endpoint on the source")
     assert result.tasks["rollback"] == "success"
     assert result.tasks["open_target_writes"] == "skipped"
     assert result.endpoint_side == "legacy"

@@ -145,6 +145,9 @@ def test_rollback_after_go_live_loses_no_write(night: Any, plan: Any, fresh_lab:
     report = _report(night, run_id)
     assert report["outcome"] == "rolled_back"
     assert report["downtime_s"] > 0 and report["work_s"] > 0
+    assert report["downtime_bounds"]["start_event"] == "before the REVOKE of clinic_app's write rights on the target"
+    assert report["downtime_bounds"]["end_event"] == (
+        "probe write committed as clinic_app through the endpoint on the source")
     assert [(d["gate"], d["decision"], d["by"]) for d in report["decisions"]] == [
         ("fallback", "GO", plan.gate("fallback").assigned_users[0])]
     assert {s["step"] for s in report["steps"]} >= {"freeze_target", "drain", "stop_reverse_replication",

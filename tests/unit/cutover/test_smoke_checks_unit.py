@@ -119,3 +119,26 @@ def test_a_read_with_too_few_rows_stops_the_run() -> None:
     assert not any(sql.startswith("INSERT") for sql, _ in conn.log)
     with pytest.raises(AttributeError):
         _ = result.no_such_key
+
+
+def test_writes_on_a_closed_side_run_on_bascules_session_with_rights_lent_then_rolled_back() -> None:
+    from bascule.hooks.cutover import LentRights
+
+    app, own = Conn(ANSWERS), Conn(ANSWERS)
+    lent = LentRights(conn=own, statements=('GRANT INSERT ON TABLE "clinic"."observations" TO "clinic_app"',
+                                            'SET LOCAL ROLE "clinic_app"'), hook=Hook(own, "postgres"))
+    result = run_smoke(Hook(app, "postgres"), CHECKS, database="clinic_smoke", lent=lent)
+    assert result.ok and result.write_path == "lent" and result.observation_id == 901
+    assert not [sql for sql, _ in app.log if sql.startswith("INSERT")], "no write through the endpoint"
+    sent = [sql for sql, _ in own.log]
+    assert sent == [lent.statements[0], lent.statements[1], sent[2], "rollback"] and sent[2].startswith("INSERT")
+
+
+def test_writes_on_a_closed_side_are_skipped_where_rights_cannot_be_lent() -> None:
+    from bascule.hooks.cutover import LentRights
+
+    app = Conn(ANSWERS)
+    result = run_smoke(Hook(app, "oracle"), CHECKS[:1] + CHECKS[2:], lent=LentRights(conn=None, statements=(),
+                                                                                      hook=Hook(app, "oracle")))
+    assert result.ok and result.write_path == "skipped" and result.skipped == ("observation",)
+    assert result.as_dict()["skipped"] == ["observation"]

@@ -55,3 +55,18 @@ def test_gate_decisions_inside_the_window_are_counted_apart() -> None:
     assert r["decision_wait_s"] == pytest.approx(1.5)
     assert r["overhead_s"] == pytest.approx(3.2)  # still part of the overhead, shown apart
     assert "of which 1.5 s waiting for gate decisions" in summary_text(r)
+
+
+def test_the_report_says_which_events_bound_the_downtime() -> None:
+    steps = [step("freeze_source", -0.5, 0.6), step("open_target_writes", 13.5, 0.3)]
+    r = build_report(plan_name="lab", dag_id="cutover", run_id="r1", budget_s=7200, steps=steps, decisions=[],
+                     outcome="completed", frozen_at=at(0), downtime_end=at(13.7),
+                     start_event="before the REVOKE of clinic_app's write rights on the source",
+                     end_event="probe write committed as clinic_app through the endpoint on the target")
+    assert r["downtime_bounds"] == {
+        "start": at(0), "start_event": "before the REVOKE of clinic_app's write rights on the source",
+        "end": at(13.7), "end_event": "probe write committed as clinic_app through the endpoint on the target",
+        "clock": "the workers' UTC clock"}
+    assert (f"downtime from {at(0)} (before the REVOKE of clinic_app's write rights on the source) to {at(13.7)} "
+            "(probe write committed as clinic_app through the endpoint on the target), both on the workers' UTC "
+            "clock") in summary_text(r).splitlines()
