@@ -228,7 +228,7 @@ class _Section(BaseModel):
 class Endpoint(_Section):
     """One side of the migration, as Airflow connections plus the application's role.
 
-    ``allowed_writers`` are the roles that may keep writing to the scope through a freeze (ADR 0037):
+    ``allowed_writers`` are the roles that may keep writing to the scope through a freeze (ADR 0038):
     the replication role, bascule's own admin role, a superuser the site accepts. Every other role
     that can write loses that right at the freeze (given back at unfreeze), or fails the freeze when
     it cannot lose it (a superuser, an owner).

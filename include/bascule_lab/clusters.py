@@ -239,7 +239,7 @@ class Lab:
             "max_logical_replication_workers": "8",
             "max_sync_workers_per_subscription": "2",
             "max_parallel_workers_per_gather": "2",
-            # The freeze refuses to go on while a prepared transaction is open (ADR 0037): the lab can make
+            # The freeze refuses to go on while a prepared transaction is open (ADR 0038): the lab can make
             # one, so that the tests prove it. Read at start only.
             "max_prepared_transactions": "0" if name == CONTROL else "10",
             "max_wal_size": "4GB",

@@ -1,7 +1,7 @@
 """The downtime clock: starts at the freeze, measures against the plan's budget.
 
 ``frozen_at`` is the worker's UTC clock right before the freeze's REVOKE was sent;
-``now`` must be read on the same clock (ADR 0037).
+``now`` must be read on the same clock (ADR 0038).
 
 Pure logic. A caller (a task, a sensor, a report) asks :meth:`DowntimeClock.status`
 with the current time and the forecast of the remaining steps, and persists the

@@ -77,7 +77,7 @@ def unfreeze(db: CutoverDatabaseHook, *, role: str, endpoint: EndpointSwitch | N
 
 @dataclass(frozen=True)
 class ReopenProof:
-    """When writes were proven open again: the end of the downtime (ADR 0037)."""
+    """When writes were proven open again: the end of the downtime (ADR 0038)."""
 
     at: datetime  # the worker's UTC clock right after the probe's commit returned (or the reopening's end)
     event: str  # what bounds the downtime there, in words for the report

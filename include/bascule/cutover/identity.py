@@ -4,7 +4,7 @@ Two connection ids can name one database (an alias, a copy of a connection, a ca
 difference that Airflow's lookup ignores), and a night run from a database to itself
 would freeze the application and "migrate" nothing. T-minus asks each side for its
 identity (PostgreSQL: ``system_identifier`` and the database's oid; Oracle: DBID and
-the PDB's GUID) and refuses the night when they are equal (ADR 0037).
+the PDB's GUID) and refuses the night when they are equal (ADR 0038).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ keeps the number of rows it affected. A check's ``key`` keeps its one integer
 value, a surrogate id. Only counts, keys, the server's name and error class
 names (SQLSTATE class names, ORA- codes) come back: never a value of the chart.
 
-On a side closed to the application until GO LIVE (the target, ADR 0037) a
+On a side closed to the application until GO LIVE (the target, ADR 0038) a
 write through the endpoint is refused by design. Its write checks then run as
 the application role on bascule's own session there, in a transaction that
 first gives the role back the rights its closure took and is always rolled

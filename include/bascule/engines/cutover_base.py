@@ -26,7 +26,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 # A grant's grantee when it was granted to every role.
 PUBLIC = "PUBLIC"
 # What a freeze records and gives back (Grant.kind): object rights, column rights, a membership in a
-# role that keeps its rights, and default privileges of future tables and sequences (ADR 0037).
+# role that keeps its rights, and default privileges of future tables and sequences (ADR 0038).
 GRANT_KINDS = ("table", "sequence", "column", "membership", "default_table", "default_sequence")
 
 Statement = Query | str
@@ -193,7 +193,7 @@ class CutoverDialect(EngineDialect):
                           conn_limit: int | None = None, services: Sequence[str] = (),
                           started: datetime | None = None) -> Query:
         """Record a new freeze; ``started`` (the worker's UTC clock before the first REVOKE) is kept
-        as its ``frozen_at``: the downtime starts there (ADR 0037)."""
+        as its ``frozen_at``: the downtime starts there (ADR 0038)."""
 
     def record_freeze_statements(self, role: str, grants: Sequence[Grant], *, can_login: bool,
                                  conn_limit: int | None = None, services: Sequence[str] = (),

@@ -79,7 +79,7 @@ class FreezeState:
     role: str
     freeze_id: int
     # The worker's UTC clock right before the first REVOKE was sent: writes start being refused
-    # after it (ADR 0037). A retry returns the first freeze's.
+    # after it (ADR 0038). A retry returns the first freeze's.
     frozen_at: datetime
     position: str  # LSN / SCN once the sessions are gone and the proof holds: every acknowledged write lies before it
     revoked: tuple[Grant, ...]

@@ -67,7 +67,7 @@ def _db(ctx: StepContext, side: str) -> CutoverDatabaseHook:
 
 
 def close_target(ctx: StepContext) -> dict[str, Any]:
-    """The target refuses every writer but the allowed ones until GO LIVE (ADR 0037): its application
+    """The target refuses every writer but the allowed ones until GO LIVE (ADR 0038): its application
     role's write rights are taken and recorded there, reads left open; idempotent. ``open_target_writes``
     gives them back; every rollback calls this again."""
     from bascule.cutover.freeze import close_writes
@@ -81,7 +81,7 @@ def close_target(ctx: StepContext) -> dict[str, Any]:
 
 def reopened(ctx: StepContext, side: str) -> dict[str, Any]:
     """The last act of reopening ``side``: a probe write committed as the application through the endpoint's
-    application connection (else the side's own). The downtime ends when it returns (ADR 0037)."""
+    application connection (else the side's own). The downtime ends when it returns (ADR 0038)."""
     from bascule.cutover.freeze import prove_reopened
     from bascule.hooks.cutover import CutoverDatabaseHook
 
@@ -227,7 +227,7 @@ def freeze_side(ctx: StepContext, side: str) -> dict[str, Any]:
     result = freeze(_db(ctx, side), role=endpoint.app_role, schemas=list(ctx.plan.scope.schemas),
                     endpoint=endpoint_switch(ctx.plan))
     data = result.as_dict()
-    # frozen_at is the worker's UTC clock right before the REVOKE was sent (ADR 0037).
+    # frozen_at is the worker's UTC clock right before the REVOKE was sent (ADR 0038).
     data["start_event"] = f"before the REVOKE of {endpoint.app_role}'s write rights on the {side}"
     others = f" (and of {', '.join(data['other_writers'])})" if data["other_writers"] else ""
     ctx.log(f"{side} frozen: the downtime clock started at {data['frozen_at']}, {data['start_event']}; "

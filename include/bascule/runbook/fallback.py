@@ -188,7 +188,7 @@ def switch_back(ctx: StepContext) -> dict[str, Any]:
     # The cutover froze the source and, on GO, never gave its rights back: they
     # are in the source's freeze_state, and unfreeze restores exactly those.
     result = unfreeze(_db(ctx, "source"), role=ctx.plan.source.app_role, endpoint=endpoint, resume=True)
-    # The downtime ends when a probe write of bascule's commits through the endpoint (ADR 0037).
+    # The downtime ends when a probe write of bascule's commits through the endpoint (ADR 0038).
     proof = reopened(ctx, "source")
     state = endpoint.state().as_dict() if endpoint is not None else None
     ctx.log(f"endpoint on the source{' (moved)' if moved else ''}, {result.as_dict()['restored']} grants "

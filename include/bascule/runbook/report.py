@@ -5,7 +5,7 @@ and counts, so it can be posted, archived and read by anyone. Planned durations
 come from the previous run of the same plan (the last rehearsal), when there is one.
 
 The downtime is bounded by two events read on one clock, the workers' UTC clock
-(ADR 0037): it starts right before the freeze's REVOKE is sent (writes are refused
+(ADR 0038): it starts right before the freeze's REVOKE is sent (writes are refused
 from there) and ends when bascule's probe write through the endpoint has committed
 (the last act of reopening). ``downtime_bounds`` names both events.
 """
@@ -88,7 +88,7 @@ def build_report(
     report: dict[str, Any] = {
         "plan": plan_name, "dag_id": dag_id, "run_id": run_id, "outcome": outcome, "rehearsal": rehearsal,
         "frozen_at": frozen_at, "downtime_end": downtime_end,
-        # What the two instants are: one clock, the workers' UTC clock, for both (ADR 0037).
+        # What the two instants are: one clock, the workers' UTC clock, for both (ADR 0038).
         "downtime_bounds": {"start": frozen_at, "start_event": start_event, "end": downtime_end,
                             "end_event": end_event, "clock": DOWNTIME_CLOCK},
         "downtime_s": None if downtime_s is None else round(downtime_s, 3),

@@ -1,4 +1,4 @@
-"""The freeze proves itself (ADR 0037): every way around it ends in a refused write or a failed freeze.
+"""The freeze proves itself (ADR 0038): every way around it ends in a refused write or a failed freeze.
 
 A member role of the application with a session holding a write, a session that SET ROLE to the
 application, column grants, default privileges, a prepared transaction, an unlisted superuser, a

@@ -1,4 +1,4 @@
-"""The freeze's new contract as SQL text (ADR 0037), both engines: what it takes, how it proves itself,
+"""The freeze's new contract as SQL text (ADR 0038), both engines: what it takes, how it proves itself,
 whose sessions it ends, where the downtime starts, the probe, lent rights and the database's identity."""
 
 from __future__ import annotations

@@ -302,7 +302,7 @@ def test_driver_errors_leave_sanitised_and_without_cause() -> None:
     assert "MRN123" not in str(caught.value)
 
 
-# ----------------------------------------------------------------------------- the freeze proves itself (ADR 0037)
+# ----------------------------------------------------------------------------- the freeze proves itself (ADR 0038)
 
 ALLOWED = ("bascule_admin", "bascule_repl", "postgres")
 OTHERS = [
