@@ -573,6 +573,7 @@ class Plan(_Section):
     cutover: Cutover = Field(default_factory=Cutover)
 
     _path: Path | None = PrivateAttr(default=None)
+    _production: Plan | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _cross_field(self) -> Plan:
@@ -676,7 +677,13 @@ class Plan(_Section):
             update["replication"] = self.replication.model_copy(update={key: r.replication})
         copy = self.model_copy(update=update)
         copy._path = self._path
+        copy._production = self
         return copy
+
+    @property
+    def production(self) -> Plan:
+        """The plan whose rehearsal environment this is (``for_rehearsal``), or the plan itself."""
+        return self._production or self
 
     def _check_replication(self) -> None:
         method = self.replication.method

@@ -26,3 +26,11 @@ def check_two_databases(source: CutoverDatabaseHook, target: CutoverDatabaseHook
             f"source ({source.db_conn_id}) and target ({target.db_conn_id}) are the same database "
             f"(system {ours.system}, database {ours.database}): the night is refused")
     return {"source": ours.as_dict(), "target": theirs.as_dict()}
+
+
+def check_not_production(rehearsal_source: CutoverDatabaseHook, production_source: CutoverDatabaseHook) -> None:
+    """A rehearsal's source must not be production's source, whatever the connections are called."""
+    if rehearsal_source.database_identity() == production_source.database_identity():
+        raise SameDatabaseError(
+            f"the rehearsal's source ({rehearsal_source.db_conn_id}) is production's source "
+            f"({production_source.db_conn_id}): a rehearsal never freezes production; the rehearsal is refused")

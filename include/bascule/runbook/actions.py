@@ -141,13 +141,20 @@ def announce_start(ctx: StepContext) -> dict[str, Any]:
 def tminus_checks(ctx: StepContext) -> dict[str, Any]:
     """Source and target two databases, the target closed to the application, replication healthy and
     under the threshold, a green full comparison, the endpoint on the open source."""
-    from bascule.cutover.identity import SameDatabaseError, check_two_databases
+    from bascule.cutover.identity import SameDatabaseError, check_not_production, check_two_databases
+    from bascule.hooks.cutover import CutoverDatabaseHook
+    from bascule.plan import PlanMode
     from bascule.replication.base import ReplicationState
     from bascule.runbook import evidence
     from bascule.validation.service import full_comparison
 
     try:
         identity = check_two_databases(_db(ctx, "source"), _db(ctx, "target"))
+        if ctx.plan.production is not ctx.plan and ctx.plan.mode is PlanMode.PRODUCTION:
+            # A rehearsal: its source must be a copy, not production itself (the lab may rehearse on itself).
+            production = ctx.plan.production.source
+            check_not_production(_db(ctx, "source"), CutoverDatabaseHook(
+                db_conn_id=production.conn_id, engine=production.engine.value))
     except SameDatabaseError as exc:
         # Not a finding a person may wave through (conf allow_findings): the night is refused.
         raise CutoverCheckFailed(f"t-minus checks failed: {exc}") from None

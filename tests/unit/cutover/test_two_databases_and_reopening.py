@@ -76,3 +76,30 @@ def test_the_downtime_ends_on_the_probes_commit_or_says_there_was_none() -> None
     assert probe.probed == [{"run_id": "r1", "side": "target", "database": None}]
     none = prove_reopened(None, run_id="r1", side="source", role="clinic_app", through="")
     assert none.probed_through is None and "no application connection to probe" in none.event
+
+
+def test_a_production_rehearsal_on_production_itself_is_refused(lab_plan: Any, ctx_factory: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from bascule.hooks import cutover as cutover_hooks
+    from bascule.plan import PlanMode
+    from bascule.runbook import actions
+    from bascule.runbook.context import plan_for_run
+
+    def not_reached(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("T-minus went on with a rehearsal on production")
+
+    rehearsal = plan_for_run(lab_plan.model_copy(update={"mode": PlanMode.PRODUCTION}), {"rehearsal": True})
+    # The rehearsal's connections are another name for production's source: the identity tells.
+    identities = {"bascule_rehearsal_legacy": FakeDb("bascule_rehearsal_legacy", "7715", "16384"),
+                  "bascule_rehearsal_new": FakeDb("bascule_rehearsal_new", "7716", "16384"),
+                  "bascule_legacy": FakeDb("bascule_legacy", "7715", "16384")}
+    monkeypatch.setattr(actions, "_db", lambda ctx, side: identities[getattr(ctx.plan, side).conn_id])
+    monkeypatch.setattr(cutover_hooks, "CutoverDatabaseHook", lambda db_conn_id, **_: identities[db_conn_id])
+    monkeypatch.setattr(actions, "close_target", not_reached)
+    ctx = StepContext(plan=rehearsal, airflow=ctx_factory("tminus_checks"), step="tminus_checks")
+    with pytest.raises(actions.CutoverCheckFailed, match=r"the rehearsal's source \(bascule_rehearsal_legacy\) is "
+                                                         r"production's source \(bascule_legacy\)"):
+        actions.tminus_checks(ctx)
+    # A lab plan may rehearse on its own clusters.
+    lab_rehearsal = plan_for_run(lab_plan, {"rehearsal": True})
+    assert lab_rehearsal.production is lab_plan and lab_rehearsal.mode is PlanMode.LAB
