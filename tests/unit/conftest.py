@@ -26,8 +26,15 @@ DECISION_KEY = "unit-tests-decision-key-0123456789abcdef"
 def decision_key(monkeypatch: pytest.MonkeyPatch) -> bytes:
     import json
 
+    from airflow.sdk import configuration
+
     monkeypatch.setenv("AIRFLOW_CONN_BASCULE_DECISION_KEY",
                        json.dumps({"conn_type": "generic", "password": DECISION_KEY}))
+    # The suite's own conftest points the secrets backend at the lab's connections file, which
+    # holds the lab's key once a lab exists and comes before environment variables: unit tests
+    # read connections from the environment only, whatever ran before them.
+    monkeypatch.setenv("AIRFLOW__SECRETS__BACKEND", "")
+    monkeypatch.setattr(configuration, "_secrets_backend_cache", {})
     return DECISION_KEY.encode()
 # What a driver error may quote: the fake patient whose name must never leave bascule.
 PATIENT = "Thornbury"

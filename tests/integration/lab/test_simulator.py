@@ -11,6 +11,8 @@ import pytest
 
 from bascule.cutover.endpoint import PgBouncerEndpoint
 from bascule.hooks.cutover import CutoverDatabaseHook
+from bascule.paths import LAB_PLAN
+from bascule.plan import load_plan
 from bascule_lab.canary import CANARY_STRINGS
 from bascule_lab.pgbouncer import LabPgBouncer
 from bascule_lab.simulator import (
@@ -113,7 +115,9 @@ def test_freeze_while_simulating_counts_refusals_and_loses_no_acknowledged_write
         fresh_lab: Any, endpoint: Any, tmp_path: Path) -> None:
     dsn = LabPgBouncer(fresh_lab).app_dsn()
     ledger, log = tmp_path / "ledger.csv", tmp_path / "simulator.log"
-    db = CutoverDatabaseHook(db_conn_id="bascule_legacy", engine="postgres")
+    # The night's hook, with the writers the lab plan lets through a freeze (its superuser among them).
+    source = load_plan(LAB_PLAN).source
+    db = CutoverDatabaseHook(db_conn_id=source.conn_id, engine="postgres", allowed_writers=source.allowed_writers)
     proc = start_background(dsn=dsn, ledger=ledger, sessions=3, rate=150, log=log, python=sys.executable)
     try:
         time.sleep(2)
