@@ -13,7 +13,7 @@ import enum
 import os
 import re
 import types
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -39,7 +39,11 @@ __all__ = [
     "Downtime",
     "Endpoint",
     "Engine",
+    "Calendar",
     "Decisions",
+    "Milestone",
+    "MilestoneId",
+    "Rehearsals",
     "Gate",
     "ManualStep",
     "GoldenGate",
@@ -407,6 +411,131 @@ class Storage(_Section):
     as_of: date | None = None
 
 
+class MilestoneId(enum.StrEnum):
+    """The preparation's milestones, in the order they must be reached (ADR 0048)."""
+
+    PLATFORM_INSTALLED = "platform_installed"
+    ASSESSMENT_SIGNED_OFF = "assessment_signed_off"
+    SCHEMA_SIGNED_OFF = "schema_signed_off"
+    INITIAL_LOAD_COMPLETE = "initial_load_complete"
+    REPLAY_PASSED = "replay_passed"
+    STORAGE_APPLIED = "storage_applied"
+    GO_NO_GO_MEETING = "go_no_go_meeting"
+
+    @property
+    def invalidated_by(self) -> tuple[MilestoneId, ...]:
+        """The milestones whose renewal makes this one stale: every one before it, because each builds
+        on them (a schema signed off again after the initial load means the load must be done again)."""
+        order = list(MilestoneId)
+        return tuple(order[: order.index(self)])
+
+
+class Milestone(_Section):
+    """One milestone: the day it is planned for, and what "done" means (the evidence its stage records)."""
+
+    date: date
+    done: Text
+    owner: Username | None = None
+
+
+class Rehearsals(_Section):
+    """Full rehearsals of the night on the rehearsal environment, at a fixed cadence."""
+
+    first: date
+    count: Annotated[int, Field(strict=True, ge=1, le=52)] = 3
+    every_days: Annotated[int, Field(strict=True, ge=1)] = 14
+    # The last rehearsal is no later than this many days before the night: time to act on what it found.
+    last_by_days: Annotated[int, Field(strict=True, ge=0)] = 7
+    # At the night, the last green rehearsal must be at most this old (days); defaults to every_days +
+    # last_by_days, the gap a plan that keeps its cadence never exceeds.
+    max_age_days: Annotated[int, Field(strict=True, ge=1)] | None = None
+
+    def dates(self) -> list[date]:
+        return [self.first + timedelta(days=i * self.every_days) for i in range(self.count)]
+
+    @property
+    def max_age(self) -> timedelta:
+        return timedelta(days=self.max_age_days or (self.every_days + self.last_by_days))
+
+
+class Calendar(_Section):
+    """The three months before the night: the night itself, the milestones, the rehearsals.
+
+    Checked when the plan loads: milestones in their order, rehearsals after the initial load and before
+    the go/no-go meeting, the last one ``last_by_days`` before the night, everything before the night.
+    """
+
+    cutover: datetime
+    timezone: Annotated[str, StringConstraints(min_length=1)] = "UTC"
+    milestones: dict[MilestoneId, Milestone]
+    rehearsals: Rehearsals
+
+    @field_validator("cutover")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry its UTC offset, e.g. 2027-03-06T22:00:00+01:00")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"must be an IANA time zone such as Europe/Paris (got {value!r})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Calendar:
+        missing = [m.value for m in MilestoneId if m not in self.milestones]
+        if missing:
+            raise _FieldError(("milestones", missing[0]), "is required: the calendar names every milestone "
+                              f"({', '.join(m.value for m in MilestoneId)})")
+        night = self.night_date
+        previous: tuple[MilestoneId, date] | None = None
+        for mid in MilestoneId:
+            day = self.milestones[mid].date
+            if previous is not None and day < previous[1]:
+                raise _FieldError(("milestones", mid.value, "date"),
+                                  f"{day} is before {previous[0].value} ({previous[1]}): milestones come in the "
+                                  f"order {', '.join(m.value for m in MilestoneId)}")
+            if day >= night:
+                raise _FieldError(("milestones", mid.value, "date"),
+                                  f"{day} is not before the night ({night})")
+            previous = (mid, day)
+        dates = self.rehearsals.dates()
+        loaded = self.milestones[MilestoneId.INITIAL_LOAD_COMPLETE].date
+        if dates[0] < loaded:
+            raise _FieldError(("rehearsals", "first"), f"{dates[0]} is before initial_load_complete ({loaded}): "
+                              "a rehearsal needs the data loaded")
+        latest = night - timedelta(days=self.rehearsals.last_by_days)
+        if dates[-1] > latest:
+            raise _FieldError(("rehearsals",), f"the last of {len(dates)} rehearsals falls on {dates[-1]}, after "
+                              f"{latest} ({self.rehearsals.last_by_days} days before the night on {night})")
+        meeting = self.milestones[MilestoneId.GO_NO_GO_MEETING].date
+        if dates[-1] > meeting:
+            raise _FieldError(("rehearsals",), f"the last rehearsal ({dates[-1]}) is after the go/no-go meeting "
+                              f"({meeting}): the meeting decides on its result")
+        return self
+
+    @property
+    def night_date(self) -> date:
+        from zoneinfo import ZoneInfo
+
+        return self.cutover.astimezone(ZoneInfo(self.timezone)).date()
+
+    def timeline(self) -> list[tuple[date, str]]:
+        """Every dated event, in order: milestones, rehearsals, the night."""
+        events = [(m.date, mid.value) for mid, m in self.milestones.items()]
+        dates = self.rehearsals.dates()
+        events += [(d, f"rehearsal {i}/{len(dates)}") for i, d in enumerate(dates, 1)]
+        events.append((self.night_date, "cutover night"))
+        return sorted(events, key=lambda e: (e[0], e[1] == "cutover night"))
+
+
 class Gate(_Section):
     title: Text
     assigned_users: Annotated[tuple[Username, ...], Field(min_length=1)]
@@ -571,6 +700,7 @@ class Plan(_Section):
     rehearsal: Rehearsal | None = None
     notifications: Notifications | None = None
     cutover: Cutover = Field(default_factory=Cutover)
+    calendar: Calendar | None = None
 
     _path: Path | None = PrivateAttr(default=None)
     _production: Plan | None = PrivateAttr(default=None)
@@ -623,6 +753,11 @@ class Plan(_Section):
         if self.mode is PlanMode.PRODUCTION and self.notifications is None:
             # Gates wait for humans; in production nobody may be left unaware of one.
             raise _FieldError(("notifications",), "is required in production mode")
+        if self.mode is PlanMode.PRODUCTION and self.calendar is None:
+            # The night starts for real only on the milestones' evidence (ADR 0048): without a
+            # calendar there is nothing to check it against.
+            raise _FieldError(("calendar",), "is required in production mode: the night's date, the milestones "
+                              "and the rehearsals")
         return self
 
     def _check_rehearsal(self) -> None:

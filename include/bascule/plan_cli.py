@@ -45,7 +45,24 @@ def check_command(path: str) -> int:
     )
     for line in places:
         print(f"  {line}")
+    for line in calendar_lines(plan):
+        print(f"  {line}")
     return EXIT_OK
+
+
+def calendar_lines(plan: Plan) -> list[str]:
+    """The calendar, one dated line per milestone, rehearsal and the night, in order."""
+    calendar = plan.calendar
+    if calendar is None:
+        return []
+    lines = [f"calendar ({calendar.timezone}): {len(calendar.milestones)} milestones, "
+             f"{calendar.rehearsals.count} rehearsals every {calendar.rehearsals.every_days} days, the last "
+             f"{calendar.rehearsals.last_by_days}+ days before the night"]
+    for day, event in calendar.timeline():
+        milestone = next((m for mid, m in calendar.milestones.items() if mid.value == event), None)
+        done = f": {milestone.done}" if milestone is not None else ""
+        lines.append(f"  {day.isoformat()} {event}{done}")
+    return lines
 
 
 def gate_places(plan: Plan) -> list[str]:
