@@ -31,6 +31,7 @@ from airflow.sdk import Param, dag
 
 from bascule.dag_defaults import START_DATE, default_args, tags
 from bascule.operators.gates import GateOperator
+from bascule.operators.milestones import MilestoneOperator
 from bascule.operators.preparation import (
     AssessmentOperator,
     InitialLoadProgressOperator,
@@ -42,7 +43,7 @@ from bascule.operators.preparation import (
     StorageApplyOperator,
 )
 from bascule.operators.replication import StartReplicationOperator
-from bascule.plan import default_plan_path, load_plan
+from bascule.plan import MilestoneId, default_plan_path, load_plan
 from bascule.preparation import SIGNOFF_GATES
 from bascule.replication.factory import replication_config
 
@@ -92,10 +93,27 @@ def prepare() -> None:
     )
 
     signoff, schema_ok, replay_ok, storage_ok = SIGNOFF_GATES
-    assessment >> gate(signoff, assessment.task_id, schema.task_id) >> schema
-    schema >> gate(schema_ok, schema.task_id, start.task_id) >> start >> load >> replay
-    replay >> gate(replay_ok, replay.task_id, storage.task_id) >> storage
-    storage >> gate(storage_ok, storage.task_id, apply.task_id) >> apply >> replay_after
+    if plan.calendar is None:
+        assessment >> gate(signoff, assessment.task_id, schema.task_id) >> schema
+        schema >> gate(schema_ok, schema.task_id, start.task_id) >> start >> load >> replay
+        replay >> gate(replay_ok, replay.task_id, storage.task_id) >> storage
+        storage >> gate(storage_ok, storage.task_id, apply.task_id) >> apply >> replay_after
+    else:
+        # Each stage signed off GO records its milestone, signed, on the milestone's Asset (ADR 0048).
+        def reached(milestone: MilestoneId, evidence: str, gate_task: str | None) -> MilestoneOperator:
+            return MilestoneOperator(task_id=f"milestone_{milestone.value}", plan=plan, milestone=milestone,
+                                     evidence_task_id=evidence, gate_task_id=gate_task)
+
+        assessed = reached(MilestoneId.ASSESSMENT_SIGNED_OFF, assessment.task_id, f"gate_{signoff}")
+        schema_signed = reached(MilestoneId.SCHEMA_SIGNED_OFF, schema.task_id, f"gate_{schema_ok}")
+        loaded = reached(MilestoneId.INITIAL_LOAD_COMPLETE, load.task_id, None)
+        replayed = reached(MilestoneId.REPLAY_PASSED, replay.task_id, f"gate_{replay_ok}")
+        stored = reached(MilestoneId.STORAGE_APPLIED, apply.task_id, f"gate_{storage_ok}")
+        assessment >> gate(signoff, assessment.task_id, assessed.task_id) >> assessed >> schema
+        schema >> gate(schema_ok, schema.task_id, schema_signed.task_id) >> schema_signed >> start
+        start >> load >> loaded >> replay
+        replay >> gate(replay_ok, replay.task_id, replayed.task_id) >> replayed >> storage
+        storage >> gate(storage_ok, storage.task_id, apply.task_id) >> apply >> stored >> replay_after
     replay_after >> rehearse >> rehearsals >> readiness
 
 

@@ -423,6 +423,11 @@ class MilestoneId(enum.StrEnum):
     GO_NO_GO_MEETING = "go_no_go_meeting"
 
     @property
+    def manual(self) -> bool:
+        """Reached outside any stage bascule runs: its owner confirms it (``dags/milestones.py``)."""
+        return self in (MilestoneId.PLATFORM_INSTALLED, MilestoneId.GO_NO_GO_MEETING)
+
+    @property
     def invalidated_by(self) -> tuple[MilestoneId, ...]:
         """The milestones whose renewal makes this one stale: every one before it, because each builds
         on them (a schema signed off again after the initial load means the load must be done again)."""
@@ -494,6 +499,10 @@ class Calendar(_Section):
         if missing:
             raise _FieldError(("milestones", missing[0]), "is required: the calendar names every milestone "
                               f"({', '.join(m.value for m in MilestoneId)})")
+        for mid in MilestoneId:
+            if mid.manual and self.milestones[mid].owner is None:
+                raise _FieldError(("milestones", mid.value, "owner"), "is required: this milestone is confirmed "
+                                  "by its owner in the milestones DAG")
         night = self.night_date
         previous: tuple[MilestoneId, date] | None = None
         for mid in MilestoneId:
@@ -864,6 +873,18 @@ class Plan(_Section):
             return None
         base = self._path.parent if self._path is not None else Path.cwd()
         return Path(os.path.normpath(base / self.release.migration))
+
+    def manual_step(self, step_id: str) -> ManualStep:
+        """A manual step the plan declares, or a calendar milestone its owner confirms (``milestone_<id>``)."""
+        if step_id in self.manual_steps:
+            return self.manual_steps[step_id]
+        prefix = "milestone_"
+        if self.calendar is not None and step_id.startswith(prefix):
+            milestone = self.calendar.milestones.get(MilestoneId(step_id.removeprefix(prefix)))
+            if milestone is not None and milestone.owner is not None:
+                return ManualStep(title=f"Milestone {step_id.removeprefix(prefix)}: {milestone.done}",
+                                  owners=(milestone.owner,), after="milestones", description=milestone.done)
+        raise KeyError(f"plan {self.name!r} has no manual step {step_id!r}")
 
     def gate(self, gate_id: str) -> Gate:
         try:

@@ -218,7 +218,7 @@ class CheckpointOperator(_DecisionGate, HITLOperator):
 
     def __init__(self, *, plan: Plan, gate_id: str, manual: bool = False, runbook: Runbook | None = None,
                  body_from: Callable[[Any], str] | None = None, **kwargs: Any) -> None:
-        spec: Any = plan.manual_steps[gate_id] if manual else plan.gate(gate_id)
+        spec: Any = plan.manual_step(gate_id) if manual else plan.gate(gate_id)
         people = spec.owners if manual else spec.assigned_users
         self._setup(plan=plan, gate_id=gate_id, assigned=people, body_from=body_from, runbook=runbook,
                     kwargs=kwargs)

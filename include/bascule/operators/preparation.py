@@ -235,7 +235,15 @@ class RehearsalReportOperator(BaseOperator):
     template_fields: Sequence[str] = ("scale",)
 
     def __init__(self, *, plan: Plan, cutover_dag_id: str = "cutover", scale: float = 1.0, **kwargs: Any) -> None:
+        from bascule.runbook.milestones import REHEARSAL, milestone_asset
+
+        # With a calendar, the last rehearsal's outcome is recorded, signed, on the plan's rehearsal Asset:
+        # the night checks it before it starts for real (ADR 0048).
+        self._rehearsal_asset = milestone_asset(plan, REHEARSAL) if plan.calendar is not None else None
+        if self._rehearsal_asset is not None:
+            kwargs["outlets"] = [*kwargs.get("outlets", []), self._rehearsal_asset]
         super().__init__(**kwargs)
+        self._plan = plan
         self.plan_name = plan.name
         self.budget_s = plan.budget_seconds
         self.cutover_dag_id = cutover_dag_id
@@ -247,7 +255,23 @@ class RehearsalReportOperator(BaseOperator):
         history = rehearsal.load_history(self.plan_name, dag_id=self.cutover_dag_id)
         data = rehearsal.summary(history, budget_s=self.budget_s, scale=float(self.scale))
         context["ti"].xcom_push(key=EVIDENCE_XCOM_KEY, value=rehearsal.markdown(data))
+        if self._rehearsal_asset is not None and history:
+            self._record_last(context, history[-1])
         return data
+
+    def _record_last(self, context: Any, last: Any) -> None:
+        from bascule.hooks.decision_key import DecisionKeyHook
+        from bascule.runbook.milestones import REHEARSAL, evidence
+        from bascule.today import parse_instant
+
+        ti = context["ti"]
+        key = DecisionKeyHook(key_conn_id=self._plan.decisions.key_conn_id).key()
+        extra = evidence(key, plan=self._plan, milestone=REHEARSAL, dag_id=ti.dag_id, run_id=ti.run_id,
+                         signed_off_by=None, outcome=last.outcome, recorded_at=parse_instant(last.started_at),
+                         figures={"rehearsal_run_id": last.run_id, "downtime_s": last.downtime_s})
+        context["outlet_events"][self._rehearsal_asset].extra = extra
+        self.log.info("last rehearsal %s (%s) recorded on asset %s", last.run_id, last.outcome,
+                      self._rehearsal_asset.name)
 
 
 class ReadinessReportOperator(BaseOperator):

@@ -27,6 +27,8 @@ def _task(entry: Entry, runbook: Runbook, plan: Plan) -> Any:
     common: dict[str, Any] = {"task_id": entry.task_id, "trigger_rule": TriggerRule(entry.trigger_rule.value)}
     if entry.retries is not None:
         common.update(retries=entry.retries, retry_delay=timedelta(seconds=1))
+    if entry.inlets_from is not None:
+        common["inlets"] = list(entry.inlets_from(plan))
     # Airflow runs pre_execute before execute (and before a deferred task resumes): the signed answers of
     # the gates before this task are checked before it can act, whatever state a person set by hand.
     guard = guard_for(runbook, entry.task_id, plan)

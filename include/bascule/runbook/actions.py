@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 # The night's task ids: spelt here only.
 ANNOUNCE_START = "announce_start"
+CALENDAR = "calendar_checks"
 TMINUS = "tminus_checks"
 GATE_FREEZE = "gate_go_for_freeze"
 ABORT = "abort_before_freeze"
@@ -136,6 +137,31 @@ def announce_start(ctx: StepContext) -> dict[str, Any]:
     ctx.log(f"cutover of plan {ctx.plan.name} ({ctx.plan.mode.value}) starts"
             + (" as a rehearsal" if rehearsal else ""))
     return {"plan": ctx.plan.name, "mode": ctx.plan.mode.value, "rehearsal": rehearsal}
+
+
+def calendar_checks(ctx: StepContext) -> dict[str, Any]:
+    """The night starts for real only on the preparation's evidence (ADR 0048): every milestone's Asset has a
+    signed event newer than the milestones it builds on, and the last rehearsal is green and recent. A
+    rehearsal is exempt; a plan without a calendar (lab, demo) has nothing to check."""
+    from bascule.hooks.decision_key import DecisionKeyHook
+    from bascule.runbook import milestones
+
+    calendar = ctx.plan.production.calendar
+    if calendar is None:
+        ctx.log("no calendar in the plan: no milestone to check")
+        return {"checked": False, "reason": "no calendar"}
+    if ctx.conf.get("rehearsal"):
+        ctx.log("a rehearsal: the milestones are not required")
+        return {"checked": False, "reason": "rehearsal"}
+    inlets = ctx.airflow["inlet_events"]
+    events = {asset.name.rsplit(".", 1)[1]: [milestones.Seen.of(e) for e in inlets[asset]]
+              for asset in milestones.calendar_assets(ctx.plan)}
+    key = DecisionKeyHook(key_conn_id=ctx.plan.decisions.key_conn_id).key()
+    found = milestones.findings(ctx.plan, events, key=key)
+    if found:
+        raise CutoverCheckFailed("the night may not start for real: " + "; ".join(found))
+    ctx.log(f"calendar: {len(events) - 1} milestones and the last rehearsal hold")
+    return {"checked": True, "milestones": len(events) - 1}
 
 
 def tminus_checks(ctx: StepContext) -> dict[str, Any]:
@@ -557,6 +583,12 @@ def _run_report(ctx: StepContext) -> dict[str, Any]:
     return run_report(ctx)
 
 
+def _calendar_inlets(plan: Any) -> list[Any]:
+    from bascule.runbook.milestones import calendar_assets
+
+    return calendar_assets(plan)
+
+
 CUTOVER = Runbook(
     dag_id="cutover",
     noun="cutover",
@@ -564,7 +596,9 @@ CUTOVER = Runbook(
     sections=report_sections,
     entries=(
         step(ANNOUNCE_START, announce_start, critical_path=False),
-        step(TMINUS, tminus_checks, after=(ANNOUNCE_START,), critical_path=False),
+        step(CALENDAR, calendar_checks, after=(ANNOUNCE_START,), critical_path=False,
+             inlets_from=_calendar_inlets),
+        step(TMINUS, tminus_checks, after=(CALENDAR,), critical_path=False),
         gate(GATE_FREEZE, gate_id="go_for_freeze", go=RESTORE_POINT, no_go=ABORT, evidence_from=TMINUS,
              after=(TMINUS,), retries=1),
         step(ABORT, abort_before_freeze, critical_path=False, is_ending=True),

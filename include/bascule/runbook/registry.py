@@ -23,7 +23,7 @@ at import, naming the entry, long before a night.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -89,6 +89,8 @@ class Entry:
     # The runbook's report itself: not timed in it.
     is_report: bool = False
     retries: int | None = None
+    # The Airflow Assets this entry reads (its inlets), from the plan (ADR 0048).
+    inlets_from: Callable[[Any], Sequence[Any]] | None = None
 
     @property
     def step(self) -> str:
