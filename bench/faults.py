@@ -21,7 +21,11 @@ clusters) that the fault hits what it targets, and records that proof:
   6. the source's walsender killed (pg_terminate_backend) during the drain;
   7. Slack answering HTTP 500, then timing out, through the whole night;
   8. the task's own process SIGKILLed while final_validation runs;
-  9. the control cluster (Airflow's metadata database) restarted while the GO LIVE gate waits.
+  9. the control cluster (Airflow's metadata database) restarted while the GO LIVE gate waits;
+ 10. final_validation's worker SIGKILLed with its task: the supervisor that heartbeats for the task and
+     the task's process, as when a worker dies. Nothing reports the task's end; the scheduler fails it
+     [scheduler] task_instance_heartbeat_timeout after its last heartbeat (90 s in the lab and in
+     docs/production.md, 300 s by Airflow's default; ADR 0039), and its retry runs.
 
 The drain lasts well under a second at this scale, too short to be hit by a kill
 sent from outside. For faults 5 and 6 the bench holds the target's apply back
@@ -72,6 +76,7 @@ FAULTS = {
     7: "Slack answering HTTP 500, then timing out, through the whole night",
     8: "final_validation's own task process SIGKILLed while it runs",
     9: "control cluster (Airflow metadata database) restarted while the GO LIVE gate waits",
+    10: "final_validation's worker SIGKILLed with its task (supervisor and task process: a worker crash)",
 }
 
 
@@ -277,6 +282,21 @@ class Campaign:
         os.kill(int(pid), signal.SIGKILL)
         proof["killed_pid"] = pid
 
+    def fault_10(self, api: Any, run_id: str, proof: dict[str, Any]) -> None:
+        ti = self.wait_task(api, run_id, ("final_validation",), ("running",))
+        pid = ti.get("pid") or api.task_instance(DAG_ID, run_id, "final_validation").get("pid")
+        proof["target"] = self.ti_proof(ti)
+        if not pid:
+            raise RuntimeError("final_validation has no pid at the moment of the fault")
+        supervisor = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        cmdline = Path(f"/proc/{supervisor}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        if supervisor == self.stack.pid("scheduler"):
+            raise RuntimeError("the task's parent is the scheduler itself, not a worker")
+        proof["killed_supervisor"] = {"pid": supervisor, "cmdline": cmdline[:120]}
+        os.kill(supervisor, signal.SIGKILL)
+        os.kill(int(pid), signal.SIGKILL)
+        proof["killed_pid"] = pid
+
     def fault_9(self, api: Any, run_id: str, proof: dict[str, Any]) -> None:
         from bascule_lab.clusters import CONTROL
 
@@ -314,7 +334,7 @@ class Campaign:
             if gate_id == "go_for_freeze":
                 if number in (5, 6):
                     self.hold_apply(night.proof)
-                if number in (1, 4, 5, 6, 8):
+                if number in (1, 4, 5, 6, 8, 10):
                     threading.Thread(target=inject, args=(run_id,), daemon=True).start()
             elif gate_id == "go_live" and number in (2, 3, 9):
                 inject(run_id)  # in the answerer's thread: the answer waits for the fault to be over
@@ -383,7 +403,7 @@ class Campaign:
 def _run(last: TextIO) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=100_000)
-    parser.add_argument("--only", default="", help="comma-separated fault numbers (1-9); the baseline always runs")
+    parser.add_argument("--only", default="", help="comma-separated fault numbers (1-10); the baseline always runs")
     parser.add_argument("--rate", type=float, default=150.0, help="simulator writes per second")
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of writes before each run starts")
