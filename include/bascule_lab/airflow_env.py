@@ -33,6 +33,13 @@ def airflow_env(
         # A task's supervisor sometimes sees its process exit only when its select() times out, which
         # is this interval (default 5 s): meanwhile the worker slot stays taken. 1 s bounds that.
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+        # Faults and recovery (ADR 0039), as in production (docs/production.md): a task rides out a minute
+        # of its API server or metadata database being down (60 failed heartbeats, 1 s apart; Airflow's
+        # 3 would end every running task 3 s into an api-server restart), and a task whose worker died is
+        # failed, then retried, 90 s after its last heartbeat (Airflow's default: 300 s).
+        "AIRFLOW__WORKERS__MAX_FAILED_HEARTBEATS": "60",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         # Scheduled DAGs (replication_monitor) stay off in the lab until someone turns them on;
         # tools unpause what they run.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",

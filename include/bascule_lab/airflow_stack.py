@@ -128,15 +128,61 @@ class AirflowStack:
         if migrate.returncode != 0:
             raise AirflowStackError(f"airflow db migrate failed: {migrate.stderr[-800:]}")
         for component in COMPONENTS:
-            log = self.log_path(component).open("ab")
-            self.procs[component] = subprocess.Popen(
-                [airflow, component], env=component_env(env, component), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        (self.home / "pids.json").write_text(json.dumps({c: p.pid for c, p in self.procs.items()}))
+            self._spawn(component, env)
         self.echo(f"airflow: {', '.join(COMPONENTS)} starting on {self.base_url}")
         self.wait_healthy(timeout=timeout)
         self.echo(f"airflow: healthy in {time.monotonic() - started:.0f} s, UI at {self.base_url}")
+
+    def _spawn(self, component: str, env: dict[str, str] | None = None) -> None:
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        log = self.log_path(component).open("ab")
+        self.procs[component] = subprocess.Popen(
+            [airflow, component], env=component_env(env or self.env(), component), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        (self.home / "pids.json").write_text(json.dumps({c: p.pid for c, p in self.procs.items()}))
+
+    # --------------------------------------------------------------- faults
+    # The fault bench plays the process supervisor a deployment has (systemd, Kubernetes): it kills a
+    # component, and starts it again as such a supervisor would.
+
+    def pid(self, component: str) -> int:
+        """The main process of ``component`` (its own process group; its children share the group)."""
+        proc = self.procs.get(component)
+        if proc is None or proc.poll() is not None:
+            raise AirflowStackError(f"airflow {component} is not running")
+        return proc.pid
+
+    def kill(self, component: str, sig: signal.Signals = signal.SIGKILL, *, group: bool = False) -> int:
+        """Send ``sig`` to the component's main process (or its whole group); wait until it is gone."""
+        pid = self.pid(component)
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+        try:
+            self.procs[component].wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(pid, signal.SIGKILL)
+            self.procs[component].wait(timeout=10)
+        self.echo(f"airflow: {component} (pid {pid}) ended by {sig.name}")
+        return pid
+
+    def start_component(self, component: str) -> None:
+        if component not in COMPONENTS:
+            raise AirflowStackError(f"no Airflow component named {component!r} (one of {', '.join(COMPONENTS)})")
+        proc = self.procs.get(component)
+        if proc is not None and proc.poll() is None:
+            return
+        self._spawn(component)
+        self.echo(f"airflow: {component} started again (pid {self.procs[component].pid})")
+
+    def restart_dead(self) -> list[str]:
+        """Start again every component whose process has exited, as a supervisor would; their names."""
+        dead = [c for c in COMPONENTS if c not in self.procs or self.procs[c].poll() is not None]
+        for component in dead:
+            self.start_component(component)
+        return dead
 
     def wait_healthy(self, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout

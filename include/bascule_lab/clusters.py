@@ -288,6 +288,24 @@ class Lab:
             self._wait_gone(pid)
             self.echo(f"lab: {name:<8} stopped")
 
+    def restart(self, name: str, *, mode: str = "fast") -> float:
+        """Restart one cluster as an operator would (``pg_ctl restart -m fast``); the seconds it took.
+
+        Used by the fault bench: every session of that cluster is ended, its port stays the same.
+        """
+        if name not in CLUSTERS:
+            raise LabError(f"no cluster named {name!r} in the lab (one of {', '.join(CLUSTERS)})")
+        if mode not in ("smart", "fast", "immediate"):
+            raise LabError(f"shutdown mode must be smart, fast or immediate, not {mode!r}")
+        started = time.monotonic()
+        proc = self._run([str(pg_bindir() / "pg_ctl"), "-D", str(self.data_dir(name)), "-l", str(self.log_file(name)),
+                          "-m", mode, "-w", "-t", "60", "restart"], check=False)
+        if proc.returncode != 0:
+            raise LabError(f"cluster {name} did not restart: {proc.stderr.strip()[-300:]}")
+        seconds = time.monotonic() - started
+        self.echo(f"lab: {name:<8} restarted ({mode} shutdown) in {seconds:.1f} s")
+        return seconds
+
     @staticmethod
     def _wait_gone(pid: int, timeout: float = 15) -> None:
         wait_gone(pid, timeout)

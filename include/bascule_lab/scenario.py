@@ -78,11 +78,14 @@ class LabCutover:
         self.workdir = workdir
         self.echo = echo
         self._clients: dict[str, AirflowApiClient] = {}
+        # Seconds the REST calls keep trying while the API server or its database is down (fault bench).
+        self.api_outage_s = 0.0
 
     def client(self, user: str) -> AirflowApiClient:
         if user not in self._clients:
             self._clients[user] = AirflowApiClient(base_url=self.stack.base_url, username=user,
-                                                   password=self.stack.passwords()[user])
+                                                   password=self.stack.passwords()[user],
+                                                   outage_s=self.api_outage_s)
         return self._clients[user]
 
     def run(

@@ -143,6 +143,7 @@ class CaptureServer:
         self._ts_counter = 0
         self._mode = FailureMode.NONE
         self._fail_remaining: int | None = None
+        self._then = FailureMode.NONE
         self._httpd: _CaptureHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -186,15 +187,20 @@ class CaptureServer:
 
     # --- failure modes ----------------------------------------------------
 
-    def set_mode(self, mode: FailureMode, *, times: int | None = None) -> None:
-        """Fail the next ``times`` requests (all of them when None) in ``mode``.
+    def set_mode(self, mode: FailureMode, *, times: int | None = None, then: FailureMode | None = None) -> None:
+        """Fail the next ``times`` requests (all of them when None) in ``mode``, then answer in ``then``.
 
+        ``then`` (default: normally) lets one outage change its face, as Slack's do: HTTP 500 for a few
+        calls, then timeouts for the rest of the night (``set_mode(HTTP_500, times=3, then=HANG)``).
         ``DOWN`` closes the listener (connection refused); leaving it re-opens the same port.
         """
+        if then is FailureMode.DOWN or (then not in (None, FailureMode.NONE) and times is None):
+            raise ValueError("then: needs times, and cannot be down (the listener is closed per mode, not per call)")
         with self._lock:
             previous = self._mode
             self._mode = mode
             self._fail_remaining = times
+            self._then = then or FailureMode.NONE
         if mode is FailureMode.DOWN and self._httpd is not None:
             self.stop()
         elif previous is FailureMode.DOWN and mode is not FailureMode.DOWN and self._httpd is None:
@@ -208,8 +214,9 @@ class CaptureServer:
             if self._fail_remaining is not None:
                 self._fail_remaining -= 1
                 if self._fail_remaining <= 0:
-                    self._mode = FailureMode.NONE
+                    self._mode = self._then
                     self._fail_remaining = None
+                    self._then = FailureMode.NONE
             return mode
 
     # --- recording --------------------------------------------------------

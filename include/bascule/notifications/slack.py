@@ -189,6 +189,61 @@ class VariableThreadStore:
         Variable.delete(key)
 
 
+BREAKER_VARIABLE_PREFIX = "bascule_slack_down__"
+
+
+def breaker_key(dag_id: str, run_id: str) -> str:
+    """The Variable that tells every task of a run that Slack is down, and until when."""
+    return thread_key(dag_id, run_id).replace(THREAD_VARIABLE_PREFIX, BREAKER_VARIABLE_PREFIX, 1)
+
+
+class BreakerStore(Protocol):
+    """Where a run's circuit breaker is kept: the wall-clock time (epoch seconds) until which Slack is left alone."""
+
+    def get(self, key: str) -> float | None: ...
+
+    def put(self, key: str, until: float) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class VariableBreakerStore:
+    """The run's breaker in an Airflow Variable, like its thread: every task process of the run reads it."""
+
+    def get(self, key: str) -> float | None:
+        from airflow.sdk import Variable
+
+        value = Variable.get(key, default=None, deserialize_json=True)
+        return float(value["until"]) if isinstance(value, dict) and value.get("until") is not None else None
+
+    def put(self, key: str, until: float) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(key, {"until": until}, serialize_json=True,
+                     description="Slack found down during a bascule run: its tasks leave it alone until then")
+
+    def delete(self, key: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.delete(key)
+
+
+class MemoryBreakerStore:
+    """Process-local breaker store for tests and code running outside a task."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def get(self, key: str) -> float | None:
+        return self._until.get(key)
+
+    def put(self, key: str, until: float) -> None:
+        self._until[key] = until
+
+    def delete(self, key: str) -> None:
+        self._until.pop(key, None)
+
+
 class MemoryThreadStore:
     """Process-local store for tests, the bench and code running outside a task."""
 
@@ -277,6 +332,14 @@ class SlackNotifications(LoggingMixin):
     :param thread_store: where the run's thread ``ts`` is kept; Airflow Variables by default.
     :param links: builds Airflow UI links; defaults to ``[api] base_url`` from the Airflow config.
     :param ti: task instance to push the ledger to XCom from; found from the running task if omitted.
+    :param breaker_store: where the run-wide circuit breaker is kept; Airflow Variables when ``thread_store``
+        is left to its default, else this process only.
+
+    The circuit breaker is the run's, not the process's: each task of a cutover is a process of its own,
+    and a breaker per process let every task of the downtime window spend its own few seconds on a dead
+    Slack before giving up (three failures, each up to the delivery budget). Once a process opens it, the
+    run's breaker Variable says until when (``breaker_cooldown_s``); every later task reads it once, skips
+    Slack until then, and after that retries with one try only before it opens again (half-open).
     """
 
     def __init__(
@@ -288,6 +351,7 @@ class SlackNotifications(LoggingMixin):
         ti: Any | None = None,
         publish_each_delivery: bool = True,
         background: bool = False,
+        breaker_store: BreakerStore | None = None,
     ) -> None:
         super().__init__()
         # A runbook step on the critical path sends two messages; pushing the ledger after each
@@ -310,6 +374,11 @@ class SlackNotifications(LoggingMixin):
         self.ledger = DeliveryLedger()
         self._consecutive_failures = 0
         self._breaker_open_until = 0.0
+        if breaker_store is None:
+            breaker_store = VariableBreakerStore() if thread_store is None else MemoryBreakerStore()
+        self.breaker_store: BreakerStore = breaker_store
+        self._breakers_read: set[str] = set()
+        self._run_breaker: str | None = None  # the breaker key of the run being posted to
 
     @classmethod
     def for_plan(cls, notifications: Any, *, ti: Any | None = None, background: bool = False,
@@ -456,6 +525,10 @@ class SlackNotifications(LoggingMixin):
             self.thread_store.delete(key)
         except Exception as exc:
             self.log.warning("Could not delete Slack thread reference: %s", type(exc).__name__)
+        try:
+            self.breaker_store.delete(breaker_key(dag_id, run_id))
+        except Exception as exc:
+            self.log.warning("Could not delete the run's Slack breaker: %s", type(exc).__name__)
 
     # --- internals --------------------------------------------------------
 
@@ -488,6 +561,7 @@ class SlackNotifications(LoggingMixin):
     def _send(self, event: Event, *, thread: ThreadRef | None) -> tuple[bool, ThreadRef | None]:
         """Deliver one rendered event: (delivered, the new thread when a parent was posted)."""
         message = render(event, self.links)
+        self._read_run_breaker(event.dag_id, event.run_id)
         if time.monotonic() < self._breaker_open_until:
             self._account(event.kind, None, "circuit_open")
             return False, None
@@ -500,6 +574,37 @@ class SlackNotifications(LoggingMixin):
             self._save(event.dag_id, event.run_id, ref)
             return True, ref
         return True, None
+
+    def _read_run_breaker(self, dag_id: str, run_id: str) -> None:
+        """Once per run and process: take over the breaker an earlier task of the run opened."""
+        key = breaker_key(dag_id, run_id)
+        self._run_breaker = key
+        if key in self._breakers_read:
+            return
+        self._breakers_read.add(key)
+        try:
+            until = self.breaker_store.get(key)
+        except Exception as exc:
+            self.log.warning("Slack breaker of the run unreadable (%s); this process counts alone", type(exc).__name__)
+            return
+        if until is None:
+            return
+        left = until - time.time()
+        if left > 0:
+            self._breaker_open_until = max(self._breaker_open_until, time.monotonic() + left)
+            self.log.warning("Slack was found down earlier in this run: not trying it for another %.0fs", left)
+        else:
+            # Half-open: Slack failed this run before; one more failure is enough to leave it alone again.
+            self._consecutive_failures = max(self._consecutive_failures, self.settings.breaker_failures - 1)
+
+    def _open_run_breaker(self) -> None:
+        key = self._run_breaker
+        if key is None:
+            return
+        try:
+            self.breaker_store.put(key, time.time() + self.settings.breaker_cooldown_s)
+        except Exception as exc:
+            self.log.warning("Could not tell the run's other tasks that Slack is down (%s)", type(exc).__name__)
 
     def _deliver(self, message: SlackMessage, thread: ThreadRef | None) -> DeliveryResult:
         s = self.settings
@@ -539,10 +644,11 @@ class SlackNotifications(LoggingMixin):
             if self._consecutive_failures >= self.settings.breaker_failures:
                 self._breaker_open_until = time.monotonic() + self.settings.breaker_cooldown_s
                 self.log.warning(
-                    "Slack unreachable %d times in a row; not trying again for %.0fs",
+                    "Slack unreachable %d times in a row; not trying again for %.0fs in this run",
                     self._consecutive_failures,
                     self.settings.breaker_cooldown_s,
                 )
+                self._open_run_breaker()
         if self.publish_each_delivery:
             self._publish_ledger()
         else:

@@ -22,11 +22,18 @@ from bascule.runbook.context import STEP_XCOM_KEY
 from bascule.runbook.evidence import checkpoint_body
 from bascule.runbook.registry import Entry, EntryKind, Runbook
 
+# A retry inside the downtime window waits this long, not the DAGs' default 10 s: every second of it is
+# downtime, and what a retry there recovers from (a killed task process, a restarted database or pooler)
+# is over by then or fails the retry too (ADR 0039).
+WINDOW_RETRY_DELAY = timedelta(seconds=1)
+
 
 def _task(entry: Entry, runbook: Runbook, plan: Plan) -> Any:
     common: dict[str, Any] = {"task_id": entry.task_id, "trigger_rule": TriggerRule(entry.trigger_rule.value)}
     if entry.retries is not None:
-        common.update(retries=entry.retries, retry_delay=timedelta(seconds=1))
+        common.update(retries=entry.retries, retry_delay=WINDOW_RETRY_DELAY)
+    elif entry.guarded or entry.ends_downtime is not None:
+        common["retry_delay"] = WINDOW_RETRY_DELAY
     if entry.inlets_from is not None:
         common["inlets"] = list(entry.inlets_from(plan))
     # Airflow runs pre_execute before execute (and before a deferred task resumes): the signed answers of

@@ -36,10 +36,15 @@ class AirflowApiError(RuntimeError):
 
 
 class AirflowApiClient:
-    def __init__(self, *, base_url: str, username: str, password: str, timeout: float = 30) -> None:
+    def __init__(self, *, base_url: str, username: str, password: str, timeout: float = 30,
+                 outage_s: float = 0.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self.timeout = timeout
+        # How long a call keeps trying through an outage of the API server or its metadata database
+        # (the fault bench restarts both): reads on no answer or a 5xx, writes only when the connection
+        # was refused, so that the request surely never arrived. 0: the usual three tries of a read.
+        self.outage_s = outage_s
         self._session = requests.Session()
         resp = self._session.post(f"{self.base_url}/auth/token",
                                   json={"username": username, "password": password}, timeout=timeout)
@@ -51,14 +56,25 @@ class AirflowApiClient:
         # Reads are retried: a busy api-server (one worker on two cores) can be slow to answer.
         # Writes are not: answering a gate twice is a 409, triggering twice is two runs.
         attempts = 3 if method == "GET" else 1
-        for attempt in range(1, attempts + 1):
+        outage_until = time.monotonic() + self.outage_s
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 resp = self._session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                if attempt == attempts:
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                refused = isinstance(exc, requests.ConnectionError) and "refused" in str(exc).lower()
+                if (method == "GET" or refused) and time.monotonic() < outage_until:
+                    time.sleep(0.5)
+                    continue
+                if attempt >= attempts:
                     raise
                 time.sleep(1.0 * attempt)
+                continue
+            if resp.status_code >= 500 and method == "GET" and time.monotonic() < outage_until:
+                time.sleep(0.5)
+                continue
+            break
         if resp.status_code >= 300:
             try:
                 detail = resp.json().get("detail", resp.text)

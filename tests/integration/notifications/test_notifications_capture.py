@@ -237,6 +237,29 @@ def test_circuit_breaker_stops_calling_a_dead_slack(slack, sleeps):
     assert ledger["failure_reasons"] == {"server_error": 2, "circuit_open": 3}
 
 
+def test_an_outage_of_500s_then_timeouts_costs_a_run_one_discovery_not_one_per_task(slack):
+    """Slack answers 500, then hangs: once one task of the run opens the breaker, the next task's process
+    (a notifier of its own, sharing the run's breaker store) never calls Slack (ADR 0039)."""
+    from bascule.notifications.slack import MemoryBreakerStore
+
+    slack.hang_s = 1.5
+    breakers = MemoryBreakerStore()
+    fast = settings(timeout_s=0.3, budget_s=0.5, max_attempts=2, breaker_failures=3)
+    first = SlackNotifications(settings=fast, thread_store=MemoryThreadStore(), breaker_store=breakers)
+    slack.set_mode(FailureMode.HTTP_500, times=2, then=FailureMode.HANG)
+    for _ in range(3):
+        assert first.notify(LagAlert(method="pglogical", lag_s=30, threshold_s=10, **RUN)) is False
+    seen = {r["failure"] for r in slack.records}
+    assert {"http_500", "hang"} <= seen
+    calls = len(slack.records)
+
+    later = SlackNotifications(settings=fast, thread_store=MemoryThreadStore(), breaker_store=breakers)
+    assert later.notify(LagAlert(method="pglogical", lag_s=30, threshold_s=10, **RUN)) is False
+    assert len(slack.records) == calls
+    assert later.summary()["failure_reasons"] == {"circuit_open": 1, "no_thread": 1}
+    slack.set_mode(FailureMode.NONE)
+
+
 def test_webhook_fallback_posts_without_threads(slack):
     s = settings(slack_conn_id=None, webhook_conn_id="bascule_slack_webhook_test", mode=DeliveryMode.WEBHOOK)
     n = SlackNotifications(settings=s, thread_store=MemoryThreadStore())

@@ -45,6 +45,15 @@ def test_every_entry_becomes_a_task_of_its_kind_with_its_rule_and_upstreams(lab_
             assert task.retries == entry.retries and task.retry_delay == timedelta(seconds=1)
 
 
+@pytest.mark.parametrize("runbook", [CUTOVER, FALLBACK], ids=lambda r: r.dag_id)
+def test_a_retry_in_the_downtime_window_waits_one_second(lab_plan, runbook):
+    _, tasks = _built(runbook, lab_plan)
+    in_window = [e for e in runbook.entries if e.guarded or e.ends_downtime is not None]
+    assert in_window
+    for entry in in_window:
+        assert tasks[entry.task_id].retry_delay == timedelta(seconds=1), entry.task_id
+
+
 def test_steps_run_their_action_in_their_runbook(lab_plan):
     _, tasks = _built(CUTOVER, lab_plan)
     for entry in CUTOVER.entries:
