@@ -127,6 +127,9 @@ ErrorType = Annotated[str, Pattern(r"[A-Za-z_][A-Za-z0-9_.]*", 120)]
 Seconds = Annotated[float, NonNegative()]
 Count = Annotated[int, NonNegative()]
 Cause = Annotated[str, Sanitised()]
+# What a person typed with a NO-GO: free text, so it goes through the sanitiser like any error text.
+Reason = Annotated[str, Sanitised(300)]
+SlackUserId = Annotated[str, Pattern(r"[UW][A-Z0-9]{2,20}", 21)]
 
 _NONE = type(None)
 
@@ -254,6 +257,8 @@ class GateWaiting(Event):
     asked: tuple[UserName, ...]
     task: TaskRef
     timeout_s: Seconds | None = None
+    # The asked users' Slack member ids (the plan's notifications.slack_users): <@U…> mentions page them.
+    mentions: tuple[SlackUserId, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,6 +268,7 @@ class GateDecided(Event):
     decision: GateDecision
     decided_by: UserName
     waited_s: Seconds | None = None
+    reason: Reason | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

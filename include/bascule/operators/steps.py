@@ -115,6 +115,8 @@ class RunbookStepOperator(BaseOperator):
         """
         from bascule.hooks import evidence
 
+        if self.runbook is not None and self.runbook.entry(self.task_id).is_report:
+            return  # the report seals the folder: its own record is the report itself
         ti = context["ti"]
         path = evidence.run_folder(plan_name, ti.dag_id, ti.run_id) / "steps" / (
             evidence.safe_name(self.task_id) + ".json")
