@@ -27,6 +27,7 @@ from bascule.notifications.events import (
     GateWaiting,
     LagAlert,
     ReplicationBrokenEvent,
+    ReplicationRecovered,
     RunStarted,
     Severity,
     StepFinished,
@@ -293,6 +294,13 @@ def _replication_broken(e: ReplicationBrokenEvent, links: AirflowLinks) -> Rende
     return f"Replication broken ({e.method}): {cause}", blocks
 
 
+def _replication_recovered(e: ReplicationRecovered, links: AirflowLinks) -> Rendered:
+    lag = f", lag {e.lag_s:.1f} s" if e.lag_s is not None else ""
+    text = f"Replication recovered ({e.method}, {e.direction}){lag}"
+    return text, [section(f":white_check_mark: *Replication recovered* ({_code(e.method)}, {e.direction}){lag}"),
+                  _run_context(e)]
+
+
 _VALIDATION_ICON = {
     ValidationOutcome.PASSED: ":white_check_mark:",
     ValidationOutcome.PASSED_WITH_WARNINGS: ":large_yellow_circle:",
@@ -377,6 +385,7 @@ _RENDERERS: dict[EventKind, Callable[[Any, AirflowLinks], Rendered]] = {
     EventKind.CLOCK_WARNING: _clock_warning,
     EventKind.LAG_ALERT: _lag_alert,
     EventKind.REPLICATION_BROKEN: _replication_broken,
+    EventKind.REPLICATION_RECOVERED: _replication_recovered,
     EventKind.VALIDATION_RESULT: _validation_result,
     EventKind.TASK_FAILED: _task_failed,
     EventKind.FINAL_REPORT: _final_report,

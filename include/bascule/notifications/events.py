@@ -35,6 +35,7 @@ class EventKind(enum.StrEnum):
     CLOCK_WARNING = "clock_warning"
     LAG_ALERT = "lag_alert"
     REPLICATION_BROKEN = "replication_broken"
+    REPLICATION_RECOVERED = "replication_recovered"
     VALIDATION_RESULT = "validation_result"
     TASK_FAILED = "task_failed"
     FINAL_REPORT = "final_report"
@@ -320,6 +321,16 @@ class ReplicationBrokenEvent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReplicationRecovered(Event):
+    """The monitor's flow is healthy again: the reply that closes the flow's thread."""
+
+    kind: ClassVar[EventKind] = EventKind.REPLICATION_RECOVERED
+    method: MethodName
+    direction: MethodName
+    lag_s: Seconds | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ValidationResult(Event):
     kind: ClassVar[EventKind] = EventKind.VALIDATION_RESULT
     outcome: ValidationOutcome
@@ -361,6 +372,7 @@ EVENT_TYPES: dict[EventKind, type[Event]] = {
         ClockWarning,
         LagAlert,
         ReplicationBrokenEvent,
+        ReplicationRecovered,
         ValidationResult,
         TaskFailed,
         FinalReport,

@@ -240,6 +240,32 @@ def _busy_seconds(rows: Iterable[Mapping[str, Any]], start: datetime, end: datet
 # --------------------------------------------------------------------------- the report step of any runbook
 
 
+def _finish_thread(ctx: Any, final: Any, folder: Any) -> None:
+    """The run is over: its parent message shows the outcome, its thread gets the chart, its Variables go.
+
+    After the downtime (the report runs last), bounded, and never failing the report (ADR 0047).
+    """
+    from airflow.sdk import Variable
+
+    from bascule.runbook.announce import notifier
+    from bascule.runbook.context import clock_variable
+
+    slack = notifier(ctx)
+    if slack is not None:
+        try:
+            chart = (folder / "timeline.png").read_bytes() if (folder / "timeline.png").exists() else None
+        except OSError:
+            chart = None
+        done = slack.finish_run(final, chart=chart)
+        print(f"slack: parent updated {done['parent_updated']}, chart uploaded {done['chart_uploaded']}, "
+              f"thread Variable deleted {done['thread_forgotten']}", flush=True)
+    try:  # the clock's fired warnings: finished runs leave no Variable behind
+        Variable.delete(clock_variable(ctx.dag_id, ctx.run_id))
+    except Exception as exc:  # none was ever set (nothing fired), or the API is down
+        print(f"[downtime clock] Variable not deleted: {type(exc).__name__}", flush=True)
+
+
+
 class ReportVerdict(AirflowFailException, SafeMessage):
     """The run did not end as it should; the report was written all the same. Not retried."""
 
@@ -304,12 +330,14 @@ def run_report(ctx: Any) -> dict[str, Any]:
     ctx.ti.xcom_push(key=REPORT_XCOM_KEY, value=report)
     print(summary_text(report), flush=True)
     judged = "validation" in report  # a runbook that validates says whether it passed
-    notify(ctx, FinalReport(
+    final = FinalReport(
         dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=outcome, downtime_s=report["downtime_s"] or 0.0,
         downtime_budget_s=plan.budget_seconds, tables_migrated=int((validation or {}).get("tables", 0)),
         validation=(ValidationOutcome.PASSED if (validation or {}).get("ok") else ValidationOutcome.FAILED)
         if judged else None,
-        notifications_failed=int(notifications.get("totals", {}).get("failed", 0))))
+        notifications_failed=int(notifications.get("totals", {}).get("failed", 0)))
+    notify(ctx, final)
+    _finish_thread(ctx, final, folder)
     failed = next((e for e in runbook.entries if e.fails_run and e.task_id in results), None)
     if failed is not None:
         # The run must read as failed in the UI: a step broke and the run was undone.
