@@ -22,6 +22,7 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from bascule.dag_defaults import START_DATE, default_args, tags
+from bascule.notifications.slack import failure_notifiers
 from bascule.operators.inventory import InventoryOperator, inventory_report
 from bascule.plan import default_plan_path, load_plan
 
@@ -34,7 +35,8 @@ plan = load_plan(default_plan_path())
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    default_args=default_args(),
+    # Any task that fails says so in the run's Slack thread, with its log link (ADR 0047).
+    default_args=default_args(on_failure_callback=failure_notifiers(plan)),
     tags=tags(plan, "inventory"),
 )
 def inventory() -> None:

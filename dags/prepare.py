@@ -30,6 +30,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, dag
 
 from bascule.dag_defaults import START_DATE, default_args, tags
+from bascule.notifications.slack import failure_notifiers
 from bascule.operators.gates import GateOperator
 from bascule.operators.milestones import MilestoneOperator
 from bascule.operators.preparation import (
@@ -57,7 +58,8 @@ config = replication_config(plan, "forward")
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    default_args=default_args(),
+    # Any task that fails says so in the run's Slack thread, with its log link (ADR 0047).
+    default_args=default_args(on_failure_callback=failure_notifiers(plan)),
     tags=tags(plan, "preparation"),
     params={
         "cutover_date": Param(None, type=["null", "string"], description="the night, ISO date (partitions due)"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from bascule.dag_defaults import START_DATE, default_args, tags
+from bascule.notifications.slack import failure_notifiers
 from bascule.operators.replication import ReplicationMonitorOperator
 from bascule.plan import default_plan_path, load_plan
 from bascule.replication.factory import replication_config
@@ -32,7 +33,8 @@ plan = load_plan(default_plan_path())
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    default_args=default_args(),
+    # Any task that fails says so in the run's Slack thread, with its log link (ADR 0047).
+    default_args=default_args(on_failure_callback=failure_notifiers(plan)),
     tags=tags(plan, "replication", "preparation"),
 )
 def replication_monitor() -> None:

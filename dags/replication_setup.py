@@ -22,6 +22,7 @@ from datetime import timedelta
 from airflow.sdk import dag
 
 from bascule.dag_defaults import START_DATE, default_args, tags
+from bascule.notifications.slack import failure_notifiers
 from bascule.operators.replication import (
     CheckReplicationPrerequisitesOperator,
     StartReplicationOperator,
@@ -41,7 +42,8 @@ config = replication_config(plan, "forward")
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    default_args=default_args(),
+    # Any task that fails says so in the run's Slack thread, with its log link (ADR 0047).
+    default_args=default_args(on_failure_callback=failure_notifiers(plan)),
     tags=tags(plan, "replication", "preparation"),
 )
 def replication_setup() -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag
 
 from bascule.dag_defaults import START_DATE, default_args, tags
+from bascule.notifications.slack import failure_notifiers
 from bascule.operators.runbook import build_runbook
 from bascule.plan import default_plan_path, load_plan
 from bascule.runbook.fallback import FALLBACK
@@ -44,7 +45,8 @@ plan = load_plan(default_plan_path())
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    default_args=default_args(),
+    # Any task that fails says so in the run's Slack thread, with its log link (ADR 0047).
+    default_args=default_args(on_failure_callback=failure_notifiers(plan)),
     tags=tags(plan, "rollback"),
     params={
         "rehearsal": Param(False, type="boolean", description="record this run as a rehearsal"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from bascule.dag_defaults import START_DATE, default_args, tags
+from bascule.notifications.slack import failure_notifiers
 from bascule.operators.validation import FullComparisonOperator, IncrementalComparisonOperator, suite_runs
 from bascule.plan import default_plan_path, load_plan
 
@@ -33,7 +34,8 @@ plan = load_plan(default_plan_path())
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    default_args=default_args(),
+    # Any task that fails says so in the run's Slack thread, with its log link (ADR 0047).
+    default_args=default_args(on_failure_callback=failure_notifiers(plan)),
     tags=tags(plan, "validation"),
 )
 def validate() -> None:

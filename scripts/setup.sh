@@ -11,6 +11,7 @@ need=()
 [ -x "$PG_BIN/initdb" ] || need+=(postgresql-15 postgresql-contrib)
 command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 command -v chromium >/dev/null || need+=(chromium)
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -125,3 +125,40 @@ def airflow_stack(lab: object, slack_capture: object) -> Iterator[object]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_volume() -> Iterator[Path]:
+    """The compose file's shared evidence volume, as a folder every worker and the API server see by URL."""
+    folder = Path(tempfile.mkdtemp(prefix="bascule-evidence-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def celery_stack(lab: object, slack_capture: object, shared_volume: Path) -> Iterator[object]:
+    """Airflow with the CeleryExecutor (ADR 0046): the four components, a local Redis and two Celery workers,
+    on its own metadata database (the LocalExecutor stack may run beside it), evidence on ``shared_volume``."""
+    from psycopg import sql
+
+    from bascule.paths import LAB_PLAN
+    from bascule.plan import load_plan
+    from bascule_lab.airflow_stack import AirflowStack
+    from bascule_lab.clusters import CONTROL
+    from bascule_lab.scenario import gate_users
+
+    database = "airflow_celery"
+    with lab.connect(CONTROL) as conn:  # type: ignore[attr-defined]
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER airflow_meta").format(sql.Identifier(database)))
+    url = lab.airflow_metadata_url().rsplit("/", 1)[0] + f"/{database}"  # type: ignore[attr-defined]
+    home = Path(tempfile.mkdtemp(prefix="bascule-celery-"))
+    env = _airflow_env(home=home, connections_file=_CONNECTIONS, sql_alchemy_conn=url)
+    env["AIRFLOW__BASCULE__EVIDENCE_URL"] = f"file://{shared_volume}"
+    stack = AirflowStack(home=home, env=env, users=gate_users(load_plan(LAB_PLAN)), executor="celery",
+                         echo=lambda line: print(line, file=sys.stderr))
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -6,6 +6,7 @@
     bascule inventory                # the inventory DAG on the lab
     bascule env                      # export lines for Airflow against the lab
     bascule airflow ARGS...          # the airflow CLI, configured for the lab
+    bascule evidence verify RUN      # check a run's evidence against its sealed SHA-256 chain
 """
 
 from __future__ import annotations
@@ -274,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bascule import runbook_cli
 
     runbook_cli.add_parser(sub)
+
+    from bascule import evidence_cli
+
+    evidence_cli.add_parser(sub)
 
     demo = sub.add_parser("demo", help="set up the lab and run the main job on it")
     demo.add_argument("--patients", type=int, default=DEFAULT_DEMO_PATIENTS)

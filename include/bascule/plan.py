@@ -193,6 +193,8 @@ Username = Annotated[str, StringConstraints(pattern=USERNAME_RE)]
 TaskId = Annotated[str, StringConstraints(pattern=TASK_ID_RE)]
 DagId = Literal["cutover", "rollback"]
 SlackChannel = Annotated[str, StringConstraints(pattern=SLACK_CHANNEL_RE)]
+# A Slack member id (U…, or W… on Enterprise Grid): what a <@…> mention needs to page someone.
+SlackUserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,20}$")]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
 # Strict numbers: YAML turns "yes" into True and pydantic's lax mode would turn that
@@ -580,6 +582,9 @@ class Notifications(_Section):
     slack_conn_id: ConnId = "bascule_slack"
     channel: SlackChannel
     webhook_conn_id: ConnId | None = None
+    # Airflow user -> Slack member id. A waiting gate mentions its assigned users as <@U…>, which pages them;
+    # a plain @name is only text (ADR 0047).
+    slack_users: dict[Username, SlackUserId] = Field(default_factory=dict)
 
 
 class PgBouncerEndpoint(_Section):

@@ -25,6 +25,7 @@ def add_parser(sub: Any) -> None:
     answer.add_argument("task_id")
     answer.add_argument("option")
     answer.add_argument("--by", required=True, help="the assigned user answering")
+    answer.add_argument("--reason", help="why (required with NO-GO)")
     rb.set_defaults(func=command)
 
 
@@ -52,7 +53,8 @@ def command(args: argparse.Namespace) -> int:
     try:
         if args.what == "answer":
             decision = break_glass.answer_gate(plan, runbook, plan_name=plan.name, run_id=args.run,
-                                               task_id=args.task_id, option=args.option, by=args.by)
+                                               task_id=args.task_id, option=args.option, by=args.by,
+                                               reason=args.reason)
             print(f"{args.task_id}: {decision['decision']} by {decision['by']}, signed, recorded by hand")
         else:
             break_glass.run_step(plan, runbook, plan_name=plan.name, run_id=args.run, task_id=args.task_id)

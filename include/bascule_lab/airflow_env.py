@@ -8,6 +8,8 @@ two cores, and connections from the lab's connections file (no UI step).
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 from bascule.paths import DAGS_DIR, LAB_PLAN, PLUGINS_DIR
@@ -55,3 +57,11 @@ def airflow_env(
         env["AIRFLOW__SECRETS__BACKEND"] = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
         env["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps({"connections_file_path": str(connections_file)})
     return env
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the lab's Celery workers: their own name, as two hosts would have two.
+
+    Recorded by Airflow on each task instance and by bascule in each step's evidence record.
+    """
+    return os.environ.get("BASCULE_LAB_WORKER_NAME") or socket.getfqdn()

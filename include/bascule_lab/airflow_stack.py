@@ -26,14 +26,30 @@ import requests
 from bascule_lab.common import free_port
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+CELERY_WORKERS = 2
 
 
 def component_env(env: dict[str, str], component: str) -> dict[str, str]:
     """The scheduler forks the LocalExecutor's workers, which fork the tasks: it pre-imports
-    bascule's heavy modules once, so that no task spends its first second importing them."""
-    if component != "scheduler":
-        return env
-    return {**env, "BASCULE_PRELOAD": "1", "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False"}
+    bascule's heavy modules once, so that no task spends its first second importing them.
+    A Celery worker forks the tasks itself: it does the same, and names itself (``worker_hostname``)
+    as two containers of the compose file would have two host names."""
+    if component == "scheduler":
+        return {**env, "BASCULE_PRELOAD": "1", "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False"}
+    if component.startswith("celery-worker-"):
+        return {**env, "BASCULE_PRELOAD": "1", "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
+                "BASCULE_LAB_WORKER_NAME": component,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "bascule_lab.airflow_env.worker_hostname"}
+    return env
+
+
+def component_command(airflow: str, component: str) -> list[str]:
+    if component.startswith("celery-worker-"):
+        # Both workers on one host: no log server each (the API server reads the shared log folder), and
+        # the worker's own name in Celery.
+        return [airflow, "celery", "worker", "--celery-hostname", f"{component}@%h", "--skip-serve-logs",
+                "--without-mingle", "--without-gossip"]
+    return [airflow, component]
 OBSERVER = "observer"
 
 
@@ -51,8 +67,15 @@ class AirflowStack:
         env: Mapping[str, str],
         users: Mapping[str, str],
         echo: Callable[[str], None] = print,
+        executor: str = "local",
+        workers: int = CELERY_WORKERS,
     ) -> None:
+        if executor not in ("local", "celery"):
+            raise AirflowStackError(f"executor must be 'local' or 'celery', got {executor!r}")
         self.home = home
+        self.executor = executor
+        self.workers = workers
+        self.redis_port: int | None = None
         self.base_env = dict(env)
         self.users = {**users, OBSERVER: "viewer"}
         self.echo = echo
@@ -105,7 +128,53 @@ class AirflowStack:
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
             "BASCULE_LAB_SIMULATOR_DIR": str(self.simulator_dir),
+            **self._celery_env(),
         }
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        if self.executor == "local":
+            return COMPONENTS
+        return (*COMPONENTS, *(f"celery-worker-{i}" for i in range(1, self.workers + 1)))
+
+    def _celery_env(self) -> dict[str, str]:
+        if self.executor != "celery":
+            return {}
+        assert self.redis_port is not None
+        metadata = self.base_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        return {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            # Task states go to the same metadata database; Celery's own results too.
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "3",
+            "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+        }
+
+    def _start_redis(self) -> None:
+        """A private Redis for the broker: no persistence, loopback only, stopped with the stack."""
+        import shutil
+
+        server = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(server).exists():
+            raise AirflowStackError("redis-server is not installed: apt-get install -y redis-server "
+                                    "(scripts/setup.sh does it)")
+        self.redis_port = free_port()
+        (self.home / "redis").mkdir(exist_ok=True)
+        log = self.log_path("redis").open("ab")
+        self.procs["redis"] = subprocess.Popen(
+            [server, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.home / "redis")], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 15
+        import socket
+
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AirflowStackError(f"redis-server did not listen on {self.redis_port}; see {self.log_path('redis')}")
 
     def log_path(self, component: str) -> Path:
         return self.home / "logs" / f"{component}.log"
@@ -121,23 +190,27 @@ class AirflowStack:
         (self.home / "logs").mkdir(exist_ok=True)
         self.port = free_port()
         self._write_passwords()
+        if self.executor == "celery":
+            self._start_redis()
         env = self.env()
         airflow = str(Path(sys.executable).with_name("airflow"))
         started = time.monotonic()
         migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, check=False)
         if migrate.returncode != 0:
             raise AirflowStackError(f"airflow db migrate failed: {migrate.stderr[-800:]}")
-        for component in COMPONENTS:
+        for component in self.components:
             self._spawn(component, env)
-        self.echo(f"airflow: {', '.join(COMPONENTS)} starting on {self.base_url}")
+        self.echo(f"airflow: {', '.join(self.components)} starting on {self.base_url}")
         self.wait_healthy(timeout=timeout)
+        if self.executor == "celery":
+            self.wait_workers_ready(timeout=max(30.0, timeout - (time.monotonic() - started)))
         self.echo(f"airflow: healthy in {time.monotonic() - started:.0f} s, UI at {self.base_url}")
 
     def _spawn(self, component: str, env: dict[str, str] | None = None) -> None:
         airflow = str(Path(sys.executable).with_name("airflow"))
         log = self.log_path(component).open("ab")
         self.procs[component] = subprocess.Popen(
-            [airflow, component], env=component_env(env or self.env(), component), stdout=log,
+            component_command(airflow, component), env=component_env(env or self.env(), component), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         (self.home / "pids.json").write_text(json.dumps({c: p.pid for c, p in self.procs.items()}))
@@ -169,8 +242,8 @@ class AirflowStack:
         return pid
 
     def start_component(self, component: str) -> None:
-        if component not in COMPONENTS:
-            raise AirflowStackError(f"no Airflow component named {component!r} (one of {', '.join(COMPONENTS)})")
+        if component not in self.components:
+            raise AirflowStackError(f"no Airflow component named {component!r} (one of {', '.join(self.components)})")
         proc = self.procs.get(component)
         if proc is not None and proc.poll() is None:
             return
@@ -179,7 +252,7 @@ class AirflowStack:
 
     def restart_dead(self) -> list[str]:
         """Start again every component whose process has exited, as a supervisor would; their names."""
-        dead = [c for c in COMPONENTS if c not in self.procs or self.procs[c].poll() is not None]
+        dead = [c for c in self.components if c not in self.procs or self.procs[c].poll() is not None]
         for component in dead:
             self.start_component(component)
         return dead
@@ -203,6 +276,22 @@ class AirflowStack:
                 last = type(exc).__name__
             time.sleep(0.5)
         raise AirflowStackError(f"Airflow not healthy after {timeout:.0f} s ({last}); see {self.home / 'logs'}")
+
+    def wait_workers_ready(self, *, timeout: float) -> None:
+        """Each Celery worker logs ``ready.`` once connected to the broker and consuming."""
+        deadline = time.monotonic() + timeout
+        waiting = [c for c in self.components if c.startswith("celery-worker-")]
+        while waiting and time.monotonic() < deadline:
+            for c in list(waiting):
+                if self.procs[c].poll() is not None:
+                    raise AirflowStackError(f"airflow {c} exited with {self.procs[c].returncode}; "
+                                            f"see {self.log_path(c)}")
+                if b" ready." in self.log_path(c).read_bytes():
+                    waiting.remove(c)
+            time.sleep(0.3)
+        if waiting:
+            raise AirflowStackError(f"Celery workers not ready after {timeout:.0f} s: {', '.join(waiting)}")
+        self.echo(f"airflow: {self.workers} Celery workers ready (broker redis://127.0.0.1:{self.redis_port})")
 
     @staticmethod
     def stop_recorded(home: Path, echo: Callable[[str], None] = print) -> bool:

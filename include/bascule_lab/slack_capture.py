@@ -91,6 +91,9 @@ class _Handler(BaseHTTPRequestHandler):
         if record["kind"] == "webhook":
             self._reply(200, b"ok", "text/html")
             return
+        if record["kind"] == "upload":
+            self._reply(200, f"OK - {record['body']['size']}".encode(), "text/plain")
+            return
         self._reply(200, json.dumps(owner.api_response(record)).encode(), "application/json")
 
     def _reply(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
@@ -236,6 +239,11 @@ class CaptureServer:
             kind, api_method = "web_api", path_only[len("/api/") :]
         elif path_only.startswith("/services"):
             kind, api_method = "webhook", None
+        elif path_only.startswith("/upload/"):
+            # The second step of files_upload_v2: the file's bytes, to the URL getUploadURLExternal gave.
+            kind, api_method = "upload", None
+            body, text = {"file_id": path_only.rsplit("/", 1)[-1], "size": len(raw),
+                          "sha256": hashlib.sha256(raw).hexdigest(), "png": raw.startswith(b"\x89PNG")}, ""
         else:
             kind, api_method = "other", None
         auth = headers.get("Authorization", "")
@@ -309,7 +317,32 @@ class CaptureServer:
             return response
         if method == "api.test":
             return {"ok": True, "args": body}
+        if method == "files.getUploadURLExternal":
+            with self._lock:
+                self._seq_files = getattr(self, "_seq_files", 0) + 1
+                file_id = f"F0CAPTURE{self._seq_files:04d}"
+            rec["file_id"] = file_id
+            return {"ok": True, "file_id": file_id, "upload_url": f"{self.base_url}/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            files = body.get("files")
+            if isinstance(files, str):
+                files = json.loads(files)
+            return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files or []]}
         return {"ok": False, "error": "unknown_method"}
+
+    def uploads(self) -> list[dict[str, Any]]:
+        """Files uploaded (bytes received) and the threads they were shared into."""
+        done = {}
+        for rec in self.records:
+            if rec.get("api_method") == "files.completeUploadExternal" and isinstance(rec.get("body"), dict):
+                body = rec["body"]
+                files = body.get("files")
+                files = json.loads(files) if isinstance(files, str) else files or []
+                for f in files:
+                    done[f.get("id")] = {"channel": body.get("channel_id"), "thread_ts": body.get("thread_ts"),
+                                         "title": f.get("title")}
+        return [{**rec["body"], **done.get(rec["body"]["file_id"], {})} for rec in self.records
+                if rec.get("kind") == "upload"]
 
 
 # --- rendering ---------------------------------------------------------------

@@ -59,9 +59,15 @@ def test_house_rules(dagbag: Any, path: Path) -> None:
     assert any(t.startswith("plan:") for t in dag.tags)
     assert dag.doc_md and dag.doc_md.strip().startswith("###"), "the module docstring is the DAG's doc_md"
     assert dag.catchup is False
+    from bascule.notifications.slack import BasculeSlackNotifier
+
     for task in dag.tasks:
         assert task.owner == "bascule", f"{task.task_id}: owner"
         assert task.retries >= 1, f"{task.task_id}: retries"
+        # A failure anywhere says so in Slack (the lab plan has a notifications section).
+        callbacks = task.on_failure_callback or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        assert any(isinstance(c, BasculeSlackNotifier) for c in callbacks), f"{task.task_id}: failure notifier"
         if _is_sensor(task):
             assert task.timeout is not None, f"{task.task_id}: sensor timeout"
             # Airflow 3 keeps a sensor's timeout as float seconds; older code passed timedeltas.

@@ -124,6 +124,7 @@ class SlackRecorder:
         self.parents: list[Any] = []
         self.waits = 0
         self.carried = 0
+        self.flows: dict[str, str] = {}
 
     def post(self, event: Any, *, parent: Any = None) -> None:
         self.posted.append(event)
@@ -135,6 +136,14 @@ class SlackRecorder:
 
     def wait_posted(self, timeout: float | None = None) -> bool:
         self.waits += 1
+        return True
+
+    def flow_change(self, flow: str, event: Any, *, state: str) -> bool:
+        """Like ``SlackNotifications.flow_change``: posts only when the flow's state changes."""
+        if self.flows.get(flow, "ok") == state:
+            return False
+        self.flows[flow] = state
+        self.posted.append(event)
         return True
 
     def carry_earlier_ledger(self) -> None:

@@ -201,6 +201,19 @@ class BoundedSlackHook(BaseHook):
 
         return self._deliver(attempt)
 
+    def upload_file(self, *, channel: str, thread_ts: str | None, content: bytes, filename: str,
+                    title: str) -> DeliveryResult:
+        """``files_upload_v2`` into a thread (the run's Gantt chart): bounded like every other call."""
+
+        def attempt(timeout: float) -> tuple[str | None, str | None]:
+            client = self.api_hook.client
+            client.timeout = timeout  # type: ignore[assignment]
+            response = client.files_upload_v2(channel=channel, thread_ts=thread_ts, content=content,
+                                              filename=filename, title=title)
+            return None, channel if response.get("ok") else None
+
+        return self._deliver(attempt)
+
     def send_webhook(self, *, text: str, blocks: list[dict[str, Any]] | None = None) -> DeliveryResult:
         """Incoming webhook: posts to the webhook's own channel; returns no ``ts``."""
 

@@ -27,6 +27,7 @@ from bascule.notifications.events import (
     GateWaiting,
     LagAlert,
     ReplicationBrokenEvent,
+    ReplicationRecovered,
     RunStarted,
     Severity,
     StepFinished,
@@ -86,6 +87,10 @@ class AirflowLinks:
         if ref.map_index >= 0:
             url += f"/mapped/{ref.map_index}"
         return url
+
+    def required_action(self, ref: TaskRef) -> str:
+        """The gate's Required Action page, where its assigned users answer it."""
+        return f"{self.run(ref.dag_id, ref.run_id)}/tasks/{quote(ref.task_id)}/required_actions"
 
     def log(self, ref: TaskRef) -> str:
         url = self.task(ref)
@@ -183,15 +188,18 @@ def _run_started(e: RunStarted, links: AirflowLinks) -> Rendered:
 
 
 def _gate_waiting(e: GateWaiting, links: AirflowLinks) -> Rendered:
-    asked = _users(e.asked)
-    text = f"Gate {e.gate_id} is waiting for a GO / NO-GO from {', '.join(e.asked) or 'the team'}"
+    # <@U…> is what makes Slack page someone; the Airflow names follow for whoever reads the thread.
+    mentions = " ".join(f"<@{m}>" for m in e.mentions)
+    asked = f"{mentions} ({_users(e.asked)})" if mentions else _users(e.asked)
+    text = (f"Gate {e.gate_id} is waiting for a GO / NO-GO from "
+            f"{(mentions + ' ') if mentions else ''}{', '.join(e.asked) or 'the team'}")
     pairs = [("Gate", _code(e.gate_id)), ("Asked", asked)]
     if e.timeout_s is not None:
         pairs.append(("Times out after", _dur(e.timeout_s)))
     blocks = [
         section(f":vertical_traffic_light: *Decision needed* on gate {_code(e.gate_id)} — {asked}"),
         fields_section(pairs),
-        button("Decide in Airflow", links.task(e.task), f"gate_{e.gate_id}"[:255]),
+        button("Decide in Airflow", links.required_action(e.task), f"gate_{e.gate_id}"[:255]),
         _run_context(e),
     ]
     return text, blocks
@@ -204,8 +212,10 @@ def _gate_decided(e: GateDecided, links: AirflowLinks) -> Rendered:
     pairs = [("Decision", f"*{label}*"), ("By", f"@{escape(e.decided_by)}")]
     if e.waited_s is not None:
         pairs.append(("Waited", _dur(e.waited_s)))
+    if e.reason:
+        pairs.append(("Reason", escape(e.reason)))
     blocks = [section(f"{icon} Gate {_code(e.gate_id)}: *{label}*"), fields_section(pairs), _run_context(e)]
-    return f"Gate {e.gate_id}: {label} by {e.decided_by}", blocks
+    return f"Gate {e.gate_id}: {label} by {e.decided_by}" + (f" ({e.reason})" if e.reason else ""), blocks
 
 
 def _step_started(e: StepStarted, links: AirflowLinks) -> Rendered:
@@ -282,6 +292,13 @@ def _replication_broken(e: ReplicationBrokenEvent, links: AirflowLinks) -> Rende
         _run_context(e),
     ]
     return f"Replication broken ({e.method}): {cause}", blocks
+
+
+def _replication_recovered(e: ReplicationRecovered, links: AirflowLinks) -> Rendered:
+    lag = f", lag {e.lag_s:.1f} s" if e.lag_s is not None else ""
+    text = f"Replication recovered ({e.method}, {e.direction}){lag}"
+    return text, [section(f":white_check_mark: *Replication recovered* ({_code(e.method)}, {e.direction}){lag}"),
+                  _run_context(e)]
 
 
 _VALIDATION_ICON = {
@@ -368,6 +385,7 @@ _RENDERERS: dict[EventKind, Callable[[Any, AirflowLinks], Rendered]] = {
     EventKind.CLOCK_WARNING: _clock_warning,
     EventKind.LAG_ALERT: _lag_alert,
     EventKind.REPLICATION_BROKEN: _replication_broken,
+    EventKind.REPLICATION_RECOVERED: _replication_recovered,
     EventKind.VALIDATION_RESULT: _validation_result,
     EventKind.TASK_FAILED: _task_failed,
     EventKind.FINAL_REPORT: _final_report,

@@ -35,6 +35,7 @@ class EventKind(enum.StrEnum):
     CLOCK_WARNING = "clock_warning"
     LAG_ALERT = "lag_alert"
     REPLICATION_BROKEN = "replication_broken"
+    REPLICATION_RECOVERED = "replication_recovered"
     VALIDATION_RESULT = "validation_result"
     TASK_FAILED = "task_failed"
     FINAL_REPORT = "final_report"
@@ -127,6 +128,9 @@ ErrorType = Annotated[str, Pattern(r"[A-Za-z_][A-Za-z0-9_.]*", 120)]
 Seconds = Annotated[float, NonNegative()]
 Count = Annotated[int, NonNegative()]
 Cause = Annotated[str, Sanitised()]
+# What a person typed with a NO-GO: free text, so it goes through the sanitiser like any error text.
+Reason = Annotated[str, Sanitised(300)]
+SlackUserId = Annotated[str, Pattern(r"[UW][A-Z0-9]{2,20}", 21)]
 
 _NONE = type(None)
 
@@ -254,6 +258,8 @@ class GateWaiting(Event):
     asked: tuple[UserName, ...]
     task: TaskRef
     timeout_s: Seconds | None = None
+    # The asked users' Slack member ids (the plan's notifications.slack_users): <@U…> mentions page them.
+    mentions: tuple[SlackUserId, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,6 +269,7 @@ class GateDecided(Event):
     decision: GateDecision
     decided_by: UserName
     waited_s: Seconds | None = None
+    reason: Reason | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -314,6 +321,16 @@ class ReplicationBrokenEvent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReplicationRecovered(Event):
+    """The monitor's flow is healthy again: the reply that closes the flow's thread."""
+
+    kind: ClassVar[EventKind] = EventKind.REPLICATION_RECOVERED
+    method: MethodName
+    direction: MethodName
+    lag_s: Seconds | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ValidationResult(Event):
     kind: ClassVar[EventKind] = EventKind.VALIDATION_RESULT
     outcome: ValidationOutcome
@@ -355,6 +372,7 @@ EVENT_TYPES: dict[EventKind, type[Event]] = {
         ClockWarning,
         LagAlert,
         ReplicationBrokenEvent,
+        ReplicationRecovered,
         ValidationResult,
         TaskFailed,
         FinalReport,

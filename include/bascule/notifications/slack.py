@@ -50,6 +50,7 @@ from __future__ import annotations
 import atexit
 import enum
 import hashlib
+import json
 import queue
 import threading
 import time
@@ -517,6 +518,70 @@ class SlackNotifications(LoggingMixin):
     def thread(self, dag_id: str, run_id: str) -> ThreadRef | None:
         return self._load(dag_id, run_id)
 
+    def finish_run(self, event: Event, *, chart: bytes | None = None, chart_name: str = "timeline.png") -> dict[str, Any]:
+        """After a run's last message (ADR 0047): restate the outcome on its parent message, share the chart
+        in its thread, and delete the thread's Variable (this process keeps posting in the thread).
+
+        Never raises and is bounded like every delivery: Slack stays off the critical path.
+        """
+        out = {"parent_updated": False, "chart_uploaded": False, "thread_forgotten": False}
+        try:
+            self.wait_posted()
+            ref = self._load(event.dag_id, event.run_id) if self.settings.mode is DeliveryMode.WEB_API else None
+            if ref is not None and time.monotonic() >= self._breaker_open_until:
+                message = render(event, self.links)
+                out["parent_updated"] = self.hook.update_message(
+                    channel=ref.channel, ts=ref.ts, text=message.text, blocks=message.blocks_list()).delivered
+                if chart:
+                    out["chart_uploaded"] = self.hook.upload_file(
+                        channel=ref.channel, thread_ts=ref.ts, content=chart, filename=chart_name,
+                        title=f"{event.dag_id} {event.run_id}: timeline").delivered
+            key = thread_key(event.dag_id, event.run_id)
+            self._fallback_store.delete(key)
+            self.thread_store.delete(key)
+            out["thread_forgotten"] = True
+        except Exception as exc:  # a Slack or Variable outage must not fail the report
+            self.log.warning("Slack: finishing the run's thread failed: %s", type(exc).__name__)
+        return out
+
+    def flow_change(self, flow: str, event: Event | None, *, state: str) -> bool:
+        """The monitor's one thread per flow: post when the flow's state changes, and only then.
+
+        ``state`` is ``ok`` or an alert's kind (``lag``, ``broken``). A flow going from ok to an alert opens a
+        thread with the alert; a change between alerts replies in it; back to ok replies "recovered" and
+        closes the thread (its Variable is deleted), so the next break opens a new one. No change: nothing.
+        Returns True when something was posted.
+        """
+        from airflow.sdk import Variable
+
+        key = f"bascule_flow__{flow}"
+        try:
+            raw = Variable.get(key, default=None)
+            previous = json.loads(raw) if raw else {"state": "ok"}
+        except Exception as exc:
+            self.log.warning("Slack: the flow's state is unreadable (%s); posting", type(exc).__name__)
+            previous = {"state": "unknown"}
+        if previous.get("state") == state:
+            return False
+        ref = ThreadRef(**previous["thread"]) if previous.get("thread") else None
+        posted = False
+        if event is not None:
+            message = render(event, self.links)
+            result = self._deliver(message, ref)
+            self._account(event.kind, result, result.reason.value if not result.delivered else "")
+            posted = result.delivered
+            if ref is None and result.delivered and result.ts:
+                ref = ThreadRef(channel=result.channel or self.settings.channel, ts=result.ts)
+        try:
+            if state == "ok":
+                Variable.delete(key)
+            else:
+                Variable.set(key, json.dumps({"state": state, "thread": {"channel": ref.channel, "ts": ref.ts}
+                                              if ref else None}))
+        except Exception as exc:
+            self.log.warning("Slack: could not keep the flow's state (%s)", type(exc).__name__)
+        return posted
+
     def forget_thread(self, dag_id: str, run_id: str) -> None:
         key = thread_key(dag_id, run_id)
         self._known_threads.pop(key, None)
@@ -759,6 +824,15 @@ class BasculeSlackNotifier(BaseNotifier):
             self.log.warning("Cannot build a failure notification from the context: %s", type(exc).__name__)
             return
         self.notifications.notify(event)
+
+
+def failure_notifiers(plan: Any) -> list[BasculeSlackNotifier]:
+    """Every DAG's ``on_failure_callback``: the failing task, its sanitised error and its log link, posted in
+    the run's thread. Empty when the plan has no notifications section."""
+    n = getattr(plan, "notifications", None)
+    if n is None:
+        return []
+    return [BasculeSlackNotifier(channel=n.channel, slack_conn_id=n.slack_conn_id, webhook_conn_id=n.webhook_conn_id)]
 
 
 def task_failed_from_context(context: Mapping[str, Any]) -> TaskFailed:

@@ -6,7 +6,11 @@ A gate is Airflow's own human-in-the-loop branch operator, with:
 - a body rendered from the evidence an earlier task pushed, or computed by the
   gate itself as it opens (lag, drain ETA, validation, forecast downtime, open
   findings), never a row value;
-- Slack: "waiting for <people>" when it opens, "GO/NO-GO by <who>" when decided.
+- Slack, through the HITL operator's own ``notifiers=``: "waiting for <@U…>" (the plan's Slack ids page the
+  assigned users) with a link to the gate's Required Action when it opens; "GO/NO-GO by <who>", with the
+  reason, when decided;
+- a ``reason`` field in the Required Action form (``params=``): required with NO-GO (ADR 0047), kept in the
+  signed decision, the report and the migration view.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
+from airflow.sdk import BaseNotifier, Param
+from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.plan import Plan
+from bascule.privacy.sanitize import sanitize_error_text
 from bascule.runbook.context import (
     ASKED_XCOM_KEY,
     DECISION_XCOM_KEY,
@@ -40,6 +47,35 @@ __all__ = ["GO", "NO_GO", "CheckpointOperator", "DecisionNotRecorded", "GateOper
 
 class DecisionNotRecorded(AirflowFailException, SafeMessage):
     """An answer that cannot stand (an option or a responder the plan does not allow), or a NO-GO at a checkpoint."""
+
+
+REASON_PARAM = "reason"
+
+
+def reason_params(inherited: Any = None) -> ParamsDict:
+    """The Required Action form's one field. Optional for the form (GO needs none); NO-GO without it is refused.
+
+    ``inherited``: the DAG's params, which Airflow hands every task; kept as the DAG's (the HITL form shows
+    only the task's own).
+    """
+    params = ParamsDict(inherited) if inherited else ParamsDict()
+    params[REASON_PARAM] = Param("", type="string", title="Reason", source="task",
+                                 description="Why: required with NO-GO, kept in the signed decision and the report")
+    return params
+
+
+class GateWaitingNotifier(BaseNotifier):
+    """The gate's HITL notifier: once Airflow has written the Required Action, page the people who may answer.
+
+    Called by ``HITLOperator.execute`` with the task's context, after the body is rendered and the HITL record
+    written, right before the task parks: the link then leads to a form that exists.
+    """
+
+    def notify(self, context: Any) -> None:
+        task = context["task"]
+        announce = getattr(task, "announce_waiting", None)
+        if announce is not None:
+            announce(context)
 
 
 class _DecisionGate:
@@ -73,16 +109,24 @@ class _DecisionGate:
             return None
         return "{{ ti.xcom_pull(task_ids='" + evidence_task_id + "', key='" + EVIDENCE_XCOM_KEY + "') }}"
 
-    def execute(self, context: Any) -> Any:
+    def announce_waiting(self, context: Any) -> None:
+        """Post "waiting for <@U…>" with the Required Action's link; waited for, since the task parks next."""
         from bascule.notifications.events import GateWaiting, TaskRef
 
         ti = context["ti"]
-        # Queued first, so that Slack's answer (0.1-0.3 s) comes while the evidence is gathered.
+        users = dict(self._plan.notifications.slack_users) if self._plan.notifications is not None else {}
         self._notify(context, GateWaiting(
             dag_id=ti.dag_id, run_id=ti.run_id, gate_id=self.gate_id, asked=tuple(self.assigned),
             task=TaskRef(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id),
             timeout_s=None if self.response_timeout is None else self.response_timeout.total_seconds(),
+            mentions=tuple(users[u] for u in self.assigned if u in users),
         ))
+        # The task parks next and its process ends: no success callback will send the message.
+        if self._bascule_slack is not None:
+            self._bascule_slack.wait_posted()
+
+    def execute(self, context: Any) -> Any:
+        ti = context["ti"]
         if self.body_from is not None:
             try:
                 plan = plan_for_run(self._plan, getattr(context.get("dag_run"), "conf", None))
@@ -94,9 +138,6 @@ class _DecisionGate:
                     self._bascule_slack.wait_posted()  # the process ends here: no callback will send it
                 raise
         self.log.info("gate %s waiting for a decision from %s", self.gate_id, ", ".join(self.assigned))
-        # The task parks next and its process ends: no success callback will send the message.
-        if self._bascule_slack is not None:
-            self._bascule_slack.wait_posted()
         # When the question is put, so that the report can tell deciding time from bascule's own overhead.
         ti.xcom_push(key=ASKED_XCOM_KEY, value=utc_now().isoformat())
         return super().execute(context)  # type: ignore[misc]
@@ -123,6 +164,10 @@ class _DecisionGate:
             slack.carry_earlier_ledger()
         if not chosen:
             return ""  # a timeout or an error: the base class fails the task
+        reason = str((event.get("params_input") or {}).get(REASON_PARAM) or "").strip()
+        if chosen[0] == NO_GO and not reason:
+            raise DecisionNotRecorded(f"gate {self.gate_id}: NO-GO by {who!r} without a reason; nothing recorded "
+                                      f"(the Required Action form's 'reason' is required with NO-GO)")
         asked_at = ti.xcom_pull(task_ids=self.task_id, key=ASKED_XCOM_KEY)
         answered_at = _iso(event.get("responded_at"))
         decision = {
@@ -135,12 +180,15 @@ class _DecisionGate:
             "decision_s": _seconds_between(asked_at, answered_at),
             "recorded_at": utc_now().isoformat(),
         }
+        if reason:
+            decision["reason"] = sanitize_error_text(reason, max_chars=300)
         key = DecisionKeyHook(key_conn_id=self._plan.decisions.key_conn_id).key()
         ti.xcom_push(key=DECISION_XCOM_KEY, value=sign(key, decision))
         self.log.info("gate %s: %s by %s (signed)", self.gate_id, decision["decision"], who)
         self._notify(context, GateDecided(
             dag_id=ti.dag_id, run_id=ti.run_id, gate_id=self.gate_id,
             decision=GateDecision.NO_GO if chosen[0] == NO_GO else GateDecision.GO, decided_by=who,
+            reason=decision.get("reason"),
         ))
         return chosen[0]
 
@@ -197,6 +245,8 @@ class GateOperator(_DecisionGate, HITLBranchOperator):
             options_mapping={GO: go_task_id, NO_GO: no_go_task_id},
             assigned_users=[{"id": user, "name": user} for user in gate.assigned_users],
             response_timeout=None if gate.timeout is None else _timedelta(gate.timeout),
+            params=reason_params(kwargs.pop("params", None)),
+            notifiers=[GateWaitingNotifier()],
             **kwargs,
         )
 
@@ -229,6 +279,8 @@ class CheckpointOperator(_DecisionGate, HITLOperator):
             options=[DONE] if manual else [GO, NO_GO],
             assigned_users=[{"id": user, "name": user} for user in people],
             response_timeout=None if spec.timeout is None else _timedelta(spec.timeout),
+            params=kwargs.pop("params", None) if manual else reason_params(kwargs.pop("params", None)),
+            notifiers=[GateWaitingNotifier()],
             **kwargs,
         )
 

@@ -8,7 +8,6 @@ its gate, downstream, never opens. All I/O goes through
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -210,7 +209,7 @@ class StorageApplyOperator(_StageOperator):
         self.archive_db = archive_db
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from bascule.paths import reports_dir
+        from bascule.hooks import evidence
         from bascule.preparation.storage import Action, apply_storage_actions
 
         self._require_live_preparation()
@@ -220,7 +219,7 @@ class StorageApplyOperator(_StageOperator):
         actions = [Action.from_json(a) for a in analysis["actions"]]
         if self.only is not None:
             actions = [a for a in actions if a.object in set(self.only)]
-        manifest = reports_dir() / self.plan.name / context["ti"].dag_id / "storage_archive_manifest.json"
+        manifest = evidence.dag_folder(self.plan.name, context["ti"].dag_id) / "storage_archive_manifest.json"
         with self.target_hook as tgt:
             result = apply_storage_actions(tgt, actions, schemas=self.plan.scope.schemas,
                                            archive_db=self.archive_db, manifest_path=manifest, log=self.log.info)
@@ -296,7 +295,10 @@ class ReadinessReportOperator(BaseOperator):
         return AssessmentHook(db_conn_id=self.plan.target.conn_id, engine=self.plan.target.engine.value)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from bascule.paths import reports_dir
+        import tempfile
+        from pathlib import Path
+
+        from bascule.hooks import evidence
         from bascule.preparation import readiness
 
         ti = context["ti"]
@@ -313,15 +315,21 @@ class ReadinessReportOperator(BaseOperator):
             findings=[f for f in findings if f], replay=pull(self.replay_task_id),
             validation_runs=validation_history(self.plan.name, self.validation_dag_id),
         )
-        folder = reports_dir() / self.plan.name / ti.dag_id / _safe(ti.run_id)
-        html = readiness.write_report(ctx, folder / "readiness.html")
-        out = {"html": str(html), "png": None}
-        if self.screenshot:
-            try:
-                out["png"] = str(readiness.screenshot(html, folder / "readiness.png"))
-            except FileNotFoundError as exc:
-                self.log.warning("no screenshot: %s", exc)
-        self.log.info("readiness report: %s", html)
+        folder = evidence.run_folder(self.plan.name, ti.dag_id, ti.run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        # Rendered (and photographed by Chromium) in a scratch folder, then stored where every worker reads it.
+        with tempfile.TemporaryDirectory(prefix="bascule-readiness-") as scratch:
+            html = readiness.write_report(ctx, Path(scratch) / "readiness.html")
+            (folder / "readiness.html").write_bytes(html.read_bytes())
+            out = {"html": str(folder / "readiness.html"), "png": None}
+            if self.screenshot:
+                try:
+                    png = readiness.screenshot(html, Path(scratch) / "readiness.png")
+                    (folder / "readiness.png").write_bytes(png.read_bytes())
+                    out["png"] = str(folder / "readiness.png")
+                except FileNotFoundError as exc:
+                    self.log.warning("no screenshot: %s", exc)
+        self.log.info("readiness report: %s", out["html"])
         return out
 
 
@@ -342,20 +350,19 @@ def readiness_lag_history(hook: AssessmentHook, *, limit: int = 2000) -> list[tu
 
 
 def validation_history(plan_name: str, dag_id: str = "validate") -> list[dict[str, Any]]:
-    """Validation runs from ``reports_dir()/<plan>/<dag_id>/*/validation.json`` (narrow interface, see docs)."""
-    from bascule.paths import reports_dir
+    """Validation runs from the evidence store, ``<plan>/<dag_id>/<run>/validation-steps/`` (see docs)."""
+    from bascule.hooks import evidence
+    from bascule.validation.history import read_record
 
-    folder = reports_dir() / plan_name / dag_id
+    folder = evidence.dag_folder(plan_name, dag_id)
     runs = []
-    for path in sorted(folder.glob("*/validation.json")) if folder.exists() else []:
-        data = json.loads(path.read_text())
+    for run in sorted(folder.iterdir(), key=str) if folder.exists() else []:
+        data = read_record(run) if run.is_dir() else None
+        if data is None:
+            continue
         runs.append({k: data.get(k) for k in ("run_id", "finished_at", "outcome", "tables", "rows_compared",
                                               "mismatched_rows")})
     return sorted(runs, key=lambda r: str(r.get("finished_at")))
-
-
-def _safe(run_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
 
 
 __all__ = [

@@ -201,14 +201,17 @@ class ReplicationMonitorOperator(_ReplicationOperator):
         else:
             self.log.info("replication %s: lag %s s, %s bytes behind", final.state.value, final.lag_seconds,
                           final.lag_bytes)
-        delivered = self._alert(context, alert, final, threshold) if alert else None
+        # One Slack thread per flow: it speaks when the flow's state changes, never every five minutes.
+        delivered = self._alert(context, alert, final, threshold, direction=direction)
         return {"reading": final.to_json(), "samples": len(readings),
-                "eta": None if eta is None else eta.to_json(), "alert": alert, "alert_delivered": delivered}
+                "eta": None if eta is None else eta.to_json(), "alert": alert,
+                "alert_delivered": delivered if alert else None, "recovery_posted": bool(delivered) and not alert}
 
-    def _alert(self, context: Any, alert: str, reading: LagReading, threshold: float) -> bool:
+    def _alert(self, context: Any, alert: str | None, reading: LagReading, threshold: float, *,
+               direction: str = "forward") -> bool:
         # Notifications must never fail the monitor: a Slack outage is not a replication problem.
         try:
-            from bascule.notifications.events import LagAlert, ReplicationBrokenEvent
+            from bascule.notifications.events import LagAlert, ReplicationBrokenEvent, ReplicationRecovered
             from bascule.notifications.slack import SlackNotifications
 
             slack = SlackNotifications.for_plan(self.notifications, ti=context["ti"])
@@ -216,6 +219,11 @@ class ReplicationMonitorOperator(_ReplicationOperator):
                 return False
             ti = context["ti"]
             method = self.replication.method.replace("-", "_")
+            flow = f"{method}__{direction}"
+            if alert is None:
+                return slack.flow_change(flow, ReplicationRecovered(
+                    dag_id=ti.dag_id, run_id=ti.run_id, method=method, direction=direction,
+                    lag_s=reading.lag_seconds), state="ok")
             if alert == "broken":
                 event: Any = ReplicationBrokenEvent(dag_id=ti.dag_id, run_id=ti.run_id, method=method,
                                                     cause=reading.cause or "unknown")
@@ -223,7 +231,7 @@ class ReplicationMonitorOperator(_ReplicationOperator):
                 event = LagAlert(dag_id=ti.dag_id, run_id=ti.run_id, method=method,
                                  lag_s=float(reading.lag_seconds or 0.0), threshold_s=threshold,
                                  lag_bytes=reading.lag_bytes)
-            return slack.notify(event)
+            return slack.flow_change(flow, event, state=alert)
         except Exception:
             self.log.exception("%s alert could not be sent", alert)
             return False

@@ -101,6 +101,27 @@ class RunbookStepOperator(BaseOperator):
             "result": result,
         }
         context["ti"].xcom_push(key=STEP_XCOM_KEY, value=record)
+        self._keep_evidence(context, record, plan_name=ctx.plan.name)
         runtime.step_finished(ctx, ok=True, seconds=seconds, critical_path=self.critical_path)
         self.log.info("step %s done in %.2f s", self.step, seconds)
         return record
+
+    def _keep_evidence(self, context: Any, record: dict[str, Any], *, plan_name: str) -> None:
+        """The step's record in the run's evidence folder, with the worker that ran it (ADR 0044).
+
+        Written before the task ends, not from its success callback: the report step seals every file of the
+        folder into the run's manifest, and a file landing after that would read as tampering. The record is
+        value-free (timings, counts, names), the same as the XCom.
+        """
+        from bascule.hooks import evidence
+
+        if self.runbook is not None and self.runbook.entry(self.task_id).is_report:
+            return  # the report seals the folder: its own record is the report itself
+        ti = context["ti"]
+        path = evidence.run_folder(plan_name, ti.dag_id, ti.run_id) / "steps" / (
+            evidence.safe_name(self.task_id) + ".json")
+        try:
+            evidence.write_json(path, {**record, "worker": getattr(ti, "hostname", None),
+                                       "try_number": getattr(ti, "try_number", None)})
+        except OSError as exc:  # the store is down: the XCom holds the record, the report still has it
+            self.log.warning("step record not kept in the evidence store: %s", type(exc).__name__)

@@ -1,6 +1,7 @@
 """Rehearsals: the history of cutover runs, the night's forecast, and rehearsal N against N-1.
 
-Reads the cutover DAG's reports (``reports_dir()/<plan>/<dag_id>/<run>/report.json``,
+Reads the cutover DAG's reports from the evidence store every worker shares
+(``<store>/<plan>/<dag_id>/<run>/report.json``, ``bascule.hooks.evidence``,
 written by ``bascule.runbook.report``): per step ``started_at``, ``ended_at``,
 ``actual_s`` and ``critical_path``; per run ``downtime_s`` and ``budget_s``.
 Durations are measured by the runs themselves, never assumed.
@@ -12,10 +13,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from bascule.paths import reports_dir
+from bascule.hooks import evidence
 from bascule.today import parse_instant
 
 
@@ -53,9 +53,9 @@ def from_report(report: Mapping[str, Any]) -> Rehearsal:
                      budget_s=float(report.get("budget_s") or 7200.0), steps=steps)
 
 
-def load_history(plan_name: str, *, dag_id: str = "cutover", base: Path | None = None) -> list[Rehearsal]:
+def load_history(plan_name: str, *, dag_id: str = "cutover", base: Any = None) -> list[Rehearsal]:
     """Every report of the plan's cutover DAG, oldest first (by the first step's start)."""
-    folder = (base or reports_dir()) / plan_name / dag_id
+    folder = (base / plan_name / dag_id) if base is not None else evidence.dag_folder(plan_name, dag_id)
     out = []
     for path in sorted(folder.glob("*/report.json")) if folder.exists() else []:
         out.append(from_report(json.loads(path.read_text())))

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bascule.paths import reports_dir
+from bascule.privacy.sanitize import sanitize_error_text
 from bascule.runbook.context import DECISION_XCOM_KEY, DRAIN_TIMING_XCOM_KEY, STEP_XCOM_KEY, StepContext
 from bascule.runbook.registry import Entry, EntryKind, Runbook
 from bascule.today import utc_now
@@ -275,7 +276,7 @@ def _drain_by_hand(entry: Entry, *, poll_s: float = 1.0) -> Callable[[StepContex
 
 
 def answer_gate(plan: Any, runbook: Runbook, *, plan_name: str, run_id: str, task_id: str, option: str,
-                by: str) -> dict[str, Any]:
+                by: str, reason: str | None = None) -> dict[str, Any]:
     """Record a gate's answer by hand: checked against the plan, signed with the workers' key, marked break-glass."""
     from bascule.runbook.decisions import assigned_people, sign
 
@@ -285,6 +286,8 @@ def answer_gate(plan: Any, runbook: Runbook, *, plan_name: str, run_id: str, tas
     options = entry.options or ("GO", "NO-GO")
     if option not in options:
         raise BreakGlassError(f"{task_id}: {option!r} is not one of {', '.join(options)}")
+    if option == "NO-GO" and not (reason or "").strip():
+        raise BreakGlassError(f"{task_id}: a NO-GO needs a reason (--reason)")
     people = assigned_people(plan).get(entry.gate_id, ())
     if by not in people:
         raise BreakGlassError(f"{task_id}: {by!r} is not among its assigned users ({', '.join(people)})")
@@ -293,6 +296,8 @@ def answer_gate(plan: Any, runbook: Runbook, *, plan_name: str, run_id: str, tas
     decision = sign(_key(plan), {"dag_id": runbook.dag_id, "run_id": run_id, "task_id": task_id,
                                  "gate": entry.gate_id, "decision": option, "by": by, "at": now,
                                  "asked_at": None, "decision_s": None, "recorded_at": now,
-                                 "break_glass": {"os_user": getpass.getuser(), "host": os.uname().nodename}})
+                                 "break_glass": {"os_user": getpass.getuser(), "host": os.uname().nodename},
+                                 **({"reason": sanitize_error_text(reason.strip(), max_chars=300)}
+                                    if reason and reason.strip() else {})})
     _write_state(plan_name, runbook.dag_id, record, task_id, "success", {DECISION_XCOM_KEY: decision})
     return decision

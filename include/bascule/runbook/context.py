@@ -25,6 +25,11 @@ DECISION_XCOM_KEY = "bascule_decision"
 ASKED_XCOM_KEY = "bascule_gate_asked_at"
 REPORT_XCOM_KEY = "cutover_report"  # the run's report, whichever runbook (a fallback's too)
 
+def clock_variable(dag_id: str, run_id: str) -> str:
+    """The Airflow Variable holding a run's fired downtime-clock warnings (deleted by the run's report)."""
+    return f"bascule_clock__{dag_id}__{run_id}"
+
+
 # A gate's options, and a manual step's only one.
 GO, NO_GO, DONE = "GO", "NO-GO", "DONE"
 

@@ -15,15 +15,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from bascule.hooks import evidence
 from bascule.notifications.events import CutoverOutcome
-from bascule.paths import reports_dir
 from bascule.runbook.context import SafeMessage
-from bascule.today import parse_instant
+from bascule.today import parse_instant, utc_now
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 DOWNTIME_CLOCK = "the workers' UTC clock"
 
@@ -34,18 +36,19 @@ def _ts(value: str | None) -> datetime | None:
 
 
 def previous_report(plan_name: str, dag_id: str, *, before_run: str) -> dict[str, Any] | None:
-    folder = reports_dir() / plan_name / dag_id
+    """The latest report of the same plan and DAG in the evidence store (every worker reads the same one)."""
+    folder = evidence.dag_folder(plan_name, dag_id)
     if not folder.exists():
         return None
-    candidates = sorted(
-        (p for p in folder.glob("*/report.json") if p.parent.name != _safe(before_run)),
-        key=lambda p: p.stat().st_mtime,
-    )
-    return json.loads(candidates[-1].read_text()) if candidates else None
+    reports = [json.loads(p.read_text()) for p in folder.glob("*/report.json")
+               if p.parent.name != _safe(before_run)]
+    # By when the run wrote it (the store's mtimes differ between object stores), then by run id.
+    reports.sort(key=lambda r: (str(r.get("written_at") or ""), str(r.get("run_id"))))
+    return reports[-1] if reports else None
 
 
 def _safe(run_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    return evidence.safe_name(run_id)
 
 
 def build_report(
@@ -110,16 +113,26 @@ def build_report(
     return report
 
 
-def write_report(report: Mapping[str, Any]) -> Path:
-    folder = reports_dir() / str(report["plan"]) / str(report["dag_id"]) / _safe(str(report["run_id"]))
+def write_report(report: dict[str, Any], decisions: Iterable[Mapping[str, Any]] = ()) -> ObjectStoragePath:
+    """Write the chart, then the report and its summary showing the evidence root, then seal the manifest."""
+    folder = evidence.run_folder(str(report["plan"]), str(report["dag_id"]), str(report["run_id"]))
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
     render_gantt(report, folder / "timeline.png")
+    manifest = evidence.open_manifest(str(report["plan"]), str(report["dag_id"]), str(report["run_id"]),
+                                      decisions)
+    report["evidence"] = {"store": str(evidence.evidence_root()), "folder": str(folder),
+                          "manifest": evidence.MANIFEST_FILE, "root": manifest.root,
+                          "files": sum(1 for e in manifest.entries if e["kind"] == "file"),
+                          "decisions": sum(1 for e in manifest.entries if e["kind"] == "decision")}
+    report["files"] = {"json": str(folder / "report.json"), "gantt_png": str(folder / "timeline.png"),
+                       "summary": str(folder / "summary.txt"), "manifest": str(folder / evidence.MANIFEST_FILE)}
+    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
     (folder / "summary.txt").write_text(summary_text(report) + "\n")
+    evidence.seal(manifest)
     return folder
 
 
-def render_gantt(report: Mapping[str, Any], path: Path) -> None:
+def render_gantt(report: Mapping[str, Any], path: Any) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,7 +158,8 @@ def render_gantt(report: Mapping[str, Any], path: Path) -> None:
     ax.set_xlabel("seconds since the first step (dashed: planned, from the previous run)")
     ax.set_title(f"{report['dag_id']} {report['outcome']} - plan {report['plan']}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with path.open("wb") as out:  # a local Path or an ObjectStoragePath (s3://, gs://, file://)
+        fig.savefig(out, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -177,6 +191,13 @@ def summary_text(report: Mapping[str, Any]) -> str:
     if report.get("notifications"):
         totals = report["notifications"].get("totals", {})
         lines.append(f"notifications: {totals.get('delivered', 0)} delivered, {totals.get('failed', 0)} failed")
+    if report.get("evidence"):
+        ev = report["evidence"]
+        lines.append(f"evidence root (SHA-256 chain of {ev['files']} files and {ev['decisions']} decisions): "
+                     f"{ev['root']}")
+    for d in report["decisions"]:
+        if d.get("reason"):
+            lines.append(f"reason for {d['gate']} {d['decision']}: {d['reason']}")
     return "\n".join(lines)
 
 
@@ -217,6 +238,32 @@ def _busy_seconds(rows: Iterable[Mapping[str, Any]], start: datetime, end: datet
 
 
 # --------------------------------------------------------------------------- the report step of any runbook
+
+
+def _finish_thread(ctx: Any, final: Any, folder: Any) -> None:
+    """The run is over: its parent message shows the outcome, its thread gets the chart, its Variables go.
+
+    After the downtime (the report runs last), bounded, and never failing the report (ADR 0047).
+    """
+    from airflow.sdk import Variable
+
+    from bascule.runbook.announce import notifier
+    from bascule.runbook.context import clock_variable
+
+    slack = notifier(ctx)
+    if slack is not None:
+        try:
+            chart = (folder / "timeline.png").read_bytes() if (folder / "timeline.png").exists() else None
+        except OSError:
+            chart = None
+        done = slack.finish_run(final, chart=chart)
+        print(f"slack: parent updated {done['parent_updated']}, chart uploaded {done['chart_uploaded']}, "
+              f"thread Variable deleted {done['thread_forgotten']}", flush=True)
+    try:  # the clock's fired warnings: finished runs leave no Variable behind
+        Variable.delete(clock_variable(ctx.dag_id, ctx.run_id))
+    except Exception as exc:  # none was ever set (nothing fired), or the API is down
+        print(f"[downtime clock] Variable not deleted: {type(exc).__name__}", flush=True)
+
 
 
 class ReportVerdict(AirflowFailException, SafeMessage):
@@ -277,19 +324,20 @@ def run_report(ctx: Any) -> dict[str, Any]:
     report.update(sections)
     validation = report.get("validation")
     report["rows_validated"] = (validation or {}).get("rows_compared")
-    folder = write_report(report)
-    report["files"] = {"json": str(folder / "report.json"), "gantt_png": str(folder / "timeline.png"),
-                       "summary": str(folder / "summary.txt")}
-    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    report["written_at"] = utc_now().isoformat()
+    folder = write_report(report, decisions)
+    # The root also goes to the metadata database (this XCom): a store rewritten wholesale is caught there.
     ctx.ti.xcom_push(key=REPORT_XCOM_KEY, value=report)
     print(summary_text(report), flush=True)
     judged = "validation" in report  # a runbook that validates says whether it passed
-    notify(ctx, FinalReport(
+    final = FinalReport(
         dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=outcome, downtime_s=report["downtime_s"] or 0.0,
         downtime_budget_s=plan.budget_seconds, tables_migrated=int((validation or {}).get("tables", 0)),
         validation=(ValidationOutcome.PASSED if (validation or {}).get("ok") else ValidationOutcome.FAILED)
         if judged else None,
-        notifications_failed=int(notifications.get("totals", {}).get("failed", 0))))
+        notifications_failed=int(notifications.get("totals", {}).get("failed", 0)))
+    notify(ctx, final)
+    _finish_thread(ctx, final, folder)
     failed = next((e for e in runbook.entries if e.fails_run and e.task_id in results), None)
     if failed is not None:
         # The run must read as failed in the UI: a step broke and the run was undone.

@@ -162,7 +162,9 @@ def check_clock(ctx: StepContext, *, forecast_remaining_s: float | None = None) 
 
 
 def _key(ctx: StepContext) -> str:
-    return f"bascule_clock__{ctx.dag_id}__{ctx.run_id}"
+    from bascule.runbook.context import clock_variable
+
+    return clock_variable(ctx.dag_id, ctx.run_id)
 
 
 def check_frozen_clock(ctx: StepContext, freeze: dict[str, Any], *, forecast_remaining_s: float | None = None,

@@ -1,35 +1,39 @@
 """Where validation reports live, and the per-run history record the readiness report reads.
 
-One reports directory for the whole project (``bascule.runbook.report.reports_dir``):
+One evidence store for the whole project (``bascule.hooks.evidence``, shared by every worker):
 each task of a validation run writes its full report to
-``reports_dir()/<plan>/<dag_id>/<run>/<task>.json`` (or ``.html``), and merges
-its outcome into that folder's ``validation.json``, the record read back by
-``bascule.operators.preparation.validation_history`` for the readiness page
-(keys ``run_id, finished_at, outcome, tables, rows_compared, mismatched_rows``).
-Only names, counts and outcomes go into the record.
+``<store>/<plan>/<dag_id>/<run>/<task>.json`` (or ``.html``) and its outcome to
+``<run>/validation-steps/<task>.json``; ``read_record`` merges those into the run's record
+(keys ``run_id, finished_at, outcome, tables, rows_compared, mismatched_rows``), also written as
+``validation.json``. One file per task, not a locked shared file: tasks of a run finish together on
+different workers, and an object store has no locks. Only names, counts and outcomes go into the record.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from bascule.paths import reports_dir
+from bascule.hooks import evidence
 
 HISTORY_FILE = "validation.json"
+STEPS_FOLDER = "validation-steps"
+safe_name = evidence.safe_name
+run_folder = evidence.run_folder
 
 
-def safe_name(run_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-
-
-def run_folder(plan_name: str, dag_id: str, run_id: str) -> Path:
-    return reports_dir() / plan_name / dag_id / safe_name(run_id)
+def read_record(folder: Any) -> dict[str, Any] | None:
+    """The run's record, merged from its tasks' files; None when no task recorded anything."""
+    steps_dir = folder / STEPS_FOLDER
+    if not steps_dir.exists():
+        return None
+    steps = {p.name.removesuffix(".json"): json.loads(p.read_text()) for p in steps_dir.glob("*.json")}
+    if not steps:
+        return None
+    run_id = next((str(s["run_id"]) for s in steps.values() if s.get("run_id")), folder.name)
+    return summarise(run_id, {k: {f: v for f, v in s.items() if f != "run_id"} for k, s in steps.items()})
 
 
 def summarise(run_id: str, steps: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -53,25 +57,18 @@ def summarise(run_id: str, steps: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def record_step(*, plan_name: str, dag_id: str, run_id: str, step: str, kind: str, ok: bool,
                 tables: Iterable[str], rows_compared: int | None = None, mismatched_rows: int = 0,
-                finished_at: datetime | None = None) -> Path:
-    """Merge one task's outcome into its run's ``validation.json`` (tasks of a run may finish together)."""
+                finished_at: datetime | None = None) -> Any:
+    """Record one task's outcome in its own file, then rewrite the run's merged ``validation.json``."""
     folder = run_folder(plan_name, dag_id, run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / HISTORY_FILE
-    entry = {"kind": kind, "ok": bool(ok), "tables": sorted(set(tables)), "rows_compared": rows_compared,
+    entry = {"run_id": run_id, "kind": kind, "ok": bool(ok), "tables": sorted(set(tables)), "rows_compared": rows_compared,
              "mismatched_rows": int(mismatched_rows),
              "finished_at": (finished_at or datetime.now(UTC)).isoformat()}
-    with open(folder / f".{HISTORY_FILE}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        steps = json.loads(path.read_text()).get("steps", {}) if path.exists() else {}
-        steps[step] = entry
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(summarise(run_id, steps), indent=2, sort_keys=True))
-        os.replace(tmp, path)
-    return path
+    evidence.write_json(folder / STEPS_FOLDER / f"{safe_name(step)}.json", entry)
+    # A convenience copy for people browsing the store; readers merge the task files (read_record).
+    return evidence.write_json(folder / HISTORY_FILE, read_record(folder))
 
 
-def record_comparison(report: dict[str, Any], *, plan_name: str, dag_id: str, run_id: str, step: str) -> Path:
+def record_comparison(report: dict[str, Any], *, plan_name: str, dag_id: str, run_id: str, step: str) -> Any:
     return record_step(plan_name=plan_name, dag_id=dag_id, run_id=run_id, step=step,
                        kind=f"{report.get('kind', 'full')}_comparison", ok=bool(report["ok"]),
                        tables=[t["table"] for t in report.get("tables", [])],

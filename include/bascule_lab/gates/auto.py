@@ -52,7 +52,9 @@ def answer_gates(
         for attempt in range(1, 4):
             client.wait_for_gate(dag_id, run_id, task_id, timeout=timeout, parked=parked)
             echo(f"[AUTO, {plan.mode.value} plan] gate {gate_id}: answering {option} as {user}")
-            answered.append(client.answer(dag_id, run_id, task_id, option=option))
+            # A NO-GO needs its reason (the gate refuses one without): the lab says it is an automatic answer.
+            params = {"reason": f"[AUTO] lab answer {option} as {user}"} if option == "NO-GO" else None
+            answered.append(client.answer(dag_id, run_id, task_id, option=option, params=params))
             if client.wait_gate_settled(dag_id, run_id, task_id, timeout=timeout) != "asked_again":
                 break
             echo(f"[AUTO, {plan.mode.value} plan] gate {gate_id} asked again (Airflow 3.3 answer/park race, "

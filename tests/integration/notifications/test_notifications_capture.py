@@ -34,6 +34,7 @@ from bascule.notifications.slack import (
     NotificationSettings,
     SlackNotifications,
     merge_ledgers,
+    thread_key,
 )
 from bascule_lab.canary import CANARY_STRINGS
 from bascule_lab.slack_capture import CaptureServer, FailureMode, read_jsonl, render_thread_text
@@ -361,3 +362,47 @@ def test_messages_still_queued_when_the_process_ends_are_sent(slack):
     records = posts(slack)
     assert len(records) == 2, records
     assert records[1]["body"]["thread_ts"] == records[0]["response_ts"]
+
+
+def test_a_finished_run_updates_its_parent_uploads_its_chart_and_forgets_its_thread(slack):
+    from bascule.notifications.events import CutoverOutcome, FinalReport
+
+    store = MemoryThreadStore()
+    n = SlackNotifications(settings=settings(), thread_store=store)
+    run_sequence(n)
+    parent = store.get(thread_key(RUN["dag_id"], RUN["run_id"]))
+    final = FinalReport(outcome=CutoverOutcome.COMPLETED, downtime_s=42.0, downtime_budget_s=1800,
+                        tables_migrated=4, **RUN)
+    chart = b"\x89PNG\r\n\x1a\n" + b"0" * 2000
+    done = n.finish_run(final, chart=chart)
+    assert done == {"parent_updated": True, "chart_uploaded": True, "thread_forgotten": True}
+    (update,) = [r for r in slack.records if r["api_method"] == "chat.update"]
+    assert update["body"]["ts"] == parent.ts and "completed" in update["body"]["text"].lower()
+    (upload,) = slack.uploads()
+    assert upload["size"] == len(chart) and upload["png"] and upload["thread_ts"] == parent.ts
+    assert store.get(thread_key(RUN["dag_id"], RUN["run_id"])) is None  # the Variable is gone
+
+
+def test_the_monitor_keeps_one_thread_per_flow_and_speaks_only_on_change(slack, monkeypatch):
+    from airflow.sdk import Variable
+
+    from bascule.notifications.events import ReplicationBrokenEvent, ReplicationRecovered
+
+    variables: dict[str, str] = {}
+    monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None: variables.get(key, default)))
+    monkeypatch.setattr(Variable, "set", staticmethod(lambda key, value, **_: variables.__setitem__(key, value)))
+    monkeypatch.setattr(Variable, "delete", staticmethod(lambda key: variables.pop(key, None)))
+    n = SlackNotifications(settings=settings(), thread_store=MemoryThreadStore())
+    run = {"dag_id": "replication_monitor"}
+    broken = [ReplicationBrokenEvent(method="postgres_logical", cause="slot inactive", run_id=f"scheduled__{i}",
+                                     **run) for i in range(3)]
+    assert n.flow_change("postgres_logical__forward", broken[0], state="broken")
+    assert not n.flow_change("postgres_logical__forward", broken[1], state="broken")  # quiet: no change
+    assert not n.flow_change("postgres_logical__forward", broken[2], state="broken")
+    recovered = ReplicationRecovered(method="postgres_logical", direction="forward", lag_s=0.2,
+                                     run_id="scheduled__4", **run)
+    assert n.flow_change("postgres_logical__forward", recovered, state="ok")
+    assert variables == {}  # closed: the next break opens a new thread
+    first, second = posts(slack)
+    assert "thread_ts" not in first["body"] and second["body"]["thread_ts"] == first["response_ts"]
+    assert "recovered" in second["body"]["text"].lower()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from airflow.sdk import ObjectStoragePath
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +83,7 @@ def test_table_without_primary_key_stops_the_gate(fresh_lab, airflow_env, tmp_pa
     assert states["schema_comparison"] == "upstream_failed"
     # The readiness report still runs, and lists the blocker without a patient value.
     assert states["readiness_report"] == "success"
-    html = Path(result["values"]["readiness_report"]["html"]).read_text()
+    html = ObjectStoragePath(result["values"]["readiness_report"]["html"]).read_text()
     assert "clinic.bed_moves" in html and "BLOCKER" in html
     for canary in CANARY_STRINGS:
         assert canary not in html

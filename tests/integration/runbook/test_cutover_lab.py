@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk import ObjectStoragePath
 
+from bascule.hooks import evidence
 from bascule_lab.canary import CANARY_STRINGS
 
 pytestmark = pytest.mark.integration
@@ -80,7 +82,7 @@ def _no_lost_update_or_resurrected_delete(writes: dict[str, Any]) -> None:
 
 
 def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_capture: Any,
-                                                  airflow_stack: Any) -> None:
+                                                  airflow_stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from bascule_lab.gates.client import AirflowApiError
 
     refused: list[int] = []
@@ -123,7 +125,12 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     assert all(d["asked_at"] and d["decision_s"] >= 0 for d in report["decisions"]), report["decisions"]
     go_live = next(d for d in report["decisions"] if d["gate"] == "go_live")
     assert 0 < report["decision_wait_s"] <= go_live["decision_s"] + 1e-3 <= report["overhead_s"] + 1e-3, report
-    assert Path(report["files"]["gantt_png"]).stat().st_size > 0
+    assert ObjectStoragePath(report["files"]["gantt_png"]).read_bytes()
+    # The run's evidence is sealed: every step record, the chart and both decisions chain to the root the report
+    # (fetched from the metadata database through the REST API) shows.
+    monkeypatch.setenv("AIRFLOW__BASCULE__EVIDENCE_URL", report["evidence"]["store"])
+    verdict = evidence.verify(plan.name, "cutover", result.run_id, expected_root=report["evidence"]["root"])
+    assert verdict.ok and verdict.checked_decisions == 2 and verdict.checked_files > 10, verdict
     assert _reading(plan, "reverse").state.value == "streaming"
     # Forward replication is retired: no slot is left holding the source's WAL.
     flows = _flows(night.lab)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk import ObjectStoragePath
 
 from bascule_lab.canary import CANARY_STRINGS
 
@@ -154,9 +155,9 @@ def test_rollback_after_go_live_loses_no_write(night: Any, plan: Any, fresh_lab:
                                                      "fallback_fixups", "switch_back"}
     assert report["fallback"]["undone"] is False and report["fallback"]["sequences_advanced"] > 0
     assert report["writes"]["check"] == "done" and report["writes"]["lost_updates"] == 0, report["writes"]
-    assert Path(report["files"]["gantt_png"]).stat().st_size > 0
+    assert ObjectStoragePath(report["files"]["gantt_png"]).read_bytes()
 
     blob = "\n".join([json.dumps(report), *(json.dumps(r) for r in slack_capture.records),
-                      Path(report["files"]["summary"]).read_text()])
+                      ObjectStoragePath(report["files"]["summary"]).read_text()])
     leaked = [c for c in CANARY_STRINGS if c in blob]
     assert not leaked, f"canary values leaked: {leaked}"

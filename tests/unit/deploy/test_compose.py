@@ -229,3 +229,14 @@ def test_compose_file_stays_within_what_docker_compose_1_29_understands(compose)
     text = COMPOSE.read_text()
     for v2_only in ("develop:", "include:\n", "models:", "configs:"):
         assert v2_only not in text
+
+
+def test_every_airflow_container_shares_the_evidence_volume_and_the_public_url(compose, services):
+    # ADR 0044: two workers and the api-server read and write the same evidence; no worker-local reports.
+    assert "bascule-evidence" in compose["volumes"]
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__BASCULE__EVIDENCE_URL"].endswith("file:///opt/airflow/evidence}"), name
+        assert "bascule-evidence:/opt/airflow/evidence" in services[name]["volumes"], name
+        # Links to Required Actions (Slack, the migration view) are built from it.
+        assert env["AIRFLOW__API__BASE_URL"].startswith("${BASCULE_AIRFLOW_URL:-http"), name

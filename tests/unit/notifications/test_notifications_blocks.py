@@ -30,6 +30,7 @@ from bascule.notifications.events import (
     GateWaiting,
     LagAlert,
     ReplicationBrokenEvent,
+    ReplicationRecovered,
     RunStarted,
     StepFinished,
     StepOutcome,
@@ -57,6 +58,7 @@ def sample_events() -> list:
         ClockWarning(level=ClockLevel.CRITICAL, elapsed_s=1500, budget_s=1800, frozen_at=AT, **RUN),
         LagAlert(method="pglogical", lag_s=42.5, threshold_s=10, lag_bytes=123456, **RUN),
         ReplicationBrokenEvent(method="pglogical", cause="replication slot is inactive", **RUN),
+        ReplicationRecovered(method="pglogical", direction="forward", lag_s=0.4, **RUN),
         ValidationResult(
             outcome=ValidationOutcome.FAILED,
             tables_checked=400,

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.unit
 
 
 def _answer(option, user="cutover_manager"):
-    return {"chosen_options": [option], "params_input": {}, "responded_at": datetime(2026, 5, 1, 22, 12, tzinfo=UTC),
+    # A NO-GO carries its reason, as the Required Action form requires.
+    return {"chosen_options": [option], "params_input": {"reason": "not ready"} if option == NO_GO else {}, "responded_at": datetime(2026, 5, 1, 22, 12, tzinfo=UTC),
             "responded_by_user": {"id": user, "name": user}}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -117,11 +118,12 @@ def test_a_gate_whose_evidence_cannot_be_gathered_fails_before_asking(lab_plan, 
         gate.execute(context)
     assert hitl_requests == []
     assert context["ti"].pushed_under(ASKED_XCOM_KEY) == []
-    assert slack.waits == 1  # "waiting for" was queued: it is sent before the process ends
+    # Never asked, so nobody is paged: the HITL notifier runs only once the Required Action exists.
+    assert slack.posted == []
 
 
-def _answer(option, user="cutover_manager"):
-    return {"chosen_options": [option], "params_input": {},
+def _answer(option, user="cutover_manager", reason=None):
+    return {"chosen_options": [option], "params_input": {} if reason is None else {"reason": reason},
             "responded_at": datetime(2026, 5, 1, 22, 12, 30, tzinfo=UTC),
             "responded_by_user": {"id": user, "name": user}}
 
@@ -135,7 +137,7 @@ def test_the_decision_is_recorded_with_who_and_when_and_branches(lab_plan, ctx_f
     gate = _gate_dag(lab_plan)
     context = ctx_factory("gate", task=gate, xcoms={("gate", ASKED_XCOM_KEY): ASKED_AT})
     with pytest.raises(DownstreamTasksSkipped) as branched:
-        gate.execute_complete(context, _answer(option))
+        gate.execute_complete(context, _answer(option, reason="lag too high" if option == NO_GO else None))
 
     assert branched.value.tasks == [(skipped, -1)]
     (record,) = context["ti"].pushed_under(DECISION_XCOM_KEY)
@@ -170,3 +172,35 @@ def test_an_answer_that_is_not_an_option_is_refused(lab_plan, ctx_factory, slack
         gate.execute_complete(context, _answer("MAYBE"))
     # Refused before anything is recorded or announced.
     assert context["ti"].pushed_under(DECISION_XCOM_KEY) == [] and slack.posted == []
+
+
+def test_a_no_go_without_a_reason_is_refused_and_one_with_a_reason_keeps_it(lab_plan, ctx_factory, slack):
+    gate = _gate_dag(lab_plan)
+    assert set(gate.params) == {"reason"}  # the Required Action form's field
+    context = ctx_factory("gate", task=gate, xcoms={("gate", ASKED_XCOM_KEY): ASKED_AT})
+    with pytest.raises(DecisionNotRecorded, match="NO-GO by 'cutover_manager' without a reason"):
+        gate.execute_complete(context, _answer(NO_GO, reason="  "))
+    assert context["ti"].pushed_under(DECISION_XCOM_KEY) == [] and slack.posted == []
+    with pytest.raises(DownstreamTasksSkipped):
+        gate.execute_complete(context, _answer(NO_GO, reason="suite on encounters is red"))
+    (record,) = context["ti"].pushed_under(DECISION_XCOM_KEY)
+    assert record["reason"] == "suite on encounters is red"
+    (decided,) = slack.posted
+    assert decided.reason == "suite on encounters is red"
+
+
+def test_the_waiting_gate_pages_its_people_with_their_slack_ids_and_links_the_required_action(
+        lab_plan, ctx_factory, slack, hitl_requests):
+    from bascule.notifications.blocks import AirflowLinks, render
+
+    plan = lab_plan.model_copy(update={"notifications": lab_plan.notifications.model_copy(
+        update={"slack_users": {"cutover_manager": "U0LABCM01"}})})
+    gate = _gate_dag(plan, gate_id="go_live", body_from=lambda ctx: "## GO LIVE?")
+    with pytest.raises(TaskAwaitingInput):
+        gate.execute(ctx_factory("gate", task=gate))
+    (waiting,) = slack.posted
+    assert waiting.mentions == ("U0LABCM01",)
+    message = render(waiting, AirflowLinks("http://af:8080"))
+    assert "<@U0LABCM01>" in message.text and "app_owner" in message.text
+    assert "http://af:8080/dags/cutover/runs/" in json.dumps(message.blocks_list())
+    assert "/tasks/gate/required_actions" in json.dumps(message.blocks_list())

@@ -243,7 +243,7 @@ def test_storage_apply_applies_only_the_chosen_actions_on_the_target(lab_plan, c
     ((target, objects, schemas, archive_db, manifest),) = calls
     assert target is op.target_hook and op.source_hook.entered == 0  # the target only
     assert objects == ["clinic.encounters_2019"] and schemas == ("clinic",) and archive_db == "clinic_archive_test"
-    assert manifest == reports / "lab" / "prepare" / "storage_archive_manifest.json"
+    assert str(manifest) == "file://" + str(reports / "lab" / "prepare" / "storage_archive_manifest.json")
     assert result["reduction_pct"] == 25.0 and [a["object"] for a in result["actions"]] == objects
 
 
@@ -325,11 +325,13 @@ def test_the_rehearsal_report_pushes_its_summary_as_the_gates_evidence(lab_plan,
 
 
 def test_validation_history_reads_each_runs_record_oldest_first(reports):
+    # One file per task of the run (written by any worker), merged when read.
     for run_id, finished in [("b", "2026-04-02T10:00:00+00:00"), ("a", "2026-04-03T10:00:00+00:00")]:
-        path = reports / "lab" / "validate" / run_id / "validation.json"
+        path = reports / "lab" / "validate" / run_id / "validation-steps" / "full_comparison.json"
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps({"run_id": run_id, "finished_at": finished, "outcome": "passed", "tables": 4,
-                                    "rows_compared": 10, "mismatched_rows": 0, "steps": {"x": {}}}))
+        path.write_text(json.dumps({"run_id": run_id, "finished_at": finished, "kind": "full_comparison",
+                                    "ok": True, "tables": ["a", "b", "c", "d"], "rows_compared": 10,
+                                    "mismatched_rows": 0}))
     runs = prep.validation_history("lab")
     assert [r["run_id"] for r in runs] == ["b", "a"]
     assert set(runs[0]) == {"run_id", "finished_at", "outcome", "tables", "rows_compared", "mismatched_rows"}

@@ -233,10 +233,10 @@ def test_a_broken_flow_stops_sampling_and_alerts_with_a_sanitised_cause(fake_rep
 
 
 def test_a_slack_outage_never_fails_the_monitor(fake_replication, make_reading, ctx_factory, slack, lab_plan):
-    def down(event):
+    def down(*args, **kwargs):
         raise ConnectionError("slack.com unreachable")
 
-    slack.notify = down
+    slack.flow_change = down
     result = _monitor(fake_replication([make_reading(lag=60.0)]), FakeHistory(), samples=1,
                       notifications=lab_plan.notifications).execute(ctx_factory("m"))
     assert result["alert"] == "lag" and result["alert_delivered"] is False
@@ -245,3 +245,19 @@ def test_a_slack_outage_never_fails_the_monitor(fake_replication, make_reading, 
 def test_without_notifications_an_alert_is_logged_only(fake_replication, make_reading, ctx_factory, slack):
     result = _monitor(fake_replication([make_reading(lag=60.0)]), FakeHistory(), samples=1).execute(ctx_factory("m"))
     assert result["alert"] == "lag" and result["alert_delivered"] is False and slack.posted == []
+
+
+def test_the_monitor_speaks_when_the_flow_breaks_and_recovers_and_is_quiet_in_between(
+        fake_replication, make_reading, ctx_factory, slack, lab_plan):
+    def tick(reading):
+        return _monitor(fake_replication([reading]), FakeHistory(), samples=1,
+                        notifications=lab_plan.notifications).execute(ctx_factory("m"))
+
+    tick(make_reading(lag=0.2))
+    assert slack.posted == []  # healthy and was healthy: nothing
+    assert tick(make_reading(ReplicationState.BROKEN, None, cause="slot inactive"))["alert_delivered"] is True
+    assert tick(make_reading(ReplicationState.BROKEN, None, cause="slot inactive"))["alert_delivered"] is False
+    assert tick(make_reading(lag=0.3))["recovery_posted"] is True
+    tick(make_reading(lag=0.2))
+    assert slack.kinds() == ["ReplicationBrokenEvent", "ReplicationRecovered"]
+    assert slack.flows == {"postgres_logical__forward": "ok"}
