@@ -22,6 +22,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, dag, task
 
 from bascule.dag_defaults import START_DATE, default_args, tags
+from bascule.notifications.slack import failure_notifiers
 from bascule.operators.gates import CheckpointOperator
 from bascule.operators.milestones import MilestoneOperator
 from bascule.plan import MilestoneId, default_plan_path, load_plan
@@ -36,7 +37,7 @@ MANUAL = [m for m in MilestoneId if m.manual]
     start_date=START_DATE,
     catchup=False,
     doc_md=__doc__,
-    default_args=default_args(),
+    default_args=default_args(on_failure_callback=failure_notifiers(plan)),
     tags=tags(plan, "calendar"),
     params={"milestone": Param(MANUAL[0].value, enum=[m.value for m in MANUAL],
                                description="the milestone its owner confirms")},

@@ -46,12 +46,28 @@ def _migrated_db_template() -> Path:
     return cached
 
 
+def _migrated(db: Path) -> bool:
+    import sqlite3
+
+    if not db.exists():
+        return False
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'").fetchone()[0] == 1
+
+
 @pytest.fixture(scope="session")
 def airflow_env() -> dict[str, str]:
     """Airflow configured for this session, with a migrated metadata DB, for dag.test()."""
     db = _AIRFLOW_HOME / "airflow.db"
-    if not db.exists():
+    # An earlier test's Airflow import may have opened the path before this fixture ran: SQLite then made
+    # a database without Airflow's tables there.
+    if not _migrated(db):
         shutil.copy(_migrated_db_template(), db)
+        settings = sys.modules.get("airflow.settings")
+        if settings is not None and getattr(settings, "engine", None) is not None:
+            # Its pooled connections still see the file as it was.
+            settings.dispose_orm()
+            settings.configure_orm()
     return dict(_ENV)
 
 
