@@ -59,7 +59,7 @@ LABELS = [
     ("restricted", r"RESTRICTED SESSION"), ("stop", r"STOP_SERVICE"), ("start", r"START_SERVICE"),
     ("revoke", r"^REVOKE |^ALTER DEFAULT PRIVILEGES .* REVOKE "), ("grant", r"^GRANT |^ALTER DEFAULT PRIVILEGES .* GRANT "), ("lock_role", r"NOLOGIN CONNECTION LIMIT 0|ACCOUNT LOCK$"),
     ("restore_role", r"^ALTER (ROLE|USER) .* (LOGIN|UNLOCK)"), ("terminate", r"pg_terminate_backend"),
-    ("sessions", r"FROM pg_stat_activity WHERE|FROM gv\$session"), ("kill", r"DISCONNECT SESSION"),
+    ("sessions", r"FROM pg_stat_activity WHERE|FROM gv\$session"), ("kill", r"KILL SESSION"),
 ]
 
 
@@ -253,18 +253,32 @@ def test_oracle_freeze_statement_order_and_a_kill_of_a_session_already_gone() ->
         "remaining", "commit", "mark", "read_frozen", "commit", "close",
     ]
     assert (state.freeze_id, state.position, state.frozen_at) == (7, "123456789", FROZEN_AT)
-    # Both ended (the recount is empty), though one DISCONNECT failed: it was already gone.
+    # Both ended (the recount is empty), though one KILL failed: it was already gone (ORA-00030).
     assert state.terminated_sessions == 2 and not state.already_frozen
 
 
-def test_oracle_kill_that_fails_with_the_session_still_there_fails_the_freeze() -> None:
+def test_oracle_kill_that_fails_otherwise_than_gone_fails_the_freeze_at_once() -> None:
+    # Only ORA-00030 (the session no longer exists) is passed over; any other error is not suppressed.
     conn = FakeConnection(script(
         grants=ORA_GRANTS, sessions=[[(12, 345, 1)]], role_row=(1, None),
         record_row=(7, grants_to_json(ORA_GRANTS), 1, "", None, None),
-        kill_errors={12: FakeOracleError(_OraError("ORA-00031"))}))
-    hook = RecordingHook(conn, engine="oracle", session_wait_s=0.05)
-    with pytest.raises(FreezeError, match=r"1 session\(s\) of 'clinic_app' survived .*ORA-00031"):
+        kill_errors={12: FakeOracleError(_OraError("ORA-01031"))}))
+    hook = RecordingHook(conn, engine="oracle", session_wait_s=30)
+    with pytest.raises(FreezeError, match=r"ending a session of 'clinic_app' on unit_db failed with ORA-01031"):
         hook.freeze(role="clinic_app", schemas=["clinic"])
+    assert conn.log.count("kill") == 1 and "mark" not in conn.log
+
+
+def test_oracle_session_gone_error_with_the_session_still_listed_fails_the_freeze() -> None:
+    # ORA-00030 while the recount still lists the session: the recount decides, and it survived.
+    conn = FakeConnection(script(
+        grants=ORA_GRANTS, sessions=[[(12, 345, 1)]], role_row=(1, None),
+        record_row=(7, grants_to_json(ORA_GRANTS), 1, "", None, None),
+        kill_errors={12: FakeOracleError(_OraError("ORA-00030"))}))
+    hook = RecordingHook(conn, engine="oracle", session_wait_s=0.05)
+    with pytest.raises(FreezeError, match=r"1 session\(s\) of 'clinic_app' survived .*ORA-00030"):
+        hook.freeze(role="clinic_app", schemas=["clinic"])
+    assert "mark" not in conn.log
 
 
 def test_oracle_unfreeze_reads_the_clob_and_reopens_the_services() -> None:
