@@ -163,6 +163,16 @@ def goldengate_privileges(user: str) -> Query:
     )
 
 
+# The pre-flight checks, by function name: those that take the plan's schemas, and all of them.
+SCHEMA_QUERIES: tuple[str, ...] = (
+    "tables_without_log_group", "tables_without_key", "goldengate_support_mode", "unsupported_columns",
+    "lob_sizes", "schema_bytes", "special_objects", "partition_high_values",
+)
+ASSESSMENT_QUERIES: tuple[str, ...] = (
+    "server_facts", "supplemental_logging", "free_bytes_by_tablespace", "charset", *SCHEMA_QUERIES,
+)
+
+
 # --------------------------------------------------------------------------- Real Application Testing
 
 

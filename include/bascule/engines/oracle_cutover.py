@@ -309,6 +309,8 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
                     {"role": user})
         names, binds = _in_list("writer", sorted({user, *(catalog_name(w, field="writer").upper() for w in writers)}))
         not_allowed, allowed_binds = _not_allowed("username", allowed)
+        if everyone:
+            binds = {}  # oracledb refuses a bind the text does not name (DPY-4008)
         who = ("1 = 1" if everyone else
                f"""(username IN ({names}) OR username IN (
                        SELECT grantee FROM dba_role_privs
