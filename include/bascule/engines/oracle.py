@@ -293,7 +293,8 @@ class OracleValidation(ValidationDialect):
 
 class OracleDialect(OracleEngine, Dialect, OracleValidation):
     def server_version_sql(self) -> Query:
-        return "SELECT version_full FROM product_component_version WHERE product LIKE 'Oracle Database%'", {}
+        # version (12.2.0.1.0, 19.0.0.0.0) exists on every release; version_full only from 18c.
+        return "SELECT version FROM product_component_version WHERE product LIKE 'Oracle Database%'", {}
 
     def inventory_tables_sql(self, schemas: list[str]) -> Query:
         owners, binds = _in_list("s", schemas)

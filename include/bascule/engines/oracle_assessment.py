@@ -30,9 +30,10 @@ def _in_list(prefix: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
 
 
 def server_facts() -> Query:
-    """(version, instance, database role, log mode, force logging, platform)."""
+    """(version, instance, database role, log mode, force logging, platform). v$instance.version exists
+    on 12.2 and 18c sources too (version_full is 18c's)."""
     return (
-        "SELECT i.version_full, i.instance_name, d.database_role, d.log_mode, d.force_logging, d.platform_name"
+        "SELECT i.version, i.instance_name, d.database_role, d.log_mode, d.force_logging, d.platform_name"
         " FROM v$instance i CROSS JOIN v$database d",
         {},
     )

@@ -197,7 +197,8 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
         # right on the scope's objects or columns, directly, through roles (of roles) or PUBLIC; a
         # system privilege writing any table; the scope's owners; definer-rights code of the scope's
         # owners that someone else may execute (it writes as its owner); pending distributed
-        # transactions (dba_2pc_pending), which a coordinator may still commit.
+        # transactions (dba_2pc_pending), which a coordinator may still commit. Runs on the source too,
+        # which may be 12.2 or 18c: LISTAGG over a DISTINCT inline view (LISTAGG(DISTINCT) is 19c's).
         owners, binds = _in_list("owner", [_upper(s, "schema") for s in schemas])
         user_allowed, allowed_binds = _not_allowed("u.username", allowed)
         exec_allowed, _ = _not_allowed("x.grantee", allowed)
@@ -221,15 +222,16 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
                       JOIN (SELECT CONNECT_BY_ROOT granted_role root, grantee FROM dba_role_privs
                             CONNECT BY NOCYCLE PRIOR grantee = granted_role) r ON r.root = h.grantee
                 )
-                SELECT 'writer', u.username,
-                       LISTAGG(DISTINCT CASE WHEN x.holder = 'PUBLIC' THEN x.way || ' to PUBLIC'
-                                             WHEN x.holder = u.username THEN x.way
-                                             ELSE x.way || ' of ' || x.holder END, ', ')
-                  FROM dba_users u
-                  JOIN reach x ON x.who = u.username OR x.holder = 'PUBLIC'
-                 WHERE u.oracle_maintained = 'N' AND u.username <> SYS_CONTEXT('USERENV', 'SESSION_USER')
-                   AND u.username NOT IN ({owners}){user_allowed}
-                 GROUP BY u.username
+                SELECT 'writer', w.username, LISTAGG(w.how, ', ') WITHIN GROUP (ORDER BY w.how)
+                  FROM (SELECT DISTINCT u.username,
+                               CASE WHEN x.holder = 'PUBLIC' THEN x.way || ' to PUBLIC'
+                                    WHEN x.holder = u.username THEN x.way
+                                    ELSE x.way || ' of ' || x.holder END how
+                          FROM dba_users u
+                          JOIN reach x ON x.who = u.username OR x.holder = 'PUBLIC'
+                         WHERE u.oracle_maintained = 'N' AND u.username <> SYS_CONTEXT('USERENV', 'SESSION_USER')
+                           AND u.username NOT IN ({owners}){user_allowed}) w
+                 GROUP BY w.username
                 UNION ALL
                 SELECT 'writer', u.username, 'owner' FROM dba_users u
                  WHERE u.username IN ({owners}){user_allowed}

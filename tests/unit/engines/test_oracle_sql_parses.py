@@ -297,3 +297,12 @@ def test_risk_the_freeze_proof_names_pending_distributed_transactions_and_roles(
     tree = parsed(sql)[0]
     tables = {t.name.lower() for t in tree.find_all(exp.Table)}
     assert {"dba_2pc_pending", "dba_role_privs", "dba_tab_privs", "dba_col_privs", "dba_sys_privs"} <= tables
+
+
+def test_risk_statements_for_an_older_source_use_no_19c_only_grammar() -> None:
+    # The reference source is 12.2 or 18c: what runs there (all but the target's sequence fix-ups)
+    # must not use LISTAGG(DISTINCT) (19c), version_full (18c) nor IF [NOT] EXISTS (23ai).
+    newer = re.compile(r"LISTAGG\s*\(\s*DISTINCT|version_full|IF\s+(NOT\s+)?EXISTS", re.I)
+    found = [f"{e.source}: {newer.search(e.sql).group(0)}" for e in _all_statements()
+             if e.source != "advance_sequence_sql" and newer.search(e.sql)]
+    assert not found, found
