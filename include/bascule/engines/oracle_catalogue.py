@@ -188,6 +188,8 @@ def _producers(n: Names) -> Iterator[tuple[str, str, Callable[[], Statement | Se
         fn = getattr(assessment, name)
         yield f"oracle_assessment.{name}", PREPARATION, (
             (lambda fn=fn: fn(schemas)) if name in assessment.SCHEMA_QUERIES else fn)
+    yield "oracle_assessment.charset_overflow_count", PREPARATION, lambda: assessment.charset_overflow_count(
+        schemas[0], "PATIENTS", "FAMILY_NAME", 100)
     yield "oracle_assessment.goldengate_privileges", PREPARATION, lambda: assessment.goldengate_privileges("GGADMIN")
     yield "oracle_assessment.start_capture", PREPARATION, lambda: assessment.start_capture("night", "CAPDIR", 3600)
     yield "oracle_assessment.finish_capture", PREPARATION, assessment.finish_capture
