@@ -106,6 +106,7 @@ def grants_lines(plan: Plan) -> list[str]:
     """What ``bascule plan grants`` prints: for each Oracle side, the DBA's one-off DDL and every privilege
     the night and the preparation need, derived from the dialect's own statements (ADR 0023); then the
     GoldenGate role, derived from the calls the GoldenGate hook declares."""
+    from bascule.engines import derives_grants
     from bascule.engines.oracle_catalogue import Names
     from bascule.engines.oracle_grants import meta_schema_ddl, oracle_privileges
     from bascule.hooks.goldengate import ENDPOINT_ROLES, GG_ROLES
@@ -114,7 +115,7 @@ def grants_lines(plan: Plan) -> list[str]:
              "-- `bascule plan grants FILE` prints them again after any upgrade: run what changed."]
     gg = plan.replication.goldengate
     for label, side in (("source", plan.source), ("target", plan.target)):
-        if side.engine.value != "oracle":
+        if not derives_grants(side.engine):
             lines += ["", f"-- {label}: {side.conn_id} is {side.engine.value}: no Oracle grants (see docs/production.md)"]
             continue
         user = (side.migration_user or "BASCULE_MIG").upper()
