@@ -2,6 +2,7 @@
 
     bascule lab up | down | status | reset | seed [--patients N] | destroy
     bascule plan check FILE
+    bascule plan grants FILE
     bascule demo [--patients N]       # the main job: a whole lab cutover night
     bascule inventory                # the inventory DAG on the lab
     bascule env                      # export lines for Airflow against the lab
@@ -107,9 +108,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from bascule.plan_cli import check_command
+    from bascule.plan_cli import check_command, grants_command
 
-    return check_command(args.file)
+    return grants_command(args.file) if args.action == "grants" else check_command(args.file)
 
 
 def lab_airflow_env(*, purpose: str = "demo", metadata: str = "control") -> dict[str, str]:
@@ -270,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan_sub = plan.add_subparsers(dest="action", required=True)
     check = plan_sub.add_parser("check", help="validate a plan file: exit 0, or one line and exit 2")
     check.add_argument("file")
+    grants = plan_sub.add_parser("grants", help="the privileges and GoldenGate role the plan's night and "
+                                 "preparation need, derived from bascule's own statements")
+    grants.add_argument("file")
     plan.set_defaults(func=cmd_plan)
 
     from bascule import runbook_cli

@@ -245,9 +245,16 @@ class Endpoint(_Section):
     app_conn_id: ConnId | None = None
     app_role: Identifier
     allowed_writers: tuple[Identifier, ...] = ()
+    # The user conn_id logs in as: ``bascule plan grants`` prints its privileges. It writes through
+    # the freeze (its record), so it must be one of allowed_writers.
+    migration_user: Identifier | None = None
 
     @model_validator(mode="after")
     def _writers(self) -> Endpoint:
+        if self.migration_user is not None and self.migration_user.lower() not in {
+                w.lower() for w in self.allowed_writers}:
+            raise _FieldError(("migration_user",), f"{self.migration_user!r} writes through the freeze: list it in "
+                              "allowed_writers")
         seen: set[str] = set()
         for i, role in enumerate(self.allowed_writers):
             if role.lower() == self.app_role.lower():
@@ -355,6 +362,20 @@ class GoldenGate(_Section):
     extract: GgGroup
     replicat: GgGroup
     heartbeat_connection: ConnId
+    # The schema owning GG_LAG / GG_HEARTBEAT_HISTORY on the target (ADD HEARTBEATTABLE's); None: the
+    # migration user's own schema (synonyms).
+    heartbeat_owner: Identifier | None = None
+    # The rollback window's reverse path (target -> source), created stopped by the GoldenGate
+    # administrator during the preparation; bascule starts them after GO LIVE (docs/replication.md).
+    reverse_extract: GgGroup | None = None
+    reverse_replicat: GgGroup | None = None
+
+    @model_validator(mode="after")
+    def _reverse_pair(self) -> GoldenGate:
+        if (self.reverse_extract is None) != (self.reverse_replicat is None):
+            raise _FieldError(("reverse_extract" if self.reverse_extract is None else "reverse_replicat",),
+                              "name both the reverse extract and the reverse replicat, or neither")
+        return self
 
 
 class Replication(_Section):

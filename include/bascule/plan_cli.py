@@ -117,3 +117,55 @@ def gate_places(plan: Plan) -> list[str]:
             raise PlanError(where, f"gates.{gate_id}", "no DAG asks this gate: give it a place (after: <task>) "
                                                        "or remove it")
     return lines
+
+
+def grants_lines(plan: Plan) -> list[str]:
+    """What ``bascule plan grants`` prints: for each Oracle side, the DBA's one-off DDL and every privilege
+    the night and the preparation need, derived from the dialect's own statements (ADR 0023); then the
+    GoldenGate role, derived from the calls the GoldenGate hook declares."""
+    from bascule.engines import derives_grants
+    from bascule.engines.oracle_catalogue import Names
+    from bascule.engines.oracle_grants import meta_schema_ddl, oracle_privileges
+    from bascule.hooks.goldengate import ENDPOINT_ROLES, GG_ROLES
+
+    lines = [f"-- bascule plan grants: plan {plan.name!r}. Derived from the statements bascule emits (ADR 0023);",
+             "-- `bascule plan grants FILE` prints them again after any upgrade: run what changed."]
+    gg = plan.replication.goldengate
+    for label, side in (("source", plan.source), ("target", plan.target)):
+        if not derives_grants(side.engine):
+            lines += ["", f"-- {label}: {side.conn_id} is {side.engine.value}: no Oracle grants (see docs/production.md)"]
+            continue
+        user = (side.migration_user or "BASCULE_MIG").upper()
+        names = Names(schemas=tuple(s.upper() for s in plan.scope.schemas), app_role=side.app_role.upper(),
+                      allowed=tuple(w.upper() for w in side.allowed_writers),
+                      heartbeat_owner=(gg.heartbeat_owner if gg else None))
+        lines += ["", f"-- {label}: {side.conn_id}, migration user {user}"
+                  + ("" if side.migration_user else " (the plan names none: set migration_user)"),
+                  "-- once, as a DBA: bascule's own schema and tables (then it needs no CREATE ANY TABLE)"]
+        lines += [f"{ddl};" for ddl in meta_schema_ddl(user)]
+        for privilege in oracle_privileges(names, user):
+            lines.append(f"-- {privilege.why} ({', '.join(privilege.when)})")
+            # A PL/SQL block ends with a slash line in SQL*Plus and SQLcl.
+            lines += [f"{privilege.grant};"] if not privilege.grant.startswith("BEGIN") else [privilege.grant, "/"]
+    if gg is not None:
+        needed = max((role for _m, _p, role, _w in ENDPOINT_ROLES), key=GG_ROLES.index)
+        lines += ["", f"-- GoldenGate ({gg.conn_id}): bascule's Microservices user needs the {needed} role:"]
+        lines += [f"--   {role:<8} {method:<4} {pattern}: {why}" for method, pattern, role, why in ENDPOINT_ROLES]
+    return lines
+
+
+def grants_command(path: str) -> int:
+    """Print the grants of a plan (exit 0), or one line on stderr (exit 2 for a bad plan, 1 for a bug)."""
+    try:
+        plan = load_plan(path)
+    except PlanError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        lines = grants_lines(plan)
+    except Exception as exc:  # an unclassified statement is a bug in bascule: one line, not a traceback
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(f"{path}: (internal): {message}", file=sys.stderr)
+        return EXIT_INTERNAL
+    print("\n".join(lines))
+    return EXIT_OK

@@ -1,4 +1,5 @@
-"""Every DAG imports cleanly, follows the house rules, and does no I/O at parse time."""
+"""Every DAG imports cleanly with every plan in include/plans/, follows the house rules, and does no I/O
+at parse time."""
 
 from __future__ import annotations
 
@@ -7,20 +8,25 @@ from typing import Any
 
 import pytest
 
-from bascule.paths import DAGS_DIR
+from bascule.paths import DAGS_DIR, PLANS_DIR
+from bascule.plan import PLAN_ENV_VAR, load_plan
 
 pytestmark = pytest.mark.unit
 
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
+# Every plan shipped: a new user starts from one of them (issue 18: the Oracle example once broke prepare.py).
+PLAN_FILES = sorted(PLANS_DIR.glob("*.yaml"))
 
 
 class _NoIO(Exception):
     pass
 
 
-@pytest.fixture(scope="module")
-def dagbag(airflow_env: dict[str, str]) -> Any:
-    """Parse the DAGs with every way out to a database, a connection or a Variable cut off."""
+@pytest.fixture(scope="module", params=PLAN_FILES, ids=lambda p: p.name)
+def dagbag(request: pytest.FixtureRequest, airflow_env: dict[str, str]) -> Any:
+    """Parse the DAGs, with each plan in turn, and every way out to a database, a connection or a Variable
+    cut off."""
+    import oracledb
     import psycopg
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import BaseHook, Variable
@@ -29,21 +35,30 @@ def dagbag(airflow_env: dict[str, str]) -> Any:
         raise _NoIO("I/O at DAG parse time")
 
     mp = pytest.MonkeyPatch()
+    mp.setenv(PLAN_ENV_VAR, str(request.param))
     mp.setattr(psycopg, "connect", refuse)
+    mp.setattr(oracledb, "connect", refuse)
     mp.setattr(BaseHook, "get_connection", classmethod(refuse))
     mp.setattr(Variable, "get", staticmethod(refuse))
     try:
-        yield DagBag(dag_folder=str(DAGS_DIR))
+        bag = DagBag(dag_folder=str(DAGS_DIR))
+        bag.bascule_plan = request.param
+        yield bag
     finally:
         mp.undo()
 
 
 def test_dag_files_exist() -> None:
     assert DAG_FILES, f"no DAG files in {DAGS_DIR}"
+    assert {p.name for p in PLAN_FILES} >= {"lab.yaml", "production-oracle.example.yaml"}
 
 
 def test_no_import_errors(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
+    assert len(dagbag.dags) == len(DAG_FILES)
+    # The plan the DAGs were built from is the one parametrised, not the lab's by default.
+    plan_name = load_plan(dagbag.bascule_plan).name
+    assert {f"plan:{plan_name}"} == {t for d in dagbag.dags.values() for t in d.tags if t.startswith("plan:")}
 
 
 def test_each_file_defines_the_dag_named_after_its_function(dagbag: Any) -> None:

@@ -35,3 +35,9 @@ def cutover_dialect_for(engine: str) -> CutoverDialect:
     from bascule.engines.postgres_cutover import PostgresCutoverDialect
 
     return _pick(engine, {"postgres": PostgresCutoverDialect, "oracle": OracleCutoverDialect})
+
+
+def derives_grants(engine: str) -> bool:
+    """Whether ``bascule plan grants`` derives the migration user's privileges for ``engine`` from its
+    statements (Oracle: ``bascule.engines.oracle_grants``; PostgreSQL's are in docs/production.md)."""
+    return str(getattr(engine, "value", engine)) == "oracle"

@@ -150,6 +150,8 @@ class ColumnKind(enum.StrEnum):
     BINARY = "binary"
     JSON = "json"
     OTHER = "other"
+    # A type no SQL expression can read (Oracle's LONG, LONG RAW: ORA-00997): never hashed, refused by name.
+    UNREADABLE = "unreadable"
 
 
 class HashMode(enum.StrEnum):
@@ -158,6 +160,17 @@ class HashMode(enum.StrEnum):
 
     NATIVE = "native"
     CANONICAL = "canonical"
+
+
+# The canonical row hash (both engines, ADR 0022) hashes each value to 32 hex digits of MD5 ('-' for
+# NULL), then the concatenation of at most this many of them: 100 x 32 bytes stays under Oracle's
+# 4000-byte VARCHAR2 whatever MAX_STRING_SIZE is. Wider tables hash each group, then the groups.
+CANONICAL_HASH_GROUP = 100
+
+
+def hash_groups(fields: list[str], size: int) -> list[list[str]]:
+    """``fields`` cut into consecutive groups of at most ``size`` (the row hash's layout)."""
+    return [fields[i:i + size] for i in range(0, len(fields), size)]
 
 
 @dataclass(frozen=True)

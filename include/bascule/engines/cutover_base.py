@@ -238,6 +238,12 @@ class CutoverDialect(EngineDialect):
         """Statements that end ``sessions`` (rows of :meth:`sessions_sql` with the same arguments).
         Whether they ended is decided by counting again, not by these statements' outcome."""
 
+    def ending_failure_tolerated(self, exc: BaseException) -> bool:
+        """Whether a statement of :meth:`end_sessions_sql` that raised ``exc`` may be passed over, the
+        recount deciding. Only an error that means the session is already gone: any other fails the
+        freeze at once, named. None by default."""
+        return False
+
     @abc.abstractmethod
     def remaining_write_rights_sql(self, role: str, schemas: Sequence[str]) -> Query:
         """Rows (schema, name, privilege) the role can still use, directly, through roles or PUBLIC.

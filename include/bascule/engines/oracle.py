@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bascule.engines.base import (
+    CANONICAL_HASH_GROUP,
     ColumnKind,
     ConnectOptions,
     Dialect,
@@ -18,6 +19,7 @@ from bascule.engines.base import (
     Query,
     ValidationDialect,
     _require_integer,
+    hash_groups,
 )
 
 
@@ -74,7 +76,10 @@ _ORA_KINDS: tuple[tuple[tuple[str, ...], ColumnKind], ...] = (
     (("NUMBER", "DECIMAL", "NUMERIC"), ColumnKind.NUMERIC),
     (("BINARY_FLOAT", "BINARY_DOUBLE", "FLOAT"), ColumnKind.FLOAT),
     (("VARCHAR2", "NVARCHAR2", "CHAR", "NCHAR", "VARCHAR"), ColumnKind.TEXT),
-    (("CLOB", "NCLOB", "LONG"), ColumnKind.LARGE_TEXT),
+    (("CLOB", "NCLOB"), ColumnKind.LARGE_TEXT),
+    # LONG and LONG RAW cannot appear in any SQL expression (ORA-00997): no hash can read them. The
+    # assessment names them (convert to CLOB/BLOB before the move); the comparison refuses them by name.
+    (("LONG", "LONG RAW"), ColumnKind.UNREADABLE),
     # Oracle DATE carries a time of day to the second: it is a timestamp, not a date.
     (("DATE",), ColumnKind.TIMESTAMP),
     (("TIMESTAMP",), ColumnKind.TIMESTAMP),
@@ -85,6 +90,21 @@ _ORA_KINDS: tuple[tuple[tuple[str, ...], ColumnKind], ...] = (
 )
 
 _TS_FORMAT = "'YYYY-MM-DD HH24:MI:SS.FF6'"
+# The native row hash (Oracle on both sides) writes each value's 64-bit hash as 20 digits ('-' for
+# NULL): 190 of them fill 3800 bytes, under the 4000-byte VARCHAR2 of MAX_STRING_SIZE=STANDARD.
+NATIVE_HASH_GROUP = 190
+_U32 = "4294967295"
+
+
+def _hash64(text: str) -> str:
+    """Two 32-bit ORA_HASH seeds make one 64-bit hash: one seed alone lets a change go unnoticed once
+    in 4 billion. ``text`` must stay a VARCHAR2 (at most 4000 bytes): callers hash values one by one."""
+    return f"(ORA_HASH({text}, {_U32}, 0) * 4294967296 + ORA_HASH({text}, {_U32}, 1))"
+
+
+def _md5_hex(text: str) -> str:
+    """32 lower-case hex digits, as PostgreSQL's md5(): STANDARD_HASH reads a VARCHAR2 or RAW."""
+    return f"LOWER(RAWTOHEX(STANDARD_HASH({text}, 'MD5')))"
 
 
 class OracleValidation(ValidationDialect):
@@ -158,9 +178,11 @@ class OracleValidation(ValidationDialect):
         if kind is ColumnKind.TEXT:
             return c
         if kind is ColumnKind.LARGE_TEXT:
-            # A CLOB cannot be concatenated past 4000 bytes: its MD5 stands for it, as
-            # md5() does on PostgreSQL (same bytes in AL32UTF8). Needs EXECUTE on DBMS_CRYPTO.
-            return f"LOWER(RAWTOHEX(DBMS_CRYPTO.HASH({c}, 2)))"
+            # A CLOB is read whole by DBMS_CRYPTO.HASH (its CLOB overload, no 4000-byte limit): its
+            # MD5 stands for it, as md5(nullif(c, '')) does on PostgreSQL (same bytes in AL32UTF8).
+            # An empty CLOB is '' there, hence NULL. Needs EXECUTE on DBMS_CRYPTO.
+            return (f"CASE WHEN {c} IS NULL OR DBMS_LOB.GETLENGTH({c}) = 0 THEN NULL"
+                    f" ELSE LOWER(RAWTOHEX(DBMS_CRYPTO.HASH({c}, 2))) END")
         if kind is ColumnKind.DATE:
             return f"TO_CHAR({c}, 'YYYY-MM-DD')"
         if kind is ColumnKind.TIMESTAMP:
@@ -170,24 +192,30 @@ class OracleValidation(ValidationDialect):
         if kind is ColumnKind.BOOLEAN:
             return f"CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END"
         if kind is ColumnKind.BINARY:
-            return f"LOWER(RAWTOHEX(DBMS_CRYPTO.HASH({c}, 2)))"
+            return f"CASE WHEN {c} IS NULL THEN NULL ELSE LOWER(RAWTOHEX(DBMS_CRYPTO.HASH({c}, 2))) END"
+        if kind is ColumnKind.UNREADABLE:
+            raise ValueError(f"column {column.name}: a LONG cannot be read by any SQL expression (ORA-00997), "
+                             "so no hash compares it: convert it to CLOB/BLOB before the move")
         return f"TO_CHAR({c})"
 
-    def _row_text(self, columns: list[HashColumn], mode: HashMode, alias: str) -> str:
-        # Same length-prefixed form as PostgreSQL's canonical text; LENGTH counts characters on both.
-        return " || '|' || ".join(
-            f"NVL2(({v}), LENGTH({v}) || ':' || ({v}), '-')"
-            for v in (self.value_expr(c, mode, alias) for c in columns)
-        )
+    def _field(self, value: str, mode: HashMode) -> str:
+        """One value's fixed-width hash, or '-' for NULL: a prefix-free field, so the concatenation
+        of fields needs no separator and no value can forge one."""
+        if mode is HashMode.NATIVE:
+            return f"CASE WHEN ({value}) IS NULL THEN '-' ELSE TO_CHAR({_hash64(value)}, 'FM{'0' * 20}') END"
+        return f"CASE WHEN ({value}) IS NULL THEN '-' ELSE {_md5_hex(value)} END"
 
     def row_hash_expr(self, columns: list[HashColumn], mode: HashMode, alias: str = "t") -> str:
+        # Each value is hashed on its own, then the fixed-width hashes are (ADR 0022): a whole row's
+        # text never exists, so no row reaches ORA-01489 (4000 bytes) whatever MAX_STRING_SIZE is.
         if not columns:
             raise ValueError("columns must not be empty")
-        text = self._row_text(columns, mode, alias)
-        if mode is HashMode.NATIVE:
-            # Two 32-bit ORA_HASH seeds make one 64-bit hash: one seed alone lets a changed
-            # row go unnoticed once in 4 billion.
-            return f"(ORA_HASH({text}, 4294967295, 0) * 4294967296 + ORA_HASH({text}, 4294967295, 1))"
+        fields = [self._field(self.value_expr(c, mode, alias), mode) for c in columns]
+        # The fields are read once: the row's hash is 60 bits of one MD5 (two ORA_HASH seeds over the
+        # row would evaluate every value twice). The canonical layout is PostgreSQL's, group for group.
+        size = NATIVE_HASH_GROUP if mode is HashMode.NATIVE else CANONICAL_HASH_GROUP
+        groups = [" || ".join(g) for g in hash_groups(fields, size)]
+        text = groups[0] if len(groups) == 1 else " || ".join(_md5_hex(g) for g in groups)
         return f"TO_NUMBER(SUBSTR(RAWTOHEX(STANDARD_HASH({text}, 'MD5')), 1, 15), 'XXXXXXXXXXXXXXX')"
 
     def key_bounds_sql(self, schema: str, table: str, key_column: str) -> Query:
@@ -207,23 +235,32 @@ class OracleValidation(ValidationDialect):
         k = self.quote_ident(key_column)
         params: dict[str, Any] = {"lo": _require_integer(lo, "lo"), "width": _require_integer(width, "width")}
         where = self._range_where(k, within, params)
+        # The bucket is computed once, in an inline view, and grouped by its name: a GROUP BY that
+        # repeats the SELECT's bind variables is a different expression to Oracle (ORA-00979).
         return (
-            f"SELECT FLOOR((t.{k} - :lo) / :width) AS bucket, COUNT(*), SUM({row_hash})"
-            f" FROM {self.qualified(schema, table)} t{where} GROUP BY FLOOR((t.{k} - :lo) / :width)",
+            f"SELECT bucket, COUNT(*), SUM(row_hash) FROM (SELECT FLOOR((t.{k} - :lo) / :width) AS bucket,"
+            f" {row_hash} AS row_hash FROM {self.qualified(schema, table)} t{where}) GROUP BY bucket",
             params,
         )
 
     def _key_hash(self, key_columns: list[str]) -> str:
-        keys = " || '|' || ".join(f"TO_CHAR(t.{self.quote_ident(c)})" for c in key_columns)
-        return f"MOD(ORA_HASH({keys}, 4294967295, 7), :buckets)"
+        # A composite key is hashed value by value (fixed-width fields), so two long text keys
+        # never make a VARCHAR2 past 4000 bytes.
+        if len(key_columns) == 1:
+            keys = f"TO_CHAR(t.{self.quote_ident(key_columns[0])})"
+        else:
+            keys = " || ".join(
+                f"NVL(TO_CHAR(ORA_HASH(TO_CHAR(t.{self.quote_ident(c)}), {_U32}, 7), 'FM{'0' * 10}'), '-')"
+                for c in key_columns)
+        return f"MOD(ORA_HASH({keys}, {_U32}, 7), :buckets)"
 
     def hash_buckets_sql(
         self, schema: str, table: str, *, key_columns: list[str], row_hash: str, buckets: int,
     ) -> Query:
         bucket = self._key_hash(key_columns)
         return (
-            f"SELECT {bucket} AS bucket, COUNT(*), SUM({row_hash})"
-            f" FROM {self.qualified(schema, table)} t GROUP BY {bucket}",
+            f"SELECT bucket, COUNT(*), SUM(row_hash) FROM (SELECT {bucket} AS bucket, {row_hash} AS row_hash"
+            f" FROM {self.qualified(schema, table)} t) GROUP BY bucket",
             {"buckets": _require_integer(buckets, "buckets")},
         )
 
@@ -256,7 +293,8 @@ class OracleValidation(ValidationDialect):
 
 class OracleDialect(OracleEngine, Dialect, OracleValidation):
     def server_version_sql(self) -> Query:
-        return "SELECT version_full FROM product_component_version WHERE product LIKE 'Oracle Database%'", {}
+        # version (12.2.0.1.0, 19.0.0.0.0) exists on every release; version_full only from 18c.
+        return "SELECT version FROM product_component_version WHERE product LIKE 'Oracle Database%'", {}
 
     def inventory_tables_sql(self, schemas: list[str]) -> Query:
         owners, binds = _in_list("s", schemas)

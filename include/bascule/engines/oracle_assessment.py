@@ -9,6 +9,7 @@ DBMS_SQLPA (Real Application Testing licence).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from bascule.engines.base import Query
@@ -30,9 +31,10 @@ def _in_list(prefix: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
 
 
 def server_facts() -> Query:
-    """(version, instance, database role, log mode, force logging, platform)."""
+    """(version, instance, database role, log mode, force logging, platform). v$instance.version exists
+    on 12.2 and 18c sources too (version_full is 18c's)."""
     return (
-        "SELECT i.version_full, i.instance_name, d.database_role, d.log_mode, d.force_logging, d.platform_name"
+        "SELECT i.version, i.instance_name, d.database_role, d.log_mode, d.force_logging, d.platform_name"
         " FROM v$instance i CROSS JOIN v$database d",
         {},
     )
@@ -161,6 +163,71 @@ def goldengate_privileges(user: str) -> Query:
         " WHERE username = :username",
         {"username": user.upper()},
     )
+
+
+def long_columns(schemas: Sequence[str]) -> Query:
+    """LONG and LONG RAW columns: no SQL expression reads them (ORA-00997), so no hash compares them,
+    and GoldenGate captures them with restrictions. Convert them to CLOB/BLOB before the move."""
+    in_list, binds = _in_list("s", schemas)
+    return (
+        "SELECT owner, table_name, column_name, data_type FROM dba_tab_columns"
+        f" WHERE owner IN ({in_list}) AND data_type IN ('LONG', 'LONG RAW') ORDER BY owner, table_name, column_id",
+        binds,
+    )
+
+
+def object_type_columns(schemas: Sequence[str]) -> Query:
+    """Columns of user-defined object, VARRAY or nested-table types, and object tables: what an older
+    release's application may hold and GoldenGate captures only partly (DBA_GOLDENGATE_SUPPORT_MODE
+    decides per table; this lists them before it is consulted)."""
+    in_list, binds = _in_list("s", schemas)
+    return (
+        "SELECT owner, table_name, column_name, data_type_owner || '.' || data_type FROM dba_tab_columns"
+        f" WHERE owner IN ({in_list}) AND data_type_owner IS NOT NULL AND data_type_owner NOT IN ('SYS', 'PUBLIC')"
+        f" UNION ALL SELECT owner, table_name, NULL, 'OBJECT TABLE OF ' || table_type_owner || '.' || table_type"
+        f" FROM dba_object_tables WHERE owner IN ({in_list}) ORDER BY 1, 2, 3",
+        binds,
+    )
+
+
+def byte_semantics_columns(schemas: Sequence[str]) -> Query:
+    """Character columns sized in bytes (CHAR_USED = 'B'): moving from a single-byte character set
+    (WE8MSWIN1252, WE8ISO8859P1) to AL32UTF8, every non-ASCII character grows to 2 or 3 bytes, so a value
+    that fits on the source may not fit the same column on the target (ORA-12899). Compare with
+    :func:`charset` on both sides; :func:`charset_overflow_count` counts the rows that would not fit."""
+    in_list, binds = _in_list("s", schemas)
+    return (
+        "SELECT owner, table_name, column_name, data_type, data_length FROM dba_tab_columns"
+        f" WHERE owner IN ({in_list}) AND data_type IN ('VARCHAR2', 'CHAR') AND char_used = 'B'"
+        " ORDER BY owner, table_name, column_id",
+        binds,
+    )
+
+
+def charset_overflow_count(owner: str, table: str, column: str, limit_bytes: int,
+                           target_charset: str = "AL32UTF8") -> Query:
+    """How many values of one column would exceed ``limit_bytes`` once converted to ``target_charset``:
+    a count, never a value. Names are checked identifiers (this runs on the source, per column that
+    :func:`byte_semantics_columns` lists)."""
+    for label, name in (("owner", owner), ("table", table), ("column", column), ("charset", target_charset)):
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_$#]{0,127}", name):
+            raise ValueError(f"{label} must be a plain Oracle identifier (got {name!r})")
+    return (
+        f'SELECT COUNT(*) FROM "{owner.upper()}"."{table.upper()}"'
+        f' WHERE LENGTHB(CONVERT("{column.upper()}", \'{target_charset.upper()}\')) > :limit_bytes',
+        {"limit_bytes": int(limit_bytes)},
+    )
+
+
+# The pre-flight checks, by function name: those that take the plan's schemas, and all of them.
+SCHEMA_QUERIES: tuple[str, ...] = (
+    "tables_without_log_group", "tables_without_key", "goldengate_support_mode", "unsupported_columns",
+    "lob_sizes", "schema_bytes", "special_objects", "partition_high_values", "long_columns",
+    "object_type_columns", "byte_semantics_columns",
+)
+ASSESSMENT_QUERIES: tuple[str, ...] = (
+    "server_facts", "supplemental_logging", "free_bytes_by_tablespace", "charset", *SCHEMA_QUERIES,
+)
 
 
 # --------------------------------------------------------------------------- Real Application Testing

@@ -59,13 +59,20 @@ def _not_allowed(column: str, allowed: Sequence[str]) -> tuple[str, dict[str, st
     return f" AND {column} NOT IN ({names})", binds
 
 
+def _create_if_absent(table: str, ddl: str) -> str:
+    """A PL/SQL block that runs ``ddl`` (CREATE TABLE BASCULE_META.<table>) only if the table is absent."""
+    return ("DECLARE n NUMBER; BEGIN "
+            f"SELECT COUNT(*) INTO n FROM all_tables WHERE owner = '{META_SCHEMA}' AND table_name = '{table}'; "
+            "IF n = 0 THEN EXECUTE IMMEDIATE q'[" + ddl + "]'; END IF; END;")
+
+
 def _started(started: datetime | None) -> str | None:
     return None if started is None else started.isoformat(timespec="microseconds")
 
 
 class OracleCutoverDialect(OracleEngine, CutoverDialect):
     def cutover_session_sql(self) -> list[str]:
-        # DDL waits for no row lock here; DISCONNECT SESSION ends whoever holds one.
+        # DDL waits for no row lock here; KILL SESSION ... IMMEDIATE ends whoever holds one.
         return []
 
     # ------------------------------------------------------- restore point
@@ -96,7 +103,8 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
 
     # -------------------------------------------------------------- freeze
     def ensure_meta_sql(self) -> list[str]:
-        # Oracle has no IF NOT EXISTS before 23ai: ORA-00955 (name already used) is the "exists".
+        # Oracle has no IF NOT EXISTS before 23ai: the catalogue is asked first, and no error is
+        # swallowed (two freezes racing: the loser's ORA-00955 fails its try, the retry finds the table).
         table = f"""CREATE TABLE {META_SCHEMA}.FREEZE_STATE (
                 freeze_id        NUMBER GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 role_name        VARCHAR2(128) NOT NULL,
@@ -107,10 +115,7 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
                 frozen_at        TIMESTAMP WITH TIME ZONE,
                 frozen_position  VARCHAR2(40),
                 released_at      TIMESTAMP WITH TIME ZONE)"""
-        return [
-            "BEGIN EXECUTE IMMEDIATE q'[" + table + "]'; "
-            "EXCEPTION WHEN OTHERS THEN IF SQLCODE != -955 THEN RAISE; END IF; END;",
-        ]
+        return [_create_if_absent("FREEZE_STATE", table)]
 
     def active_freeze_sql(self, role: str) -> Query:
         return (
@@ -192,7 +197,8 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
         # right on the scope's objects or columns, directly, through roles (of roles) or PUBLIC; a
         # system privilege writing any table; the scope's owners; definer-rights code of the scope's
         # owners that someone else may execute (it writes as its owner); pending distributed
-        # transactions (dba_2pc_pending), which a coordinator may still commit.
+        # transactions (dba_2pc_pending), which a coordinator may still commit. Runs on the source too,
+        # which may be 12.2 or 18c: LISTAGG over a DISTINCT inline view (LISTAGG(DISTINCT) is 19c's).
         owners, binds = _in_list("owner", [_upper(s, "schema") for s in schemas])
         user_allowed, allowed_binds = _not_allowed("u.username", allowed)
         exec_allowed, _ = _not_allowed("x.grantee", allowed)
@@ -216,15 +222,16 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
                       JOIN (SELECT CONNECT_BY_ROOT granted_role root, grantee FROM dba_role_privs
                             CONNECT BY NOCYCLE PRIOR grantee = granted_role) r ON r.root = h.grantee
                 )
-                SELECT 'writer', u.username,
-                       LISTAGG(DISTINCT CASE WHEN x.holder = 'PUBLIC' THEN x.way || ' to PUBLIC'
-                                             WHEN x.holder = u.username THEN x.way
-                                             ELSE x.way || ' of ' || x.holder END, ', ')
-                  FROM dba_users u
-                  JOIN reach x ON x.who = u.username OR x.holder = 'PUBLIC'
-                 WHERE u.oracle_maintained = 'N' AND u.username <> SYS_CONTEXT('USERENV', 'SESSION_USER')
-                   AND u.username NOT IN ({owners}){user_allowed}
-                 GROUP BY u.username
+                SELECT 'writer', w.username, LISTAGG(w.how, ', ') WITHIN GROUP (ORDER BY w.how)
+                  FROM (SELECT DISTINCT u.username,
+                               CASE WHEN x.holder = 'PUBLIC' THEN x.way || ' to PUBLIC'
+                                    WHEN x.holder = u.username THEN x.way
+                                    ELSE x.way || ' of ' || x.holder END how
+                          FROM dba_users u
+                          JOIN reach x ON x.who = u.username OR x.holder = 'PUBLIC'
+                         WHERE u.oracle_maintained = 'N' AND u.username <> SYS_CONTEXT('USERENV', 'SESSION_USER')
+                           AND u.username NOT IN ({owners}){user_allowed}) w
+                 GROUP BY w.username
                 UNION ALL
                 SELECT 'writer', u.username, 'owner' FROM dba_users u
                  WHERE u.username IN ({owners}){user_allowed}
@@ -304,6 +311,8 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
                     {"role": user})
         names, binds = _in_list("writer", sorted({user, *(catalog_name(w, field="writer").upper() for w in writers)}))
         not_allowed, allowed_binds = _not_allowed("username", allowed)
+        if everyone:
+            binds = {}  # oracledb refuses a bind the text does not name (DPY-4008)
         who = ("1 = 1" if everyone else
                f"""(username IN ({names}) OR username IN (
                        SELECT grantee FROM dba_role_privs
@@ -313,14 +322,20 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
                        AND {who}{not_allowed}""", {**binds, **allowed_binds})
 
     def kill_session_sql(self, sid: int, serial: int, inst_id: int) -> str:
-        # DISCONNECT SESSION ... IMMEDIATE rolls back the open transaction (idle
-        # ones included) and frees the session at once, unlike KILL's "marked for kill".
-        return f"ALTER SYSTEM DISCONNECT SESSION '{int(sid)},{int(serial)},@{int(inst_id)}' IMMEDIATE"
+        # 19c's kill_session_clause: 'integer1, integer2 [, @integer3]' names the instance on RAC (the
+        # @inst form is documented for KILL SESSION, not for DISCONNECT SESSION). IMMEDIATE rolls back
+        # the open transaction, frees its locks and returns at once.
+        return f"ALTER SYSTEM KILL SESSION '{int(sid)},{int(serial)},@{int(inst_id)}' IMMEDIATE"
 
     def end_sessions_sql(self, role: str, sessions: Sequence[tuple[Any, ...]], writers: Sequence[str] = (),
                          allowed: Sequence[str] = (), everyone: bool = False) -> list[Statement]:
-        # One per session; one already gone fails (ORA-00030) and the recount shows it ended.
+        # One per session; one already gone fails with ORA-00030 and the recount shows it ended.
         return [self.kill_session_sql(sid, serial, inst) for sid, serial, inst in sessions]
+
+    def ending_failure_tolerated(self, exc: BaseException) -> bool:
+        # ORA-00030: "User session ID does not exist": it ended before its turn. Anything else (no
+        # ALTER SYSTEM privilege, ORA-00031 and the like) fails the freeze, named.
+        return self.is_driver_error(exc) and self.error_code(exc) == "ORA-00030"
 
     def remaining_write_rights_sql(self, role: str, schemas: Sequence[str]) -> Query:
         # Direct grants, grants to PUBLIC, and grants to any role the user holds (roles of roles too).
@@ -371,8 +386,7 @@ class OracleCutoverDialect(OracleEngine, CutoverDialect):
                 written_by  VARCHAR2(128) DEFAULT SYS_CONTEXT('USERENV', 'SESSION_USER') NOT NULL,
                 written_at  TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL)"""
         return [
-            "BEGIN EXECUTE IMMEDIATE q'[" + table + "]'; "
-            "EXCEPTION WHEN OTHERS THEN IF SQLCODE != -955 THEN RAISE; END IF; END;",
+            _create_if_absent("WRITE_PROBE", table),
             f"GRANT INSERT ON {PROBE_TABLE} TO {self.quote_ident(_upper(role, 'application role'))}",
         ]
 

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from bascule.engines.base import (
+    CANONICAL_HASH_GROUP,
     ColumnKind,
     ConnectOptions,
     Dialect,
@@ -17,6 +18,7 @@ from bascule.engines.base import (
     Query,
     ValidationDialect,
     _require_integer,
+    hash_groups,
 )
 from bascule.engines.binds import render_binds
 from bascule.engines.postgres_assessment import ARCHIVED_TABLE
@@ -193,13 +195,14 @@ class PostgresValidation(ValidationDialect, LogicalDecodingDialect):
             # 'a' and 'a ' all differ. hashtextextended is parallel-safe.
             values = ", ".join(self.value_expr(c, mode, alias) for c in columns)
             return f"hashtextextended(ROW({values})::text, 0)"
-        # Length-prefixed, so no value can forge a separator; '-' marks NULL.
-        parts = " || '|' || ".join(
-            f"coalesce(length(v{i}) || ':' || v{i}, '-')".replace(f"v{i}", f"({self.value_expr(c, mode, alias)})")
-            for i, c in enumerate(columns)
-        )
+        # Each value's MD5 (32 hex digits, '-' for NULL: a prefix-free field no value can forge), then
+        # the MD5 of at most CANONICAL_HASH_GROUP fields, group by group: Oracle's layout exactly,
+        # which never builds a whole row's text (its VARCHAR2 stops at 4000 bytes; ADR 0022).
+        fields = [f"coalesce(md5({self.value_expr(c, mode, alias)}), '-')" for c in columns]
+        groups = [" || ".join(g) for g in hash_groups(fields, CANONICAL_HASH_GROUP)]
+        text = groups[0] if len(groups) == 1 else " || ".join(f"md5({g})" for g in groups)
         # 60 bits of the MD5: non-negative on both engines, so sums agree (Oracle: TO_NUMBER(.., 'X..')).
-        return f"('x' || lpad(substr(md5({parts}), 1, 15), 16, '0'))::bit(64)::bigint"
+        return f"('x' || lpad(substr(md5({text}), 1, 15), 16, '0'))::bit(64)::bigint"
 
     def key_bounds_sql(self, schema: str, table: str, key_column: str) -> Query:
         k = self.quote_ident(key_column)

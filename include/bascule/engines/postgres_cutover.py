@@ -375,6 +375,12 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
         # One statement ends them all, those that appeared since they were listed included.
         return [self.terminate_sessions_sql(role, writers, allowed, everyone)] if sessions else []
 
+    def ending_failure_tolerated(self, exc: BaseException) -> bool:
+        # pg_terminate_backend() answers false for a backend already gone, it raises for none. One
+        # statement ends them all, so an error is rolled back and the recount decides: a session
+        # that survives fails the freeze, naming this error's class.
+        return self.is_driver_error(exc)
+
     def mark_frozen_sql(self, freeze_id: int, started: datetime | None = None) -> Query:
         # Taken once, after the sessions are gone and the proof holds: every write the application
         # ever committed lies before this position. A retry keeps the first one. frozen_at was

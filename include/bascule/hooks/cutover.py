@@ -311,6 +311,9 @@ class CutoverDatabaseHook(MigrationDatabaseHook):
                     if not d.is_driver_error(exc):
                         raise
                     conn.rollback()  # what failed must not abort the next statement (PostgreSQL)
+                    if not d.ending_failure_tolerated(exc):
+                        raise FreezeError(f"freeze: ending a session of {role!r} on {self.db_conn_id} failed "
+                                          f"with {d.error_code(exc)}: the night must not go on") from None
                     failure = d.error_code(exc)
             conn.commit()
             left = self.rows(conn, d.sessions_sql(role, **scope))

@@ -28,6 +28,7 @@ auth. Extra (JSON), all optional:
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +38,27 @@ from airflow.sdk.bases.hook import BaseHook
 
 PROCESS_KINDS = ("extract", "replicat")
 PROCESS_ACTIONS = ("start", "stop")
+
+
+# Every call this hook makes, and the least GoldenGate Microservices role that may make it (the
+# role model of the Administration Service: User reads, Operator starts and stops processes,
+# Administrator creates and alters them). ``bascule plan grants`` prints the highest one needed.
+ENDPOINT_ROLES: tuple[tuple[str, str, str, str], ...] = (
+    ("GET", r"/services/v2/extracts", "User", "test the connection"),
+    ("GET", r"/services/v2/(extracts|replicats)/[^/]+", "User", "a process's definition and status"),
+    ("GET", r"/services/v2/(extracts|replicats)/[^/]+/info/status", "User", "status, lag, position"),
+    ("GET", r"/services/v2/connections/[^/]+/tables/heartbeatData", "User", "heartbeat lag"),
+    ("POST", r"/services/v2/commands/execute", "Operator", "stop the replicat after the drain; start it again"),
+)
+GG_ROLES = ("User", "Operator", "Administrator", "Security")
+
+
+def required_role(method: str, endpoint: str) -> str:
+    """The role :data:`ENDPOINT_ROLES` gives a call; ValueError for a call it does not declare."""
+    for m, pattern, role, _why in ENDPOINT_ROLES:
+        if m == method and re.fullmatch(pattern, endpoint):
+            return role
+    raise ValueError(f"GoldenGate call {method} {endpoint} is not declared in ENDPOINT_ROLES")
 
 
 class GoldenGateApiError(RuntimeError):
@@ -111,7 +133,11 @@ class GoldenGateHook(BaseHook):
 
     def _call(self, method: str, endpoint: str, *, params: dict[str, Any] | None = None,
               body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One REST call; the whole standard response (``links``, ``messages``, ``response``)."""
+        """One REST call; the whole standard response (``links``, ``messages``, ``response``).
+
+        Only the calls :data:`ENDPOINT_ROLES` declares are made: the grants command lists the
+        GoldenGate role bascule's user needs from that table, so a new call cannot go unlisted."""
+        required_role(method, endpoint)
         url = self.base_url + endpoint
         try:
             resp = self.session.request(method, url, params=params, json=body, timeout=self.timeout)

@@ -62,12 +62,21 @@ def replication_config(plan: Any, direction: str = "forward", *,
         if gg is None:
             raise ValueError("replication.goldengate: required when method is goldengate")
         if direction is Direction.REVERSE:
-            raise ValueError("replication.goldengate: the plan names no reverse extract/replicat; "
-                             "reverse GoldenGate replication is configured outside bascule")
+            if gg.reverse_extract is None or gg.reverse_replicat is None:
+                raise ValueError("replication.goldengate: the plan names no reverse_extract/reverse_replicat; "
+                                 "reverse GoldenGate replication is then configured outside bascule")
+            # The same GoldenGate deployment, the other way: the new database is the source now.
+            return {
+                "method": "goldengate", "goldengate_conn_id": gg.conn_id, "extract": gg.reverse_extract,
+                "replicat": gg.reverse_replicat, "heartbeat_connection": gg.heartbeat_connection,
+                "source_oracle_conn_id": plan.target.conn_id, "target_oracle_conn_id": plan.source.conn_id,
+                "heartbeat_schema": gg.heartbeat_owner,
+            }
         return {
             "method": "goldengate", "goldengate_conn_id": gg.conn_id, "extract": gg.extract,
             "replicat": gg.replicat, "heartbeat_connection": gg.heartbeat_connection,
             "source_oracle_conn_id": plan.source.conn_id, "target_oracle_conn_id": plan.target.conn_id,
+            "heartbeat_schema": gg.heartbeat_owner,
         }
     pl = plan.replication.postgres_logical
     if pl is None:

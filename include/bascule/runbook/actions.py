@@ -196,9 +196,10 @@ def tminus_checks(ctx: StepContext) -> dict[str, Any]:
         findings.append(f"lag {reading.lag_seconds} s is above the threshold "
                         f"{ctx.plan.replication.lag_threshold_s} s")
     ctx.log(f"replication {reading.state.value}, lag {reading.lag_seconds} s, {reading.lag_bytes} bytes")
-    # A full comparison now, with change tracking from here: the one after the freeze
-    # then only re-checks what moved since (incremental), which is what fits the window.
-    comparison = full_comparison(ctx.plan, track_changes=True)
+    # A full comparison now, with change tracking from here where the engine has it (PostgreSQL's
+    # logical decoding): the one after the freeze then only re-checks what moved since. Oracle has
+    # none: the final validation compares everything again, in parallel (ADR 0052).
+    comparison = full_comparison(ctx.plan, track_changes=_tracks_changes(ctx.plan))
     if not comparison["ok"]:
         findings.append(f"full comparison found differences in {', '.join(comparison['failed_tables'])}")
     ctx.log(f"full comparison: {comparison['rows_compared']:,} rows, "
@@ -286,12 +287,24 @@ def stop_replication(ctx: StepContext) -> dict[str, Any]:
 # --------------------------------------------------------------------------- after the drain
 
 
+def _tracks_changes(plan: Any) -> bool:
+    from bascule.engines import dialect_for
+
+    return dialect_for(plan.source.engine.value).supports_logical_decoding
+
+
 def final_validation(ctx: StepContext) -> dict[str, Any]:
-    """Re-check only what changed since the T-minus comparison (incremental, with wait-and-confirm)."""
-    from bascule.validation.service import incremental_comparison
+    """Every row of every table in scope proven equal, or its key named: an incremental re-check of what
+    changed since the T-minus comparison where the source tracks changes, else a full pushdown
+    comparison again, ``validation.parallelism`` ranges at a time (Oracle: ADR 0052)."""
+    from bascule.validation.service import full_comparison, incremental_comparison
 
     previous = ctx.result_of(TMINUS) or {}
-    comparison = incremental_comparison(ctx.plan, previous.get("comparison_report"))
+    report = previous.get("comparison_report")
+    if _tracks_changes(ctx.plan):
+        comparison = incremental_comparison(ctx.plan, report)
+    else:
+        comparison = {**full_comparison(ctx.plan, track_changes=False), "kind": "full"}
     summary = {"ok": bool(comparison["ok"]), "kind": comparison.get("kind"), "tables": len(comparison["tables"]),
                "rows_compared": comparison["rows_compared"], "differences": comparison["differences"],
                "failed_tables": comparison["failed_tables"], "seconds": comparison["seconds"]}

@@ -109,6 +109,10 @@ def build_table_spec(
             continue
         matched_target.add(found[0].lower())
         s_kind, t_kind = source_dialect.column_kind(typ), target_dialect.column_kind(found[1])
+        if ColumnKind.UNREADABLE in (s_kind, t_kind):
+            raise TableSetupError(f"{qualified}: column {name} is a LONG, which no SQL expression reads "
+                                  "(ORA-00997): convert it to CLOB/BLOB before the move, or drop it in "
+                                  "release.column_mapping")
         differ = s_kind is not t_kind or (
             s_kind not in _SIZE_NEUTRAL and typ.lower() != found[1].lower())
         canonical = cross_engine or differ

@@ -32,7 +32,7 @@ def test_oracle_freeze_statements() -> None:
         {"service": "clinic_app_svc"})
     assert ORA.start_service_sql("clinic_app_svc")[0] == (
         "BEGIN DBMS_SERVICE.START_SERVICE(service_name => :service, instance_name => NULL); END;")
-    assert ORA.kill_session_sql(123, 4567, 2) == "ALTER SYSTEM DISCONNECT SESSION '123,4567,@2' IMMEDIATE"
+    assert ORA.kill_session_sql(123, 4567, 2) == "ALTER SYSTEM KILL SESSION '123,4567,@2' IMMEDIATE"
     assert ORA.sessions_sql("clinic_app") == (
         "SELECT sid, serial#, inst_id FROM gv$session WHERE username = :role AND type = 'USER'",
         {"role": "CLINIC_APP"})
@@ -51,7 +51,7 @@ def test_oracle_write_grants_and_state_queries() -> None:
     assert "FROM dba_tab_privs p" in sql and "p.owner IN (:owner0, :owner1)" in sql
     assert binds == {"role": "CLINIC_APP", "owner0": "CLINIC", "owner1": "AUDIT"}
     (create,) = ORA.ensure_meta_sql()
-    assert "CREATE TABLE BASCULE_META.FREEZE_STATE" in create and "SQLCODE != -955" in create
+    assert "CREATE TABLE BASCULE_META.FREEZE_STATE" in create and "IF n = 0 THEN EXECUTE IMMEDIATE" in create and "EXCEPTION" not in create
     sql, binds = ORA.mark_frozen_sql(7)
     assert "frozen_position = NVL(frozen_position, (SELECT TO_CHAR(current_scn) FROM v$database))" in sql
     assert binds == {"freeze_id": 7}

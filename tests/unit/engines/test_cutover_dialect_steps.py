@@ -52,7 +52,7 @@ def test_oracle_steps() -> None:
     assert ORA.after_restore_sql(["clinic_svc"]) == [ORA.start_service_sql("clinic_svc"),
                                                      ORA.disable_restricted_session_sql()]
     assert ORA.end_sessions_sql("clinic_app", [(12, 345, 1)]) == [
-        "ALTER SYSTEM DISCONNECT SESSION '12,345,@1' IMMEDIATE"]
+        "ALTER SYSTEM KILL SESSION '12,345,@1' IMMEDIATE"]
     mark, read = ORA.mark_frozen_statements(7)
     assert mark == ORA.mark_frozen_sql(7) and read == (
         "SELECT frozen_at, frozen_position FROM BASCULE_META.FREEZE_STATE WHERE freeze_id = :freeze_id",

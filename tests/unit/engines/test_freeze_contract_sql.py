@@ -205,7 +205,7 @@ def test_oracle_sessions_record_probe_and_identity() -> None:
     assert binds["started"] == "2026-11-01T22:00:00.123456+00:00"
     assert "COALESCE(frozen_at, TO_TIMESTAMP_TZ(:started" in ORA.mark_frozen_sql(7, STARTED)[0]
     create, grant = ORA.probe_prepare_sql("clinic_app")
-    assert "CREATE TABLE BASCULE_META.WRITE_PROBE" in create and "SQLCODE != -955" in create
+    assert "CREATE TABLE BASCULE_META.WRITE_PROBE" in create and "IF n = 0 THEN EXECUTE IMMEDIATE" in create and "EXCEPTION" not in create
     assert grant == 'GRANT INSERT ON BASCULE_META.WRITE_PROBE TO "CLINIC_APP"'
     assert ORA.probe_write_sql("r", "target")[0] == (
         "INSERT INTO BASCULE_META.WRITE_PROBE (run_id, side) VALUES (:run_id, :side)")

@@ -16,18 +16,23 @@ COLS = [HashColumn("patient_id", ColumnKind.INTEGER), HashColumn("dose", ColumnK
         HashColumn("phone", ColumnKind.TEXT)]
 
 
-def test_native_hash_is_64_bits_of_ora_hash() -> None:
+def test_native_hash_is_64_bits_of_ora_hash_per_value_then_one_md5_per_row() -> None:
     expr = ORA.row_hash_expr(COLS, HashMode.NATIVE)
-    assert expr.count("ORA_HASH(") == 2 and "4294967296" in expr
+    # Two seeds per value, each value read once; the row's fields hashed once (60 bits of MD5).
+    assert expr.count("ORA_HASH(") == 2 * len(COLS) and "4294967296" in expr
+    assert expr.count("STANDARD_HASH(") == 1
+    assert expr.count("'FM00000000000000000000'") == len(COLS)
     assert 'DBMS_CRYPTO.HASH(t."NOTE", 2)' in expr  # a CLOB is hashed, never concatenated
+    assert "|| ':' ||" not in expr and "'|'" not in expr  # no length-prefixed row text
 
 
-def test_canonical_hash_matches_postgres_shape() -> None:
+def test_canonical_hash_matches_postgres_layout() -> None:
     expr = ORA.row_hash_expr(COLS, HashMode.CANONICAL)
     assert "STANDARD_HASH(" in expr and "'MD5'" in expr and "'XXXXXXXXXXXXXXX'" in expr
-    assert "NVL2(" in expr and "'-'" in expr
+    assert expr.count("STANDARD_HASH(") == len(COLS) + 1 and "THEN '-'" in expr
     pg = PostgresDialect().row_hash_expr([HashColumn(c.name, c.kind, True) for c in COLS], HashMode.CANONICAL)
     assert "substr(md5(" in pg and ", 1, 15)" in pg  # the same 60 bits of the same MD5
+    assert pg.count("md5(") == len(COLS) + 1 + 1  # + the CLOB's own md5 (LARGE_TEXT)
 
 
 def test_canonical_values() -> None:
@@ -44,7 +49,7 @@ def test_canonical_values() -> None:
 def test_range_hashes_and_leaves_bind_by_name() -> None:
     sql, params = ORA.range_hashes_sql("clinic", "patients", key_column="patient_id", row_hash="H", lo=1,
                                        width=50, within=KeyRange(1, 101))
-    assert 'FLOOR((t."PATIENT_ID" - :lo) / :width)' in sql and "GROUP BY FLOOR" in sql
+    assert 'FLOOR((t."PATIENT_ID" - :lo) / :width) AS bucket' in sql and sql.endswith(") GROUP BY bucket")
     assert ":r_lo" in sql and params == {"lo": 1, "width": 50, "r_lo": 1, "r_hi": 101}
     sql, params = ORA.leaf_rows_sql("clinic", "patients", key_columns=["patient_id"], row_hash="H",
                                     hash_bucket=(8, 3))

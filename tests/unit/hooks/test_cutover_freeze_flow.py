@@ -51,7 +51,7 @@ LABELS = [
     ("probe", r"write_probe|USAGE ON SCHEMA bascule_meta"),
     ("set", r"^SET "), ("meta", r"CREATE (SCHEMA|TABLE|UNIQUE INDEX)|REVOKE ALL ON SCHEMA|EXECUTE IMMEDIATE"),
     ("lock", r"^LOCK TABLE"),
-    ("remaining", r"has_table_privilege|dba_role_privs|pg_prepared_xacts|dba_2pc_pending"),
+    ("remaining", r"has_table_privilege|pg_prepared_xacts|dba_2pc_pending"),
     ("grants", r"aclexplode|FROM dba_tab_privs"), ("role", r"pg_roles WHERE rolname|FROM dba_users"),
     ("record", r"^INSERT INTO .*freeze_state"), ("update_grants", r"SET grants ="),
     ("mark", r"SET frozen_at"), ("read_frozen", r"^SELECT frozen_at, frozen_position"),
@@ -59,7 +59,7 @@ LABELS = [
     ("restricted", r"RESTRICTED SESSION"), ("stop", r"STOP_SERVICE"), ("start", r"START_SERVICE"),
     ("revoke", r"^REVOKE |^ALTER DEFAULT PRIVILEGES .* REVOKE "), ("grant", r"^GRANT |^ALTER DEFAULT PRIVILEGES .* GRANT "), ("lock_role", r"NOLOGIN CONNECTION LIMIT 0|ACCOUNT LOCK$"),
     ("restore_role", r"^ALTER (ROLE|USER) .* (LOGIN|UNLOCK)"), ("terminate", r"pg_terminate_backend"),
-    ("sessions", r"FROM pg_stat_activity WHERE|FROM gv\$session"), ("kill", r"DISCONNECT SESSION"),
+    ("sessions", r"FROM pg_stat_activity WHERE|FROM gv\$session"), ("kill", r"KILL SESSION"),
 ]
 
 
@@ -253,18 +253,32 @@ def test_oracle_freeze_statement_order_and_a_kill_of_a_session_already_gone() ->
         "remaining", "commit", "mark", "read_frozen", "commit", "close",
     ]
     assert (state.freeze_id, state.position, state.frozen_at) == (7, "123456789", FROZEN_AT)
-    # Both ended (the recount is empty), though one DISCONNECT failed: it was already gone.
+    # Both ended (the recount is empty), though one KILL failed: it was already gone (ORA-00030).
     assert state.terminated_sessions == 2 and not state.already_frozen
 
 
-def test_oracle_kill_that_fails_with_the_session_still_there_fails_the_freeze() -> None:
+def test_oracle_kill_that_fails_otherwise_than_gone_fails_the_freeze_at_once() -> None:
+    # Only ORA-00030 (the session no longer exists) is passed over; any other error is not suppressed.
     conn = FakeConnection(script(
         grants=ORA_GRANTS, sessions=[[(12, 345, 1)]], role_row=(1, None),
         record_row=(7, grants_to_json(ORA_GRANTS), 1, "", None, None),
-        kill_errors={12: FakeOracleError(_OraError("ORA-00031"))}))
-    hook = RecordingHook(conn, engine="oracle", session_wait_s=0.05)
-    with pytest.raises(FreezeError, match=r"1 session\(s\) of 'clinic_app' survived .*ORA-00031"):
+        kill_errors={12: FakeOracleError(_OraError("ORA-01031"))}))
+    hook = RecordingHook(conn, engine="oracle", session_wait_s=30)
+    with pytest.raises(FreezeError, match=r"ending a session of 'clinic_app' on unit_db failed with ORA-01031"):
         hook.freeze(role="clinic_app", schemas=["clinic"])
+    assert conn.log.count("kill") == 1 and "mark" not in conn.log
+
+
+def test_oracle_session_gone_error_with_the_session_still_listed_fails_the_freeze() -> None:
+    # ORA-00030 while the recount still lists the session: the recount decides, and it survived.
+    conn = FakeConnection(script(
+        grants=ORA_GRANTS, sessions=[[(12, 345, 1)]], role_row=(1, None),
+        record_row=(7, grants_to_json(ORA_GRANTS), 1, "", None, None),
+        kill_errors={12: FakeOracleError(_OraError("ORA-00030"))}))
+    hook = RecordingHook(conn, engine="oracle", session_wait_s=0.05)
+    with pytest.raises(FreezeError, match=r"1 session\(s\) of 'clinic_app' survived .*ORA-00030"):
+        hook.freeze(role="clinic_app", schemas=["clinic"])
+    assert "mark" not in conn.log
 
 
 def test_oracle_unfreeze_reads_the_clob_and_reopens_the_services() -> None:
@@ -449,3 +463,46 @@ def test_the_database_identity_is_read_as_text() -> None:
             "7715104927642622783", "17686")
     finally:
         LABELS.pop(0)
+
+
+# --------------------------------------------- the Oracle freeze passes the same proof (ADR 0038, issue 18)
+
+ORA_OTHERS = [Grant("column", "CLINIC", "OBSERVATIONS", "UPDATE", column="UNIT", grantee="REPORT_USER"),
+              Grant("table", "CLINIC", "PATIENTS", "DELETE", grantee="BATCH_ROLE")]
+
+
+def test_oracle_freeze_takes_every_writer_and_ends_the_sessions_of_their_users() -> None:
+    record_row = (7, grants_to_json(ORA_GRANTS + ORA_OTHERS), 1, "", None, None)
+    conn = FakeConnection(script(grants=ORA_GRANTS + ORA_OTHERS, sessions=[[(12, 345, 1)], []], role_row=(1, None),
+                                 record_row=record_row, frozen=(FROZEN_AT, "123456789")))
+    hook = RecordingHook(conn, engine="oracle", allowed_writers=("BASCULE_ADMIN", "GGADMIN"))
+    state = hook.freeze(role="clinic_app", schemas=["clinic"])
+    revokes = [sql for sql, _ in _sent(conn, "revoke")]
+    assert 'REVOKE UPDATE ON "CLINIC"."OBSERVATIONS" FROM "REPORT_USER"' in revokes
+    assert 'REVOKE DELETE ON "CLINIC"."PATIENTS" FROM "BATCH_ROLE"' in revokes
+    # Sessions of the role, of the other writers and of every user granted them (roles of roles too).
+    for sql, binds in _sent(conn, "sessions"):
+        assert set(binds) == {"writer0", "writer1", "writer2", "allowed0", "allowed1"}
+        assert sorted(v for k, v in binds.items() if k.startswith("writer")) == ["BATCH_ROLE", "CLINIC_APP",
+                                                                                 "REPORT_USER"]
+        assert "CONNECT BY NOCYCLE PRIOR grantee = granted_role" in sql
+    (proof_sql, proof_binds), = _sent(conn, "remaining")
+    assert "dba_2pc_pending" in proof_sql and "dba_role_privs" in proof_sql and "dba_sys_privs" in proof_sql
+    assert {proof_binds["allowed0"], proof_binds["allowed1"]} == {"BASCULE_ADMIN", "GGADMIN"}
+    assert state.terminated_sessions == 1 and state.position == "123456789"
+
+
+def test_oracle_a_finding_fails_the_freeze_before_the_position_is_taken() -> None:
+    findings = [("writer", "REPORT_USER", "grant of REPORTING_ROLE"), ("prepared transactions", "1", None),
+                ("definer rights", "CLINIC.ADD_NOTE", "executable by PUBLIC")]
+    conn = FakeConnection(script(grants=ORA_GRANTS, sessions=[[]], role_row=(1, None), findings=findings,
+                                 record_row=(7, grants_to_json(ORA_GRANTS), 1, "", None, None)))
+    hook = RecordingHook(conn, engine="oracle", allowed_writers=("BASCULE_ADMIN",))
+    with pytest.raises(FreezeError) as caught:
+        hook.freeze(role="clinic_app", schemas=["clinic"])
+    assert str(caught.value) == (
+        "freeze of 'clinic_app' on unit_db is not proven, the night must not go on: writer REPORT_USER (grant of "
+        "REPORTING_ROLE); prepared transactions 1; definer rights CLINIC.ADD_NOTE (executable by PUBLIC) "
+        "(allowed writers: BASCULE_ADMIN)")
+    assert "mark" not in conn.log and "read_frozen" not in conn.log
+    assert conn.log.index("remaining") > conn.log.index("kill" if "kill" in conn.log else "lock_role")

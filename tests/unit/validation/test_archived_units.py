@@ -30,7 +30,9 @@ def test_data_queries_read_outside_the_ranges(engine: str) -> None:
                       "arc_t1": "2019-02-01 00:00:00+00"}
     assert d.param("arc_f0") in bounds
     hashes, hp = r.range_hashes_sql("clinic", "audit_log", key_column="audit_id", row_hash="h", lo=0, width=10)
-    assert ") t GROUP BY" in hashes and "lo" in hp and "arc_t1" in hp
+    # Oracle groups an inline view's column (no bind repeated in GROUP BY), PostgreSQL by position.
+    assert (") t) GROUP BY bucket" if engine == "oracle" else ") t GROUP BY") in hashes
+    assert "lo" in hp and "arc_t1" in hp
     # Another table and the catalogue queries pass through unchanged.
     assert r.count_rows_sql("clinic", "patients") == d.count_rows_sql("clinic", "patients")
     assert r.primary_key_sql("clinic", "audit_log") == d.primary_key_sql("clinic", "audit_log")

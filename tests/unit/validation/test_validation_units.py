@@ -88,7 +88,7 @@ def test_postgres_hash_sql_handles_nulls_spaces_and_parallel() -> None:
     assert "SET max_parallel_workers_per_gather = 2" in PG.session_setup_sql(parallel_workers=2)
     assert "SET TimeZone = 'UTC'" in PG.session_setup_sql(parallel_workers=0)
     canonical = PG.row_hash_expr(s.source_columns, HashMode.CANONICAL)
-    assert "coalesce(length(" in canonical and "'-'" in canonical and "::bit(64)::bigint" in canonical
+    assert "coalesce(md5(" in canonical and "'-'" in canonical and "::bit(64)::bigint" in canonical
 
 
 def test_bucket_layout() -> None:
