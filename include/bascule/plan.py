@@ -33,6 +33,7 @@ from pydantic import (
 
 from bascule.durations import format_duration, parse_duration
 from bascule.engines.binds import bind_names
+from bascule.privacy.sanitize import SafeMessage, know_objects
 
 __all__ = [
     "REQUIRED_GATES",
@@ -69,7 +70,7 @@ REQUIRED_GATES: tuple[str, ...] = ("go_for_freeze", "go_live")
 # --------------------------------------------------------------------------- errors
 
 
-class PlanError(Exception):
+class PlanError(Exception, SafeMessage):
     """An invalid or unreadable plan, always renderable as ``<file>: <field>: <message>``."""
 
     def __init__(self, path: str | os.PathLike[str], field: str, message: str) -> None:
@@ -623,6 +624,8 @@ class Plan(_Section):
         if self.mode is PlanMode.PRODUCTION and self.notifications is None:
             # Gates wait for humans; in production nobody may be left unaware of one.
             raise _FieldError(("notifications",), "is required in production mode")
+        # The error sanitiser keeps the names of objects it knows, and drops every other word.
+        know_objects(self.object_names())
         return self
 
     def _check_rehearsal(self) -> None:
@@ -663,6 +666,16 @@ class Plan(_Section):
         if endpoint is not None:
             ids |= {endpoint.admin_conn_id, endpoint.app_conn_id}
         return ids
+
+    def object_names(self) -> set[str]:
+        """Every schema, table, column and role the plan names: names, never values."""
+        names: set[str] = {*self.scope.schemas, *self.scope.include_tables, *self.scope.exclude_tables}
+        names |= {self.source.app_role, self.target.app_role, *self.source.allowed_writers,
+                  *self.target.allowed_writers, *self.validation.identifying_keys}
+        if self.release is not None:
+            for table, mapping in self.release.column_mapping.items():
+                names |= {table, *mapping.renamed, *mapping.renamed.values(), *mapping.added, *mapping.dropped}
+        return names
 
     def for_rehearsal(self) -> Plan:
         """This plan on its rehearsal environment: its connections, replication and endpoint, nothing else."""

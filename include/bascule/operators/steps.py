@@ -26,11 +26,11 @@ if TYPE_CHECKING:
     from bascule.runbook.registry import Runbook
 
 
-class RunbookStepError(RuntimeError):
+class RunbookStepError(RuntimeError, SafeMessage):
     """A step failed; the message is sanitised (no row value) and names the step. Retried."""
 
 
-class RunbookStepFailed(AirflowFailException):
+class RunbookStepFailed(AirflowFailException, SafeMessage):
     """A check did not hold (differences, a refused smoke test): retrying cannot mend it."""
 
 
@@ -87,9 +87,11 @@ class RunbookStepOperator(BaseOperator):
             seconds = time.perf_counter() - t0
             runtime.step_finished(ctx, ok=False, seconds=seconds, critical_path=self.critical_path)
             error = RunbookStepFailed if isinstance(exc, AirflowFailException) else RunbookStepError
-            text = str(exc) if isinstance(exc, SafeMessage) else sanitize_error_text(str(exc))
+            text = sanitize_error_text(exc)  # a SafeMessage passes as written, with its class first
+            if isinstance(exc, SafeMessage):
+                text = f"{type(exc).__name__}: {text}"
             # `from None`: the original exception text may hold row values (DETAIL lines).
-            raise error(f"step {self.step} failed: {type(exc).__name__}: {text}") from None
+            raise error(f"step {self.step} failed: {text}") from None
         seconds = time.perf_counter() - t0
         record = {
             "step": self.step,

@@ -11,6 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bascule.privacy.sanitize import SafeMessage
+
+__all__ = ["SafeMessage"]  # re-exported: the actions and operators take it from the contract
+
 if TYPE_CHECKING:
     from bascule.plan import Plan
     from bascule.runbook.registry import Runbook
@@ -27,14 +31,6 @@ REPORT_XCOM_KEY = "cutover_report"  # the run's report, whichever runbook (a fal
 
 # A gate's options, and a manual step's only one.
 GO, NO_GO, DONE = "GO", "NO-GO", "DONE"
-
-
-class SafeMessage:
-    """Mixin for bascule's own exceptions whose text is built from identifiers and numbers only.
-
-    Their message reaches the log as written; any other exception's text is
-    sanitised first, since a driver error may quote row values.
-    """
 
 
 @dataclass
