@@ -48,6 +48,8 @@ _CLASS = re.compile(
     r"(?<![\w.])(?:[a-z_][a-z0-9_]*\.)*"
     r"([A-Z][A-Za-z0-9]*(?:Error|Exception|Violation|Warning|Timeout|Failure|Failed|Interrupt|Exit))\b"
 )
+# A driver's class named with its module (a traceback, SQLAlchemy's ``(psycopg.errors.X)``): any class name.
+_MODULE_CLASS = re.compile(r"\b(?:psycopg2?\.errors|psycopg|sqlalchemy\.exc|oracledb(?:\.exceptions)?)\.([A-Z][A-Za-z0-9]*)\b")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)*")
 _DIAG_FIELDS = ("schema_name", "table_name", "column_name", "datatype_name", "constraint_name")
 
@@ -205,6 +207,7 @@ def _sanitize(text: object, max_chars: int) -> str:
             return ""
         if not raw.strip():
             return ""
+    classes += [m.group(1) for m in _MODULE_CLASS.finditer(raw)]
     classes += [m.group(1) for m in _CLASS.finditer(raw)]
     codes += _codes_in(raw)
     names += _known_in(raw)
@@ -212,7 +215,7 @@ def _sanitize(text: object, max_chars: int) -> str:
         ["Exception"] if isinstance(text, BaseException) else [])
     parts = []
     if classes:
-        parts.append("/".join(classes[:3]))
+        parts.append("/".join(classes[:4]))
     if codes:
         parts.append("[" + ", ".join(_dedupe(codes)[:3]) + "]")
     if names:
