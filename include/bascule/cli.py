@@ -108,7 +108,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from bascule.plan_cli import check_command
 
-    return check_command(args.file)
+    return check_command(args.file, connections=args.connections)
 
 
 def lab_airflow_env(*, purpose: str = "demo", metadata: str = "control") -> dict[str, str]:
@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan_sub = plan.add_subparsers(dest="action", required=True)
     check = plan_sub.add_parser("check", help="validate a plan file: exit 0, or one line and exit 2")
     check.add_argument("file")
+    check.add_argument("--connections", action="store_true",
+                       help="also resolve the plan's connections, refuse a weak or known HMAC key in production, "
+                            "and warn on a table key neither surrogate nor identifying")
     plan.set_defaults(func=cmd_plan)
 
     from bascule import runbook_cli

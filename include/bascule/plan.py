@@ -378,6 +378,8 @@ class Validation(_Section):
     parallelism: Annotated[int, Field(strict=True, ge=1)] = 2
     key_hash_conn_id: ConnId = "bascule_key_hmac"
     identifying_keys: tuple[QualifiedColumn, ...] = ()
+    # Keys go into reports as keyed hashes unless every column of the key is listed here (ADR 0041).
+    surrogate_keys: tuple[QualifiedColumn, ...] = ()
     wait_and_confirm_s: NonNegativeSeconds = 5.0
     suites: tuple[Slug, ...] = ()
 
@@ -604,6 +606,14 @@ class Plan(_Section):
                 raise _FieldError(
                     ("validation", "identifying_keys", i), f"table {schema}.{table} is not in scope"
                 )
+        identifying = {k.lower() for k in self.validation.identifying_keys}
+        for i, key in enumerate(self.validation.surrogate_keys):
+            schema, table, _ = key.split(".", 2)
+            if not self.scope.contains(schema, table):
+                raise _FieldError(("validation", "surrogate_keys", i), f"table {schema}.{table} is not in scope")
+            if key.lower() in identifying:
+                raise _FieldError(("validation", "surrogate_keys", i),
+                                  f"{key} is also in identifying_keys: a column is one or the other")
         self._check_rehearsal()
         for step_id in self.manual_steps:
             if step_id in self.gates:
@@ -671,7 +681,8 @@ class Plan(_Section):
         """Every schema, table, column and role the plan names: names, never values."""
         names: set[str] = {*self.scope.schemas, *self.scope.include_tables, *self.scope.exclude_tables}
         names |= {self.source.app_role, self.target.app_role, *self.source.allowed_writers,
-                  *self.target.allowed_writers, *self.validation.identifying_keys}
+                  *self.target.allowed_writers, *self.validation.identifying_keys,
+                  *self.validation.surrogate_keys}
         if self.release is not None:
             for table, mapping in self.release.column_mapping.items():
                 names |= {table, *mapping.renamed, *mapping.renamed.values(), *mapping.added, *mapping.dropped}

@@ -18,7 +18,7 @@ from airflow.sdk import BaseHook
 
 from bascule.engines.base import ConnectOptions, KeyRange, LogicalDecodingDialect
 from bascule.hooks.database import MigrationDatabaseError, MigrationDatabaseHook
-from bascule.privacy.keys import KeyHasher
+from bascule.privacy.keys import KeyHasher, weak_key_reason
 from bascule.privacy.sanitize import know_objects, sanitize_error_text
 
 
@@ -157,8 +157,12 @@ class KeyHashHook(BaseHook):
         super().__init__(**kwargs)
         self.key_hash_conn_id = key_hash_conn_id
 
-    def get_hasher(self) -> KeyHasher:
+    def get_hasher(self, *, production: bool = False) -> KeyHasher:
         secret = self.get_connection(self.key_hash_conn_id).password
         if not secret:
             raise ValueError(f"connection {self.key_hash_conn_id!r}: password (the HMAC secret) is empty")
+        if production:
+            reason = weak_key_reason(secret)
+            if reason:
+                raise ValueError(f"connection {self.key_hash_conn_id!r}: the HMAC key {reason}")
         return KeyHasher(secret.encode())
