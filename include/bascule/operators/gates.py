@@ -29,6 +29,7 @@ from bascule.runbook.context import (
     SafeMessage,
     StepContext,
     plan_for_run,
+    run_conf,
 )
 from bascule.today import parse_instant, utc_now
 
@@ -85,7 +86,7 @@ class _DecisionGate:
         ))
         if self.body_from is not None:
             try:
-                plan = plan_for_run(self._plan, getattr(context.get("dag_run"), "conf", None))
+                plan = plan_for_run(self._plan, run_conf(context))
                 self.body = self.body_from(StepContext(plan=plan, airflow=context, step=self.task_id,
                                                        runbook=self.runbook))
                 ti.xcom_push(key=EVIDENCE_XCOM_KEY, value=self.body)

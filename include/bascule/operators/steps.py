@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bascule.plan import Plan, default_plan_path, load_plan
 from bascule.privacy.sanitize import sanitize_error_text
-from bascule.runbook.context import STEP_XCOM_KEY, Action, SafeMessage, StepContext, plan_for_run
+from bascule.runbook.context import STEP_XCOM_KEY, Action, SafeMessage, StepContext, plan_for_run, run_conf
 from bascule.today import utc_now
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class RunbookStepOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from bascule.runbook import announce, runtime
 
-        conf = getattr(context.get("dag_run"), "conf", None)
+        conf = run_conf(context)
         ctx = StepContext(plan=plan_for_run(self.plan, conf), airflow=context, step=self.step,
                           runbook=self.runbook, slack_background=True)
         self._bascule_step_ctx = ctx
