@@ -221,10 +221,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _echo("== the Slack thread of the run, as the team saw it (local capture) ==")
     _echo(render_thread_text(records) or "(nothing captured)")
     _echo("")
-    passwords = stack.passwords()
+    # The password stays in its 0600 file: a terminal's scrollback or a CI log is readable by others.
     _echo(f"demo: {result.state} in {time.monotonic() - started:.0f} s. The Airflow UI stays up at "
-          f"{stack.base_url} (log in as cutover_manager / {passwords['cutover_manager']}; DAG 'cutover', "
-          f"Grid view, each task's log; the gates under Required Actions).")
+          f"{stack.base_url} (log in as cutover_manager, password in {stack.passwords_file}, mode 0600; "
+          f"DAG 'cutover', Grid view, each task's log; the gates under Required Actions).")
     _echo("      Stop everything with `.venv/bin/bascule lab down`.")
     ok = result.state == "success" and all(w.get(k, 1) == 0 for k in ("lost", "lost_updates", "resurrected_deletes"))
     return 0 if ok else 1

@@ -87,9 +87,7 @@ class RunbookStepOperator(BaseOperator):
             seconds = time.perf_counter() - t0
             runtime.step_finished(ctx, ok=False, seconds=seconds, critical_path=self.critical_path)
             error = RunbookStepFailed if isinstance(exc, AirflowFailException) else RunbookStepError
-            text = sanitize_error_text(exc)  # a SafeMessage passes as written, with its class first
-            if isinstance(exc, SafeMessage):
-                text = f"{type(exc).__name__}: {text}"
+            text = sanitize_error_text(exc)  # a SafeMessage passes as written, after its class
             # `from None`: the original exception text may hold row values (DETAIL lines).
             raise error(f"step {self.step} failed: {text}") from None
         seconds = time.perf_counter() - t0

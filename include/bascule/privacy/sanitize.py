@@ -186,6 +186,8 @@ def _sanitize(text: object, max_chars: int) -> str:
     names: list[str] = []
     if isinstance(text, SafeMessage | SafeText):
         line = " ".join(str(text).split())
+        if isinstance(text, BaseException):
+            line = f"{type(text).__name__}: {line}"
         return line if len(line) <= max_chars else line[: max_chars - 1].rstrip() + "…"
     if isinstance(text, BaseException):
         chain = _chain(text)

@@ -20,8 +20,9 @@ from bascule.hooks.validation import ValidationHook
 
 
 def sqlalchemy_url(hook: ValidationHook) -> str:
-    """The provider's URI, with the driver bascule installs when the URI names none."""
-    return hook.dialect.sqlalchemy_url(hook.sql_hook.get_uri())
+    """The provider's URI, with the driver bascule installs when the URI names none, opening read-only
+    sessions: a suite's ``unexpected_rows_query`` runs as the admin, and may only read."""
+    return hook.dialect.read_only_sqlalchemy_url(hook.dialect.sqlalchemy_url(hook.sql_hook.get_uri()))
 
 
 def suite_docs(source: ValidationHook, names: Sequence[str]) -> list[dict[str, Any]]:

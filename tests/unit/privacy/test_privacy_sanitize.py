@@ -50,7 +50,7 @@ def test_bascules_own_texts_pass_as_written():
         pass
 
     assert sanitize_error_text(Own("freeze of 'clinic_app' on bascule_legacy is not proven")) == (
-        "freeze of 'clinic_app' on bascule_legacy is not proven")
+        "Own: freeze of 'clinic_app' on bascule_legacy is not proven")
     assert sanitize_error_text(SafeText("subscription bascule_sub is disabled")) == (
         "subscription bascule_sub is disabled")
 
