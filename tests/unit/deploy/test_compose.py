@@ -268,5 +268,23 @@ def test_no_service_outside_the_lab_and_oracle_profiles_carries_a_lab_connection
     env = services["airflow-scheduler"]["environment"]
     assert env["AIRFLOW__SECRETS__BACKEND"] == "${BASCULE_SECRETS_BACKEND:-}"
     lab_env = (REPO_ROOT / "compose" / "lab.env").read_text()
-    assert "LocalFilesystemBackend" in lab_env and "password" not in lab_env.lower()
+    assert "LocalFilesystemBackend" in lab_env and "PASSWORD" not in lab_env and "KEY=" not in lab_env
     assert "--connections-file" in services["lab-seed"]["command"]
+
+
+def test_a_team_deployment_is_private_by_default(services):
+    env = services["airflow-apiserver"]["environment"]
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith(":-airflow.providers.fab.auth_manager.fab_auth_manager."
+                                                       "FabAuthManager}")
+    assert "SimpleAuthManager" in (REPO_ROOT / "compose" / "lab.env").read_text()
+    # Only the TLS proxy is published to the network; the API server on the loopback; Flower, Redis not at all.
+    published = {name: s.get("ports", []) for name, s in services.items() if s.get("ports")}
+    assert set(published) == {"tls-proxy", "airflow-apiserver", "oracle-free"}
+    assert all(p.startswith("127.0.0.1:") for p in published["airflow-apiserver"] + published["oracle-free"])
+    assert "reverse_proxy airflow-apiserver:8080" in (REPO_ROOT / "compose" / "Caddyfile").read_text()
+    assert "ports" not in services["flower"] and "ports" not in services["redis"]
+    # The gate role reads the migration DAGs and answers gates, and gets no right on task instances.
+    script = "\n".join(services["airflow-init"]["command"])
+    role = [line for line in script.splitlines() if '"Cutover Gate"' in line]
+    assert any('"HITL Detail" -a can_read can_edit' in line for line in role)
+    assert not [line for line in role if "Task Instances" in line]
