@@ -7,6 +7,7 @@ with a secret held in an Airflow connection cannot, and still lets two reports
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -69,8 +70,13 @@ def key_is_hashed(table: str, key_columns: Iterable[str], *, surrogate: Iterable
 MIN_PRODUCTION_KEY_BYTES = 32
 
 
-def _repository_texts() -> Iterable[str]:
-    """The text of every file of the repository bascule runs from (its checkout or its image)."""
+@functools.cache
+def _repository_texts() -> tuple[str, ...]:
+    """The text of every file of the repository bascule runs from (its checkout or its image); read once."""
+    return tuple(_read_repository())
+
+
+def _read_repository() -> Iterable[str]:
     root = Path(__file__).resolve().parents[3]
     skip = {".git", ".venv", ".airflow", ".lab", "node_modules", "__pycache__", ".ruff_cache", ".pytest_cache"}
     suffixes = {".py", ".yaml", ".yml", ".md", ".json", ".toml", ".cfg", ".ini", ".txt", ".env", ".sh", ".sql",
