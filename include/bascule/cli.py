@@ -110,7 +110,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from bascule.plan_cli import check_command, grants_command
 
-    return grants_command(args.file) if args.action == "grants" else check_command(args.file)
+    if args.action == "grants":
+        return grants_command(args.file)
+    return check_command(args.file, connections=args.connections)
 
 
 def lab_airflow_env(*, purpose: str = "demo", metadata: str = "control") -> dict[str, str]:
@@ -223,10 +225,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _echo("== the Slack thread of the run, as the team saw it (local capture) ==")
     _echo(render_thread_text(records) or "(nothing captured)")
     _echo("")
-    passwords = stack.passwords()
+    # The password stays in its 0600 file: a terminal's scrollback or a CI log is readable by others.
     _echo(f"demo: {result.state} in {time.monotonic() - started:.0f} s. The Airflow UI stays up at "
-          f"{stack.base_url} (log in as cutover_manager / {passwords['cutover_manager']}; DAG 'cutover', "
-          f"Grid view, each task's log; the gates under Required Actions).")
+          f"{stack.base_url} (log in as cutover_manager, password in {stack.passwords_file}, mode 0600; "
+          f"DAG 'cutover', Grid view, each task's log; the gates under Required Actions).")
     _echo("      Stop everything with `.venv/bin/bascule lab down`.")
     ok = result.state == "success" and all(w.get(k, 1) == 0 for k in ("lost", "lost_updates", "resurrected_deletes"))
     return 0 if ok else 1
@@ -274,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     grants = plan_sub.add_parser("grants", help="the privileges and GoldenGate role the plan's night and "
                                  "preparation need, derived from bascule's own statements")
     grants.add_argument("file")
+    check.add_argument("--connections", action="store_true",
+                       help="also resolve the plan's connections, refuse a weak or known HMAC key in production, "
+                            "and warn on a table key neither surrogate nor identifying")
     plan.set_defaults(func=cmd_plan)
 
     from bascule import runbook_cli

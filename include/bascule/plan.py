@@ -33,6 +33,7 @@ from pydantic import (
 
 from bascule.durations import format_duration, parse_duration
 from bascule.engines.binds import bind_names
+from bascule.privacy.sanitize import SafeMessage, know_objects
 
 __all__ = [
     "REQUIRED_GATES",
@@ -73,7 +74,7 @@ REQUIRED_GATES: tuple[str, ...] = ("go_for_freeze", "go_live")
 # --------------------------------------------------------------------------- errors
 
 
-class PlanError(Exception):
+class PlanError(Exception, SafeMessage):
     """An invalid or unreadable plan, always renderable as ``<file>: <field>: <message>``."""
 
     def __init__(self, path: str | os.PathLike[str], field: str, message: str) -> None:
@@ -404,6 +405,8 @@ class Validation(_Section):
     parallelism: Annotated[int, Field(strict=True, ge=1)] = 2
     key_hash_conn_id: ConnId = "bascule_key_hmac"
     identifying_keys: tuple[QualifiedColumn, ...] = ()
+    # Keys go into reports as keyed hashes unless every column of the key is listed here (ADR 0041).
+    surrogate_keys: tuple[QualifiedColumn, ...] = ()
     wait_and_confirm_s: NonNegativeSeconds = 5.0
     suites: tuple[Slug, ...] = ()
 
@@ -768,6 +771,14 @@ class Plan(_Section):
                 raise _FieldError(
                     ("validation", "identifying_keys", i), f"table {schema}.{table} is not in scope"
                 )
+        identifying = {k.lower() for k in self.validation.identifying_keys}
+        for i, key in enumerate(self.validation.surrogate_keys):
+            schema, table, _ = key.split(".", 2)
+            if not self.scope.contains(schema, table):
+                raise _FieldError(("validation", "surrogate_keys", i), f"table {schema}.{table} is not in scope")
+            if key.lower() in identifying:
+                raise _FieldError(("validation", "surrogate_keys", i),
+                                  f"{key} is also in identifying_keys: a column is one or the other")
         self._check_rehearsal()
         for step_id in self.manual_steps:
             if step_id in self.gates:
@@ -793,6 +804,8 @@ class Plan(_Section):
             # calendar there is nothing to check it against.
             raise _FieldError(("calendar",), "is required in production mode: the night's date, the milestones "
                               "and the rehearsals")
+        # The error sanitiser keeps the names of objects it knows, and drops every other word.
+        know_objects(self.object_names())
         return self
 
     def _check_rehearsal(self) -> None:
@@ -833,6 +846,17 @@ class Plan(_Section):
         if endpoint is not None:
             ids |= {endpoint.admin_conn_id, endpoint.app_conn_id}
         return ids
+
+    def object_names(self) -> set[str]:
+        """Every schema, table, column and role the plan names: names, never values."""
+        names: set[str] = {*self.scope.schemas, *self.scope.include_tables, *self.scope.exclude_tables}
+        names |= {self.source.app_role, self.target.app_role, *self.source.allowed_writers,
+                  *self.target.allowed_writers, *self.validation.identifying_keys,
+                  *self.validation.surrogate_keys}
+        if self.release is not None:
+            for table, mapping in self.release.column_mapping.items():
+                names |= {table, *mapping.renamed, *mapping.renamed.values(), *mapping.added, *mapping.dropped}
+        return names
 
     def for_rehearsal(self) -> Plan:
         """This plan on its rehearsal environment: its connections, replication and endpoint, nothing else."""

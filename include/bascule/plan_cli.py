@@ -18,7 +18,7 @@ EXIT_INTERNAL = 1
 EXIT_INVALID = 2
 
 
-def check_command(path: str) -> int:
+def check_command(path: str, *, connections: bool = False) -> int:
     """Print a one-line summary and return 0, or one ``<file>: <field>: <message>`` line on stderr and 2.
 
     Never lets a traceback out: the output is read on a cutover call or parsed by CI.
@@ -34,6 +34,8 @@ def check_command(path: str) -> int:
         return EXIT_INTERNAL
     try:
         places = gate_places(plan)
+        if connections:
+            check_connections(plan)
     except PlanError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID
@@ -63,6 +65,63 @@ def calendar_lines(plan: Plan) -> list[str]:
         done = f": {milestone.done}" if milestone is not None else ""
         lines.append(f"  {day.isoformat()} {event}{done}")
     return lines
+
+
+def _resolve(plan: Plan, field: str, conn_id: str) -> Any:
+    from airflow.sdk import BaseHook
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception as exc:  # AirflowNotFoundException, or a secrets backend that cannot be reached
+        raise PlanError(plan.path or plan.name, field,
+                        f"connection {conn_id!r} cannot be resolved ({type(exc).__name__})") from None
+
+
+def check_connections(plan: Plan) -> None:
+    """Resolve every connection the plan names (no database is contacted) and judge the HMAC key.
+
+    A production plan refuses a key shorter than 32 bytes or written anywhere in the repository (the lab's):
+    with a known key, anyone can hash every MRN and read a report's hashes back. Then, on the source's
+    catalog, warn (stderr, exit still 0) on each table key neither surrogate nor identifying: it is hashed.
+    """
+    from bascule.privacy.keys import weak_key_reason
+
+    key = _resolve(plan, "validation.key_hash_conn_id", plan.validation.key_hash_conn_id)
+    if plan.mode.value == "production":
+        reason = weak_key_reason(key.password or "")
+        if reason:
+            raise PlanError(plan.path or plan.name, "validation.key_hash_conn_id",
+                            f"connection {plan.validation.key_hash_conn_id!r}: the HMAC key {reason}")
+    _resolve(plan, "decisions.key_conn_id", plan.decisions.key_conn_id)
+    for conn_id in sorted(plan.connection_ids()):
+        _resolve(plan, "(connections)", conn_id)
+    for line in unmarked_keys(plan):
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def unmarked_keys(plan: Plan) -> list[str]:
+    """Table keys on the source that the plan marks neither surrogate nor identifying (they are hashed)."""
+    from bascule.hooks.validation import ValidationHook
+    from bascule.privacy.keys import identifying_key, surrogate_key
+
+    hook = ValidationHook(db_conn_id=plan.source.conn_id, engine=plan.source.engine.value)
+    try:
+        # The catalog's tables and primary keys only: no row is counted or read.
+        tables = hook.records(hook.dialect.inventory_tables_sql(list(plan.scope.schemas)))
+    except Exception as exc:  # the check of the plan itself is done; the catalog is a bonus
+        return [f"cannot read the source's keys ({type(exc).__name__}): key columns not checked"]
+    out = []
+    for schema, table, _partitioned, _partitions, _bytes, pk, _replident in tables:
+        if not plan.scope.contains(schema, table):
+            continue
+        name = f"{schema}.{table}"
+        columns = pk.split(",") if pk else []
+        if not columns or identifying_key(name, columns, plan.validation.identifying_keys):
+            continue
+        if not surrogate_key(name, columns, plan.validation.surrogate_keys):
+            out.append(f"{name} key ({', '.join(columns)}) is neither in validation.surrogate_keys nor in "
+                       "validation.identifying_keys: reports hash it")
+    return out
 
 
 def gate_places(plan: Plan) -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from bascule_lab.common import free_port
+from bascule_lab.common import free_port, write_private
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 CELERY_WORKERS = 2
@@ -105,8 +105,7 @@ class AirflowStack:
         state = json.loads(state_file.read_text()) if state_file.exists() else {}
         if "jwt_secret" not in state:
             state["jwt_secret"] = secrets.token_urlsafe(32)
-            state_file.write_text(json.dumps(state))
-            state_file.chmod(0o600)
+            write_private(state_file, json.dumps(state))
         assert self.port is not None
         return {
             **os.environ,
@@ -182,8 +181,7 @@ class AirflowStack:
     def _write_passwords(self) -> None:
         existing = self.passwords() if self.passwords_file.exists() else {}
         wanted = {u: existing.get(u) or secrets.token_urlsafe(12) for u in self.users}
-        self.passwords_file.write_text(json.dumps(wanted))
-        self.passwords_file.chmod(0o600)
+        write_private(self.passwords_file, json.dumps(wanted))
 
     def start(self, *, timeout: float = 180) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
@@ -50,6 +51,7 @@ from bascule_lab.common import (
     port_in_use,
     run_as_lab_user,
     wait_gone,
+    write_private,
 )
 from bascule_lab.pgbouncer import LabPgBouncer
 
@@ -135,11 +137,8 @@ class Lab:
         return state
 
     def _save_state(self, state: LabState) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(state), indent=2))
-        tmp.chmod(0o600)
-        tmp.replace(self.state_file)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(self.state_file, json.dumps(dataclasses.asdict(state), indent=2))
 
     # ------------------------------------------------------------ processes
     def _run(self, argv: list[str], *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -169,13 +168,18 @@ class Lab:
     def up(self) -> LabState:
         bindir = _require_binaries()
         self._ensure_lab_user()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o755)
+        # 0700, owned by the account the clusters run as: no other local account can reach the sockets,
+        # the data or the state file with the roles' passwords (root passes anyway).
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+        self._chown(self.root)
         state = self.state() if self.state_file.exists() else LabState.new()
         for name in CLUSTERS:
             cluster_dir = self.root / name
-            cluster_dir.mkdir(exist_ok=True)
-            self.socket_dir(name).mkdir(exist_ok=True)
+            cluster_dir.mkdir(mode=0o700, exist_ok=True)
+            self.socket_dir(name).mkdir(mode=0o700, exist_ok=True)
+            cluster_dir.chmod(0o700)
+            self.socket_dir(name).chmod(0o700)
             self._chown(cluster_dir)
             self._chown(self.socket_dir(name))
             if not (self.data_dir(name) / "PG_VERSION").exists():
@@ -201,8 +205,7 @@ class Lab:
     def _initdb(self, bindir: Path, name: str) -> None:
         self.echo(f"lab: initdb {name} in {self.data_dir(name)}")
         pwfile = self.root / name / ".pw"
-        pwfile.write_text(secrets.token_urlsafe(24))
-        self._chown(pwfile)
+        write_private(pwfile, secrets.token_urlsafe(24), lab_user=True)
         try:
             self._run([
                 str(bindir / "initdb"), "-D", str(self.data_dir(name)), "-U", "postgres",
@@ -211,18 +214,26 @@ class Lab:
             ])
         finally:
             pwfile.unlink(missing_ok=True)
-        hba = self.data_dir(name) / "pg_hba.conf"
-        hba.write_text(
-            "# bascule lab: superuser over the unix socket only; every role over TCP with a password\n"
-            "local   all          postgres                  trust\n"
-            "local   all          all                       scram-sha-256\n"
-            "host    all          all         127.0.0.1/32  scram-sha-256\n"
-            "host    replication  all         127.0.0.1/32  scram-sha-256\n"
-        )
-        self._chown(hba)
+        self._write_hba(name)
         conf = self.data_dir(name) / "postgresql.conf"
         with conf.open("a") as fh:
             fh.write("\ninclude_if_exists = 'bascule.conf'\n")
+
+    def _write_hba(self, name: str) -> None:
+        """Superuser only over the socket and only by peer: the OS account running the lab (root, the lab
+        user, the developer), mapped to ``postgres``; any other local account is refused. Every other
+        role connects over TCP with a scram password."""
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        owners = sorted({me, "root", LAB_USER} if self._as_root else {me})
+        write_private(self.data_dir(name) / "pg_ident.conf", "# bascule lab: who may be the superuser\n" + "".join(
+            f"lab   {user:<12} postgres\n" for user in owners), lab_user=True)
+        write_private(self.data_dir(name) / "pg_hba.conf", (
+            "# bascule lab: superuser over the unix socket, by peer, for the lab's own accounts only;\n"
+            "# every role over TCP with a password\n"
+            "local   all          postgres                  peer map=lab\n"
+            "local   all          all                       scram-sha-256\n"
+            "host    all          all         127.0.0.1/32  scram-sha-256\n"
+            "host    replication  all         127.0.0.1/32  scram-sha-256\n"), lab_user=True)
 
     def _write_conf(self, name: str, port: int) -> None:
         # Sized for two shared cores: three clusters, plus Airflow, on one small machine.
@@ -253,9 +264,9 @@ class Lab:
             "lc_messages": "'C.UTF-8'",
             "cluster_name": f"'bascule-{name}'",
         }
-        path = self.data_dir(name) / "bascule.conf"
-        path.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
-        self._chown(path)
+        write_private(self.data_dir(name) / "bascule.conf", "".join(f"{k} = {v}\n" for k, v in settings.items()),
+                      lab_user=True)
+        self._write_hba(name)  # labs made before peer authentication get it at their next start
 
     def _start(self, bindir: Path, name: str) -> None:
         log = self.log_file(name)
@@ -404,10 +415,7 @@ class Lab:
             for name in ("bascule_legacy", "bascule_new", "bascule_legacy_app", "bascule_new_app",
                          "bascule_legacy_repl", "bascule_new_repl", "bascule_endpoint_admin", "bascule_endpoint_app")
         })
-        tmp = self.connections_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(conns, indent=2))
-        tmp.chmod(0o600)
-        tmp.replace(self.connections_file)
+        write_private(self.connections_file, json.dumps(conns, indent=2))
 
     # ---------------------------------------------------------------- seed
     def _fingerprint(self, release_migration: Path | None) -> str:

@@ -121,6 +121,19 @@ def run_as_lab_user(argv: list[str], *, check: bool = True,
     return proc
 
 
+def write_private(path: Path, text: str, *, mode: int = 0o600, lab_user: bool = False) -> None:
+    """Write ``text`` to ``path`` atomically, the file created with its final ``mode``: a secret is never
+    readable by another local account, not even between the write and a chmod."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    if lab_user:
+        chown_to_lab_user(tmp)
+    tmp.replace(path)
+
+
 def chown_to_lab_user(path: Path) -> None:
     if as_root():
         shutil.chown(path, user=LAB_USER, group=LAB_USER)

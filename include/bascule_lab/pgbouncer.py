@@ -51,6 +51,7 @@ from bascule_lab.common import (
     port_in_use,
     run_as_lab_user,
     wait_gone,
+    write_private,
 )
 
 PGBOUNCER_BIN = Path(os.environ.get("BASCULE_PGBOUNCER_BIN", "/usr/sbin/pgbouncer"))
@@ -118,10 +119,7 @@ class LabPgBouncer:
         return PgBouncerState(**json.loads(self.state_file.read_text()))
 
     def _save_state(self, state: PgBouncerState) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(state)))
-        tmp.chmod(0o600)
-        tmp.replace(self.state_file)
+        write_private(self.state_file, json.dumps(dataclasses.asdict(state)))
 
     def pid(self) -> int | None:
         return live_pid(self.pid_file)
@@ -218,18 +216,11 @@ class LabPgBouncer:
                 f"%include {self.databases_file}\n")
 
     def _write_private(self, path: Path, text: str) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o600)
-        chown_to_lab_user(tmp)
-        tmp.replace(path)
+        write_private(path, text, lab_user=True)
 
     def _write_shared(self, path: Path, text: str) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o644)
-        chown_to_lab_user(tmp)
-        tmp.replace(path)
+        # Read by the lab's PgBouncer only, like the rest: shared with no other account either.
+        write_private(path, text, lab_user=True)
 
     # ------------------------------------------------------------- down
     def down(self) -> None:

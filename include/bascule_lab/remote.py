@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -222,6 +223,50 @@ def _passwords_from_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {role: environ[password_env_var(role)] for role in seeding.ROLES}
 
 
+def write_connections(path: Path, source_dsn: str, target_dsn: str, *, passwords: Mapping[str, str],
+                      dbname: str) -> None:
+    """The lab's Airflow connections, as a LocalFilesystemBackend reads them, created with mode 0600.
+
+    The compose file's Airflow services carry no lab credential (docker-compose.yaml, profile ``lab``): they
+    read this file through the secrets backend only when started with the lab's env file. The HMAC and
+    decision keys are made here, once, at random: no key of the lab is written in the repository.
+    """
+    import json
+    import secrets
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    existing: dict[str, Any] = json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
+
+    def pg(dsn: str, role: str, description: str) -> dict[str, Any]:
+        info = conninfo_to_dict(dsn)
+        return {"conn_type": "postgres", "host": info.get("host"), "port": int(info.get("port") or 5432),
+                "login": role, "password": passwords[role], "schema": dbname, "description": description}
+
+    def key(name: str) -> str:
+        return str((existing.get(name) or {}).get("password") or secrets.token_hex(32))
+
+    conns = {
+        **existing,
+        "bascule_legacy": pg(source_dsn, "bascule_admin", "lab source, migration admin"),
+        "bascule_new": pg(target_dsn, "bascule_admin", "lab target, migration admin"),
+        "bascule_legacy_app": pg(source_dsn, "clinic_app", "lab source, as the application"),
+        "bascule_new_app": pg(target_dsn, "clinic_app", "lab target, as the application"),
+        "bascule_legacy_repl": pg(source_dsn, "bascule_repl", "lab source, replication role"),
+        "bascule_new_repl": pg(target_dsn, "bascule_repl", "lab target, replication role (reverse)"),
+        "bascule_key_hmac": {"conn_type": "generic", "password": key("bascule_key_hmac")},
+        "bascule_decision_key": {"conn_type": "generic", "password": key("bascule_decision_key")},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    # Created with its final mode: never readable by others, not even for an instant.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(conns, fh, indent=2)
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """``python -m bascule_lab.remote``: seed from the environment; exit 0, or 2 with one line."""
     from bascule_lab.clusters import default_release_migration
@@ -234,6 +279,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     parser.add_argument("--release-migration", default=str(default_release_migration()),
                         help="SQL applied to the target after the schema ('' for none)")
     parser.add_argument("--dbname", default=APP_DB)
+    parser.add_argument("--connections-file", default=env.get("BASCULE_LAB_CONNECTIONS_FILE") or None,
+                        help="write the lab's Airflow connections there (0600), for a LocalFilesystemBackend")
     args = parser.parse_args(argv)
     try:
         dsns = {}
@@ -247,6 +294,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
             passwords=_passwords_from_env(env), seed=args.seed, dbname=args.dbname,
             progress=lambda line: print(f"seed-remote: {line}", flush=True),
         )
+        if args.connections_file:
+            write_connections(Path(args.connections_file), dsns[SOURCE_DSN_ENV], dsns[TARGET_DSN_ENV],
+                              passwords=_passwords_from_env(env), dbname=args.dbname)
     except (RemoteSeedError, ValueError) as exc:
         print(f"seed-remote: {exc}", file=sys.stderr)
         return 2

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bascule.hooks.cutover import CatalogFinding, CutoverDatabaseHook
+from bascule.privacy.sanitize import SafeMessage
 
 
-class FixupError(RuntimeError):
+class FixupError(RuntimeError, SafeMessage):
     """A fix-up cannot be applied safely; the message names the object."""
 
 

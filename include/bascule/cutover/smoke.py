@@ -32,6 +32,7 @@ from bascule.engines.base import ConnectOptions
 from bascule.hooks.cutover import LentRights
 from bascule.hooks.database import MigrationDatabaseHook
 from bascule.plan import SmokeCheck, SmokeKind
+from bascule.privacy.sanitize import SafeMessage
 
 # How the write checks ran (SmokeResult.write_path).
 THROUGH_ENDPOINT = "endpoint"
@@ -42,7 +43,7 @@ SKIPPED = "skipped"  # closed, and the engine cannot lend rights: not run
 _OPTIONS = ConnectOptions(through_pooler=True, application_name="bascule-smoke", connect_timeout_s=10)
 
 
-class SmokeCheckFailed(Exception):
+class SmokeCheckFailed(Exception, SafeMessage):
     """A check answered, but not as the plan says (too few rows, no key); the message holds no value."""
 
 

@@ -84,6 +84,11 @@ class EngineDialect(abc.ABC):
             return f"{self.sqlalchemy_scheme}://{rest}"
         return uri
 
+    def read_only_sqlalchemy_url(self, url: str) -> str:
+        """``url`` whose sessions refuse writes, where the engine can say so in a URL (PostgreSQL); Oracle
+        has no session-wide read-only mode: its suites rely on the connection's user's grants."""
+        return url
+
     def lob_text(self, value: Any) -> Any:
         """A large-object column's value as text (drivers that stream LOBs return a locator)."""
         return value

@@ -38,6 +38,15 @@ class PostgresEngine(EngineDialect):
     provider_conn_arg = "postgres_conn_id"
     driver_modules = ("psycopg", "psycopg2")
     sqlalchemy_scheme = "postgresql+psycopg"
+
+    def read_only_sqlalchemy_url(self, url: str) -> str:
+        """``url`` whose sessions start read-only (libpq ``options``): what a suite's SQL runs in."""
+        from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        query["options"] = f"{query.get('options', '')} -c default_transaction_read_only=on".strip()
+        return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
     gx_data_source = "postgres"
     supports_logical_decoding = True
     runs_preparation_live = True
@@ -100,6 +109,8 @@ _PG_SESSION = (
     "SET bytea_output = 'hex'",
     # One query per table over millions of rows: compiling it would cost more than it saves.
     "SET jit = off",
+    # A comparison only reads (slots are not transactions' writes): any write in it is refused by the server.
+    "SET default_transaction_read_only = on",
 )
 
 

@@ -33,7 +33,7 @@ class PreparationDatabaseError(MigrationDatabaseError):
 
 
 def _safe(exc: BaseException) -> str:
-    return sanitize_error_text(f"{type(exc).__name__}: {exc}")
+    return sanitize_error_text(exc)
 
 
 class AssessmentHook(MigrationDatabaseHook):
@@ -185,7 +185,8 @@ class AssessmentHook(MigrationDatabaseHook):
             producer.wait(timeout=timeout_s)
             err = producer.stderr.read().decode(errors="replace") if producer.stderr else ""
         if producer.returncode or consumer.returncode:
-            text = sanitize_error_text((err + consumer.stderr.decode(errors="replace"))[-800:])
+            # The whole stderr: the sanitiser keeps only codes and known names, so no tail cut mid-line matters.
+            text = sanitize_error_text(err + consumer.stderr.decode(errors="replace"))
             raise PreparationDatabaseError(f"copy of {source_db} into {clone_db} failed: {text}")
 
     def run_pgbench(self, args: Sequence[str], *, dbname: str, conn_id: str | None = None, cwd: Path,
@@ -195,7 +196,7 @@ class AssessmentHook(MigrationDatabaseHook):
                               env=self.libpq_env(dbname=dbname, conn_id=conn_id))
         if proc.returncode != 0:
             raise PreparationDatabaseError(
-                f"pgbench failed (exit {proc.returncode}): {sanitize_error_text(proc.stderr[-1500:])}")
+                f"pgbench failed (exit {proc.returncode}): {sanitize_error_text(proc.stderr)}")
         return proc.stdout
 
     def copy_rows(self, *, source_table: Any, target: AssessmentHook, target_table: Any) -> int:

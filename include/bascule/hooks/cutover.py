@@ -23,6 +23,7 @@ from bascule.engines import cutover_dialect_for
 from bascule.engines.base import ConnectOptions, EngineDialect
 from bascule.engines.cutover_base import PUBLIC, CutoverDialect, FreezeFinding, Grant, Statement
 from bascule.hooks.database import MigrationDatabaseError, MigrationDatabaseHook
+from bascule.privacy.sanitize import SafeMessage
 from bascule.today import utc_now
 
 # The probe goes through the application's endpoint: maybe a transaction pooler, no prepared statement.
@@ -33,11 +34,11 @@ class CutoverDatabaseError(MigrationDatabaseError):
     """A cutover statement failed; the database's text is sanitised (a DETAIL can carry row values)."""
 
 
-class FreezeError(RuntimeError):
+class FreezeError(RuntimeError, SafeMessage):
     """The freeze could not be made complete; the message names what still lets the application write."""
 
 
-class ProbeError(RuntimeError):
+class ProbeError(RuntimeError, SafeMessage):
     """The probe write through the endpoint did not commit: writes are not proven open."""
 
 

@@ -24,12 +24,12 @@ from airflow.sdk import BaseHook
 from bascule.engines import dialect_for
 from bascule.engines.base import ConnectOptions, Dialect, EngineDialect
 from bascule.inventory import SequenceInventory, SideInventory, TableInventory
-from bascule.privacy.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import SafeMessage, know_objects, sanitize_error_text
 
 Statement = tuple[Any, dict[str, Any]] | str
 
 
-class MigrationDatabaseError(RuntimeError):
+class MigrationDatabaseError(RuntimeError, SafeMessage):
     """A database call failed; the driver's text is sanitised (a DETAIL can carry row values)."""
 
 
@@ -124,7 +124,7 @@ class MigrationDatabaseHook(BaseHook):
 
     def describe_error(self, exc: BaseException, *, doing: str | None = None) -> str:
         what = f"{doing}: " if doing else ""
-        return f"{self.db_conn_id}: {what}{type(exc).__name__}: {sanitize_error_text(str(exc))}"
+        return f"{self.db_conn_id}: {what}{sanitize_error_text(exc)}"
 
     @staticmethod
     def rows(conn: Any, query: Statement) -> list[tuple[Any, ...]]:
@@ -154,6 +154,7 @@ class MigrationDatabaseHook(BaseHook):
         ):
             if keep is not None and not keep(schema, name):
                 continue
+            know_objects([f"{schema}.{name}", *(pk.split(",") if pk else ())])
             (rows,) = self.records(self.dialect.count_rows_sql(schema, name))[0]
             tables.append(TableInventory(
                 schema=schema, name=name, rows=int(rows), total_bytes=int(total_bytes or 0),

@@ -18,8 +18,8 @@ from airflow.sdk import BaseHook
 
 from bascule.engines.base import ConnectOptions, KeyRange, LogicalDecodingDialect
 from bascule.hooks.database import MigrationDatabaseError, MigrationDatabaseHook
-from bascule.privacy.keys import KeyHasher
-from bascule.privacy.sanitize import sanitize_error_text
+from bascule.privacy.keys import KeyHasher, weak_key_reason
+from bascule.privacy.sanitize import know_objects, sanitize_error_text
 
 
 class ValidationDatabaseError(MigrationDatabaseError):
@@ -49,11 +49,13 @@ class ComparisonSession:
                 return [tuple(_plain(v) for v in row) for row in cur.fetchall()]
         except Exception as exc:  # any driver error may quote row values
             raise ValidationDatabaseError(
-                f"{self.hook.db_conn_id}: {type(exc).__name__}: {sanitize_error_text(exc)}"
+                f"{self.hook.db_conn_id}: {sanitize_error_text(exc)}"
             ) from None
 
     def columns(self, schema: str, table: str) -> list[tuple[str, str]]:
-        return [(str(n), str(t)) for n, t in self.rows(self.dialect.table_columns_sql(schema, table))]
+        columns = [(str(n), str(t)) for n, t in self.rows(self.dialect.table_columns_sql(schema, table))]
+        know_objects([f"{schema}.{table}", *(n for n, _ in columns)])
+        return columns
 
     def primary_key(self, schema: str, table: str) -> list[tuple[str, str]]:
         return [(str(n), str(t)) for n, t in self.rows(self.dialect.primary_key_sql(schema, table))]
@@ -155,8 +157,12 @@ class KeyHashHook(BaseHook):
         super().__init__(**kwargs)
         self.key_hash_conn_id = key_hash_conn_id
 
-    def get_hasher(self) -> KeyHasher:
+    def get_hasher(self, *, production: bool = False) -> KeyHasher:
         secret = self.get_connection(self.key_hash_conn_id).password
         if not secret:
             raise ValueError(f"connection {self.key_hash_conn_id!r}: password (the HMAC secret) is empty")
+        if production:
+            reason = weak_key_reason(secret)
+            if reason:
+                raise ValueError(f"connection {self.key_hash_conn_id!r}: the HMAC key {reason}")
         return KeyHasher(secret.encode())

@@ -73,6 +73,7 @@ from bascule.hooks.slack import (
 )
 from bascule.notifications.blocks import AirflowLinks, SlackMessage, render
 from bascule.notifications.events import Event, EventKind, RunStarted, TaskFailed, TaskRef
+from bascule.privacy.sanitize import SafeText, sanitize_error_text
 
 LEDGER_XCOM_KEY = "bascule_slack_ledger"
 THREAD_VARIABLE_PREFIX = "bascule_slack_thread__"
@@ -851,5 +852,6 @@ def task_failed_from_context(context: Mapping[str, Any]) -> TaskFailed:
         run_id=ti.run_id,
         task=ref,
         error_type=type(exc).__name__ if exc is not None else "UnknownError",
-        cause=str(exc) if exc is not None else "",
+        # Sanitised from the exception itself (its class, SQLSTATE, diagnostics), then passed as safe text.
+        cause=SafeText(sanitize_error_text(exc)) if exc is not None else "",
     )

@@ -11,7 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bascule.runbook.context import DRAIN_STARTED_XCOM_KEY, DRAIN_TIMING_XCOM_KEY, StepContext, plan_for_run
+from bascule.runbook.context import (
+    DRAIN_STARTED_XCOM_KEY,
+    DRAIN_TIMING_XCOM_KEY,
+    StepContext,
+    plan_for_run,
+    run_conf,
+)
 from bascule.sensors.replication import ReplicationCaughtUpSensor
 
 if TYPE_CHECKING:
@@ -40,7 +46,7 @@ class DrainSensor(ReplicationCaughtUpSensor):
 
     def _run_plan(self, context: Any) -> Any:
         """The plan of this run: a rehearsal drains its own environment's replication, never production's."""
-        plan = plan_for_run(self._plan, getattr(context.get("dag_run"), "conf", None))
+        plan = plan_for_run(self._plan, run_conf(context))
         if plan is not self._plan and not getattr(self, "_bascule_rehearsal", False):
             from bascule.replication.factory import drain_config
 

@@ -36,6 +36,7 @@ from bascule.runbook.context import (
     SafeMessage,
     StepContext,
     plan_for_run,
+    run_conf,
 )
 from bascule.today import parse_instant, utc_now
 
@@ -129,7 +130,7 @@ class _DecisionGate:
         ti = context["ti"]
         if self.body_from is not None:
             try:
-                plan = plan_for_run(self._plan, getattr(context.get("dag_run"), "conf", None))
+                plan = plan_for_run(self._plan, run_conf(context))
                 self.body = self.body_from(StepContext(plan=plan, airflow=context, step=self.task_id,
                                                        runbook=self.runbook))
                 ti.xcom_push(key=EVIDENCE_XCOM_KEY, value=self.body)

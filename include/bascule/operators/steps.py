@@ -19,18 +19,18 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bascule.plan import Plan, default_plan_path, load_plan
 from bascule.privacy.sanitize import sanitize_error_text
-from bascule.runbook.context import STEP_XCOM_KEY, Action, SafeMessage, StepContext, plan_for_run
+from bascule.runbook.context import STEP_XCOM_KEY, Action, SafeMessage, StepContext, plan_for_run, run_conf
 from bascule.today import utc_now
 
 if TYPE_CHECKING:
     from bascule.runbook.registry import Runbook
 
 
-class RunbookStepError(RuntimeError):
+class RunbookStepError(RuntimeError, SafeMessage):
     """A step failed; the message is sanitised (no row value) and names the step. Retried."""
 
 
-class RunbookStepFailed(AirflowFailException):
+class RunbookStepFailed(AirflowFailException, SafeMessage):
     """A check did not hold (differences, a refused smoke test): retrying cannot mend it."""
 
 
@@ -70,7 +70,7 @@ class RunbookStepOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from bascule.runbook import announce, runtime
 
-        conf = getattr(context.get("dag_run"), "conf", None)
+        conf = run_conf(context)
         ctx = StepContext(plan=plan_for_run(self.plan, conf), airflow=context, step=self.step,
                           runbook=self.runbook, slack_background=True)
         self._bascule_step_ctx = ctx
@@ -87,9 +87,9 @@ class RunbookStepOperator(BaseOperator):
             seconds = time.perf_counter() - t0
             runtime.step_finished(ctx, ok=False, seconds=seconds, critical_path=self.critical_path)
             error = RunbookStepFailed if isinstance(exc, AirflowFailException) else RunbookStepError
-            text = str(exc) if isinstance(exc, SafeMessage) else sanitize_error_text(str(exc))
+            text = sanitize_error_text(exc)  # a SafeMessage passes as written, after its class
             # `from None`: the original exception text may hold row values (DETAIL lines).
-            raise error(f"step {self.step} failed: {type(exc).__name__}: {text}") from None
+            raise error(f"step {self.step} failed: {text}") from None
         seconds = time.perf_counter() - t0
         record = {
             "step": self.step,

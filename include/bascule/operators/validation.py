@@ -160,7 +160,11 @@ class SuiteRunOperator(GXValidateCheckpointOperator):
             yield context
 
     def _checkpoint(self, context: Any) -> Any:
-        return context.checkpoints.get(self.suite)
+        from bascule.validation.suites import StrippedCheckpoint
+
+        # The provider pushes the run's describe_dict() to XCom: the stripped one (exception_info quotes a
+        # failed CAST's value), with each expectation's raised class kept.
+        return StrippedCheckpoint(context.checkpoints.get(self.suite))
 
     def execute(self, context: Any) -> None:
         from great_expectations_provider.common.errors import GXValidationFailed
@@ -177,11 +181,11 @@ class SuiteRunOperator(GXValidateCheckpointOperator):
         quiet_gx()
         ti = context["ti"]
         path = run_folder(self.plan_name, ti.dag_id, ti.run_id) / f"{self.task_id}.html"
-        failed: GXValidationFailed | None = None
+        failed: bool | None = None
         try:
             super().execute(context)
-        except GXValidationFailed as exc:
-            failed = exc
+        except GXValidationFailed:
+            failed = True
         result = ti.xcom_pull(task_ids=self.task_id, key="return_value") or {}
         summary = outcome_summary(result)
         path.parent.mkdir(parents=True, exist_ok=True)

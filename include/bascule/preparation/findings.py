@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bascule.privacy.sanitize import SafeMessage
+
 
 class Severity(enum.StrEnum):
     PASS = "PASS"
@@ -41,7 +43,7 @@ class Finding:
         return cls(**{k: data.get(k) for k in ("check", "object", "severity", "message", "fix", "side")})
 
 
-class GateBlocked(RuntimeError):
+class GateBlocked(RuntimeError, SafeMessage):
     """A stage found BLOCKERs: its gate must not open. The message lists each one with its fix."""
 
 

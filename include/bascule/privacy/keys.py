@@ -7,12 +7,14 @@ with a secret held in an Airflow connection cannot, and still lets two reports
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 HASH_PREFIX = "hmac-sha256:"
@@ -48,6 +50,61 @@ def identifying_key(table: str, key_columns: Iterable[str], identifying: Iterabl
     """True when any key column of ``schema.table`` is listed in ``plan.validation.identifying_keys``."""
     listed = {c.lower() for c in identifying}
     return any(f"{table}.{c}".lower() in listed for c in key_columns)
+
+
+def surrogate_key(table: str, key_columns: Iterable[str], surrogate: Iterable[str]) -> bool:
+    """True when every key column of ``schema.table`` is listed in ``plan.validation.surrogate_keys``."""
+    listed = {c.lower() for c in surrogate}
+    columns = list(key_columns)
+    return bool(columns) and all(f"{table}.{c}".lower() in listed for c in columns)
+
+
+def key_is_hashed(table: str, key_columns: Iterable[str], *, surrogate: Iterable[str],
+                  identifying: Iterable[str] = ()) -> bool:
+    """A key is hashed unless the plan marks all its columns surrogate (and none identifying): the default
+    is the safe one, so a key nobody thought about (an MRN in another table's key) never goes out raw."""
+    columns = list(key_columns)
+    return identifying_key(table, columns, identifying) or not surrogate_key(table, columns, surrogate)
+
+
+MIN_PRODUCTION_KEY_BYTES = 32
+
+
+@functools.cache
+def _repository_texts() -> tuple[str, ...]:
+    """The text of every file of the repository bascule runs from (its checkout or its image); read once."""
+    return tuple(_read_repository())
+
+
+def _read_repository() -> Iterable[str]:
+    root = Path(__file__).resolve().parents[3]
+    skip = {".git", ".venv", ".airflow", ".lab", "node_modules", "__pycache__", ".ruff_cache", ".pytest_cache"}
+    suffixes = {".py", ".yaml", ".yml", ".md", ".json", ".toml", ".cfg", ".ini", ".txt", ".env", ".sh", ".sql",
+                ".example", ".conf", ""}
+    for path in root.rglob("*"):
+        if any(part in skip for part in path.relative_to(root).parts) or not path.is_file():
+            continue
+        if path.suffix not in suffixes or path.stat().st_size > 2_000_000:
+            continue
+        try:
+            yield path.read_text(encoding="utf-8", errors="ignore")
+        except OSError:
+            continue
+
+
+def weak_key_reason(secret: bytes | str, *, texts: Iterable[str] | None = None) -> str | None:
+    """Why ``secret`` is unfit to hash a production night's keys, or None.
+
+    At least 32 bytes, and not a key written anywhere in the repository (the lab's, an example's): a known
+    key lets anyone hash every possible MRN and read the reports' hashes back.
+    """
+    raw = secret.encode() if isinstance(secret, str) else secret
+    if len(raw) < MIN_PRODUCTION_KEY_BYTES:
+        return f"is {len(raw)} bytes, a production key needs at least {MIN_PRODUCTION_KEY_BYTES}"
+    text = raw.decode(errors="ignore").strip()
+    if text and any(text in t for t in (texts if texts is not None else _repository_texts())):
+        return "appears in bascule's repository (a lab or example key): anyone can read it"
+    return None
 
 
 class KeyRenderer:

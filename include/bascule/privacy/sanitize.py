@@ -1,125 +1,228 @@
-"""Strip anything that could be a row value from free text before it leaves bascule.
+"""Render an error for logs, XCom, reports and Slack keeping only what is known not to be a row value.
 
-Typed events are the primary privacy control: their fields can only hold
-identifiers, numbers, enums and timestamps. The one exception is a *cause*
-(why a task failed, why replication broke), which usually comes from a
-database error, and database errors quote the offending row:
+A database error quotes the row it choked on, in every style there is: quoted
+(``Key (mrn)=(MRN0001)``), unquoted and lowercase (``invalid input syntax for
+type double precision: dupont``), in DETAIL, CONTEXT and HINT lines, inside a
+``raise_application_error`` text (``ORA-20001: patient jean dupont``), or cut
+in the middle when a caller keeps the tail of a tool's stderr. An earlier
+sanitiser tried to recognise values and redact them; each of those styles got
+through it. This one does the opposite (ADR 0041): it *keeps only what it
+knows* and drops everything else.
 
-    duplicate key value violates unique constraint "patients_pkey"
-    DETAIL:  Key (mrn)=(MRN0001) already exists.
+What it knows:
 
-This sanitiser is deliberately paranoid and lossy: a cause that reads
-``unique constraint "patients_pkey" ... Key (mrn)=(…)`` is enough for the team
-on the call, the full text stays in the task log, which is access-controlled.
-It works by layers, each one cheap to reason about:
+1. the exception's class (and the classes it wraps: SQLAlchemy's
+   ``IntegrityError`` around psycopg's ``UniqueViolation``), or a class name
+   written in the text (``psycopg.errors.UniqueViolation: ...``);
+2. the error's code: a SQLSTATE (from the driver's exception, or written as
+   ``SQLSTATE 23505``) or an Oracle code (``ORA-00001``, ``DPY-4011``...);
+3. object names: those the PostgreSQL protocol carries in the error's
+   diagnostic fields (schema, table, column, data type, constraint: never
+   values, by the protocol's definition), and any word of the text that is the
+   name of an object bascule knows: the plan's schemas, tables, columns and
+   roles, and the catalog's tables and columns as the hooks read them
+   (:func:`know_objects`).
 
-1. keep the first line only (PostgreSQL puts DETAIL/HINT/CONTEXT/QUERY on the
-   following lines, Python tracebacks too), and drop known detail prefixes;
-2. redact the value half of ``(col)=(value)`` pairs;
-3. redact quoted literals, except a double-quoted identifier that directly
-   follows a schema-object word (``constraint "x"``, ``relation "y"``);
-4. redact any remaining token that looks like data rather than prose: e-mail
-   addresses, anything with three or more digits (MRNs, dates, phone numbers)
-   except error codes such as ``ORA-00001`` or a SQLSTATE, and capitalised or
-   mixed-case words that are not in a small vocabulary of error prose (a
-   surname is capitalised; an English error message is not, past its first word).
+Everything else, the English prose included, is dropped: the team on the call
+gets ``UniqueViolation [SQLSTATE 23505] clinic.patients patients_pkey``, which
+says what failed and where; the SQLSTATE's meaning is in the manual.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterable
 
-REDACTED = "‹…›"
 DEFAULT_MAX_CHARS = 240
+WITHHELD = "details withheld"
 
-_DETAIL_PREFIXES = re.compile(
-    r"^\s*(DETAIL|HINT|CONTEXT|WHERE|QUERY|STATEMENT|LINE \d+|Failing row contains|PL/pgSQL)\b",
-    re.IGNORECASE,
+_LOCK = threading.Lock()
+_KNOWN: dict[str, str] = {}  # lower-case name -> name as the plan or catalog spells it
+
+_ORACLE_CODE = re.compile(r"\b(?:ORA|PLS|TNS|DPY|DPI|SP2|IMP|EXP|KUP|OGG)-\d{3,5}\b")
+_SQLSTATE = re.compile(r"\bSQLSTATE\b[\s:=\[(]*([0-9A-Z]{5})\b", re.IGNORECASE)
+# PostgreSQL's verbose form: ``ERROR:  23505: duplicate key ...``
+_VERBOSE_SQLSTATE = re.compile(r"\b(?:ERROR|FATAL|PANIC):\s+([0-9A-Z]{5}):")
+_CLASS = re.compile(
+    r"(?<![\w.])(?:[a-z_][a-z0-9_]*\.)*"
+    r"([A-Z][A-Za-z0-9]*(?:Error|Exception|Violation|Warning|Timeout|Failure|Failed|Interrupt|Exit))\b"
 )
-# ``Key (a, b)=(x, y)`` and ``(col)=(value)``; values may nest one level of parentheses.
-_KEY_VALUE = re.compile(r"\)=\((?:[^()]|\([^()]*\))*\)?")
-_OBJECT_WORDS = (
-    "constraint|relation|table|column|index|schema|sequence|type|function|database|"
-    "role|slot|publication|subscription|view|trigger|extension|operator|tablespace"
-)
-# A double-quoted identifier right after an object word survives; all other quotes are redacted.
-_KEPT_IDENTIFIER = re.compile(rf"\b(?:{_OBJECT_WORDS})\s+\"[a-z_][a-z0-9_$]*(?:\.[a-z_][a-z0-9_$]*)*\"")
-_QUOTED = re.compile(r"""E?'(?:[^'\\]|\\.|'')*'?|"[^"]*"?|`[^`]*`?|‘[^’]*’?|“[^”]*”?""")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_CODE = re.compile(r"^(?:ORA|PLS|TNS|SQL|ERR)-\d{3,5}:?$|^SQLSTATE$|^[0-9A-Z]{5}$")
-_TOKEN = re.compile(r"[^\s,;:()\[\]{}<>=]+")
-_PROSE_CAPITALISED = frozenset(
+# A driver's class named with its module (a traceback, SQLAlchemy's ``(psycopg.errors.X)``): any class name.
+_MODULE_CLASS = re.compile(r"\b(?:psycopg2?\.errors|psycopg|sqlalchemy\.exc|oracledb(?:\.exceptions)?)\.([A-Z][A-Za-z0-9]*)\b")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)*")
+_DIAG_FIELDS = ("schema_name", "table_name", "column_name", "datatype_name", "constraint_name")
+
+
+class SafeMessage:
+    """Mixin for bascule's own exceptions whose text is built from identifiers, numbers and text
+    this module already sanitised: the sanitiser passes their message as written."""
+
+
+class SafeText(str):
+    """Text bascule composed from identifiers, numbers and already-sanitised parts (a replication
+    reading's cause): the sanitiser passes it as written. Never wrap a driver's text in it."""
+
+
+def know_objects(names: Iterable[object]) -> None:
+    """Declare object names (schemas, tables, columns, constraints, roles) the sanitiser may keep.
+
+    The plan declares its own when it is validated; hooks declare what they read from
+    the catalog. Qualified names are declared whole and part by part.
     """
-    ERROR FATAL PANIC WARNING NOTICE LOG Error Fatal Warning Key Failing Connection Could Cannot
-    Can Permission Duplicate Invalid Value Values The A An No Not Is Unable Unexpected Timeout
-    Timed Lost Replication Lag Slot Query Server Client SSL TCP Oracle PostgreSQL Postgres ORA
-    SQLSTATE Deadlock Canceling Cancelling Terminating Database Table Column Relation Constraint
-    Network Host Port Operation Broken Connect Read Write Insert Update Delete Select Check Unique
-    Foreign Null NULL None True False Too Many Missing Failed Lost Stream Streaming Apply Applying
-    Subscription Publication Worker Process Task Try Retry
-    """.split()
-)
-_EXCEPTION_NAME = re.compile(r"^[A-Z][A-Za-z]*(Error|Exception|Violation|Timeout|Warning|Broken)$")
+    with _LOCK:
+        for name in names:
+            if not isinstance(name, str) or not name.strip():
+                continue
+            name = name.strip().strip('"')
+            parts = [p.strip('"') for p in name.split(".")]
+            for candidate in {name, *parts, ".".join(parts[-2:])}:
+                if candidate and _NAME.fullmatch(candidate):
+                    _KNOWN.setdefault(candidate.lower(), candidate)
 
 
-def _is_data_token(token: str) -> bool:
-    core = token.strip(".'\"!?")
-    if not core or core == REDACTED:
-        return False
-    if _CODE.match(core):
-        return False
-    if sum(ch.isdigit() for ch in core) >= 3:
-        return True
-    if any(ch.isupper() for ch in core):
-        # Dotted identifiers such as ``Public.Patients`` are not prose either.
-        if core in _PROSE_CAPITALISED or _EXCEPTION_NAME.match(core):
-            return False
-        return True
-    return False
+def known_objects() -> frozenset[str]:
+    with _LOCK:
+        return frozenset(_KNOWN.values())
 
 
-def _redact_tokens(line: str) -> str:
-    def replace(match: re.Match[str]) -> str:
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and the ones it wraps (``__cause__``, ``__context__``, SQLAlchemy's ``orig``)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 8:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        for attr in ("orig", "__cause__", "__context__"):
+            inner = getattr(current, attr, None)
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+    return seen
+
+
+def _codes_of(exc: BaseException) -> list[str]:
+    codes: list[str] = []
+    for attr in ("sqlstate", "pgcode"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str) and re.fullmatch(r"[0-9A-Z]{5}", value):
+            codes.append(f"SQLSTATE {value}")
+    for arg in getattr(exc, "args", ())[:1]:
+        full_code = getattr(arg, "full_code", None)  # oracledb's _Error
+        if isinstance(full_code, str) and _ORACLE_CODE.fullmatch(full_code):
+            codes.append(full_code)
+    return codes
+
+
+def _diag_names(exc: BaseException) -> list[str]:
+    diag = getattr(exc, "diag", None)
+    if diag is None:
+        return []
+    names = []
+    for field in _DIAG_FIELDS:
+        try:
+            value = getattr(diag, field, None)
+        except Exception:
+            value = None
+        if isinstance(value, str) and _NAME.fullmatch(value):
+            names.append(value)
+    schema, table = getattr(diag, "schema_name", None), getattr(diag, "table_name", None)
+    if isinstance(schema, str) and isinstance(table, str) and table in names and schema in names:
+        names = [n for n in names if n not in (schema, table)]
+        names.insert(0, f"{schema}.{table}")
+    return names
+
+
+def _codes_in(text: str) -> list[str]:
+    codes = [f"SQLSTATE {m.group(1).upper()}" for m in _SQLSTATE.finditer(text)]
+    codes += [f"SQLSTATE {m.group(1)}" for m in _VERBOSE_SQLSTATE.finditer(text)]
+    codes += [m.group(0) for m in _ORACLE_CODE.finditer(text)]
+    return codes
+
+
+def _known_in(text: str) -> list[str]:
+    with _LOCK:
+        known = dict(_KNOWN)
+    if not known:
+        return []
+    found: list[str] = []
+    # Quoted identifiers lose their quotes: ``"clinic"."patients"`` is clinic.patients.
+    for match in _NAME.finditer(text.replace('"."', ".")):
         token = match.group(0)
-        return REDACTED if _is_data_token(token) else token
+        if token.lower() in known:
+            found.append(known[token.lower()])
+            continue
+        found += [known[p.lower()] for p in token.split(".") if p.lower() in known]
+    return found
 
-    return _TOKEN.sub(replace, line)
 
-
-def _redact_quotes(line: str) -> str:
-    kept: list[str] = []
-
-    def keep(match: re.Match[str]) -> str:
-        kept.append(match.group(0))
-        return f"\x00{len(kept) - 1}\x00"
-
-    line = _KEPT_IDENTIFIER.sub(keep, line)
-    line = _QUOTED.sub(REDACTED, line)
-    return re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], line)
+def _dedupe(items: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if item.lower() not in seen:
+            seen.add(item.lower())
+            out.append(item)
+    return out
 
 
 def sanitize_error_text(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
-    """Return a one-line, value-free rendering of ``text`` (any object, usually an exception).
+    """A one-line rendering of ``text`` (an exception, or any text) with only known-safe parts.
 
-    Never raises: anything unexpected collapses to an empty string, because a
-    sanitiser that can fail would tempt callers to fall back to the raw text.
+    ``ClassName [codes] object names``; ``details withheld`` when nothing known is left; ``""``
+    for an empty input. Never raises: a sanitiser that can fail would tempt callers to fall
+    back to the raw text.
     """
     try:
-        raw = str(text) if text is not None else ""
+        return _sanitize(text, max_chars)
     except Exception:
-        return ""
-    lines = [ln for ln in raw.replace("\r", "\n").split("\n") if ln.strip()]
-    lines = [ln for ln in lines if not _DETAIL_PREFIXES.match(ln)]
-    if not lines:
-        return ""
-    line = " ".join(lines[0].split())
-    line = _KEY_VALUE.sub(f")=({REDACTED})", line)
-    line = _redact_quotes(line)
-    line = _EMAIL.sub(REDACTED, line)
-    line = _redact_tokens(line)
-    line = re.sub(rf"{re.escape(REDACTED)}(?:\s*{re.escape(REDACTED)})+", REDACTED, line).strip()
-    # Slack reads these three as control characters in mrkdwn.
-    line = line.replace("&", "and").replace("<", "‹").replace(">", "›")
+        return WITHHELD
+
+
+def _sanitize(text: object, max_chars: int) -> str:
+    classes: list[str] = []
+    codes: list[str] = []
+    names: list[str] = []
+    if isinstance(text, SafeMessage | SafeText):
+        line = " ".join(str(text).split())
+        if isinstance(text, BaseException):
+            line = f"{type(text).__name__}: {line}"
+        return line if len(line) <= max_chars else line[: max_chars - 1].rstrip() + "…"
+    if isinstance(text, BaseException):
+        chain = _chain(text)
+        classes = [type(e).__name__ for e in chain]
+        for exc in chain:
+            codes += _codes_of(exc)
+            names += _diag_names(exc)
+        texts = []
+        for exc in chain:
+            try:
+                texts.append(str(exc))
+            except Exception:
+                continue
+        raw = "\n".join(texts)
+    else:
+        try:
+            raw = "" if text is None else str(text)
+        except Exception:
+            return ""
+        if not raw.strip():
+            return ""
+    classes += [m.group(1) for m in _MODULE_CLASS.finditer(raw)]
+    classes += [m.group(1) for m in _CLASS.finditer(raw)]
+    codes += _codes_in(raw)
+    names += _known_in(raw)
+    classes = [c for c in _dedupe(classes) if c not in ("Exception", "BaseException")] or (
+        ["Exception"] if isinstance(text, BaseException) else [])
+    parts = []
+    if classes:
+        parts.append("/".join(classes[:4]))
+    if codes:
+        parts.append("[" + ", ".join(_dedupe(codes)[:3]) + "]")
+    if names:
+        parts.append(" ".join(_dedupe(names)[:6]))
+    line = " ".join(parts) or WITHHELD
     if len(line) > max_chars:
         line = line[: max_chars - 1].rstrip() + "…"
     return line

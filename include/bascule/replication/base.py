@@ -27,7 +27,7 @@ class ReplicationBroken(RuntimeError):
 
     def __init__(self, cause: str) -> None:
         super().__init__(cause)
-        self.cause = cause
+        self.cause = cause  # a SafeText when bascule composed it from names, states and counts
 
 
 @dataclass(frozen=True)

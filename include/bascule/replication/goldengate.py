@@ -32,6 +32,7 @@ from typing import Any
 
 from bascule.hooks.goldengate import GoldenGateApiError, GoldenGateHook
 from bascule.hooks.oracle_heartbeat import OracleHeartbeatHook
+from bascule.privacy.sanitize import SafeText
 from bascule.replication.base import LagReading, Replication, ReplicationBroken, ReplicationState
 
 # Documented status enum of info/status: starting, running, stopped, killed, abended.
@@ -187,7 +188,7 @@ class GoldenGateReplication(Replication):
                                 self._problem("extract", self.extract, ext_status)) if p]
         if problems:
             return LagReading(state=ReplicationState.BROKEN, observed_at=observed_at,
-                              cause="; ".join(problems), details=details)
+                              cause=SafeText("; ".join(problems)), details=details)
 
         lag, lag_details = self._heartbeat_lag()
         details.update(lag_details)
@@ -200,7 +201,7 @@ class GoldenGateReplication(Replication):
                        (("replicat", self.replicat, rep_status), ("extract", self.extract, ext_status))
                        if s != "running"]
         return LagReading(state=ReplicationState.STOPPED, observed_at=observed_at, lag_seconds=lag,
-                          source_position=source_position, cause="; ".join(not_running), details=details)
+                          source_position=source_position, cause=SafeText("; ".join(not_running)), details=details)
 
     def source_position(self) -> str | None:
         return str(self.source_db.current_scn())

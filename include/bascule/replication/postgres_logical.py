@@ -26,7 +26,7 @@ import psycopg
 
 from bascule.engines import postgres_replication as q
 from bascule.hooks.replication import PostgresLogicalReplicationHook
-from bascule.privacy.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import SafeText, sanitize_error_text
 from bascule.replication.base import LagReading, Replication, ReplicationBroken, ReplicationState
 from bascule.replication.heartbeat import (
     MarkerLog,
@@ -298,7 +298,7 @@ class PostgresLogicalReplication(Replication):
     def enable(self) -> None:
         facts = self._subscription()
         if facts is None:
-            raise ReplicationBroken(f"subscription {self.subscription} does not exist on the subscriber")
+            raise ReplicationBroken(SafeText(f"subscription {self.subscription} does not exist on the subscriber"))
         if not facts[0]:
             self.hook.execute("subscriber", q.alter_subscription(self.subscription, "ENABLE"))
 
@@ -306,9 +306,9 @@ class PostgresLogicalReplication(Replication):
         """Pick up tables added to the publication (new tables get their initial copy)."""
         facts = self._subscription()
         if facts is None:
-            raise ReplicationBroken(f"subscription {self.subscription} does not exist on the subscriber")
+            raise ReplicationBroken(SafeText(f"subscription {self.subscription} does not exist on the subscriber"))
         if not facts[0]:
-            raise ReplicationBroken(f"subscription {self.subscription} is disabled: enable it before a refresh")
+            raise ReplicationBroken(SafeText(f"subscription {self.subscription} is disabled: enable it before a refresh"))
         stmt = q.alter_subscription(self.subscription, "REFRESH PUBLICATION")
         if not copy_data:
             stmt = psycopg.sql.SQL("{} WITH (copy_data = false)").format(stmt)
@@ -337,7 +337,7 @@ class PostgresLogicalReplication(Replication):
                 except psycopg.errors.ObjectInUse:
                     pass
             if time.monotonic() > deadline:
-                raise ReplicationBroken(f"replication slot {self.subscription} stays active on the publisher")
+                raise ReplicationBroken(SafeText(f"replication slot {self.subscription} stays active on the publisher"))
             time.sleep(0.2)
         self.hook.execute("publisher", q.drop_publication(self.publication))
 
@@ -367,7 +367,7 @@ class PostgresLogicalReplication(Replication):
         try:
             return self._reading(observed_at)
         except psycopg.Error as exc:
-            cause = f"cannot read replication state: {sanitize_error_text(str(exc), max_chars=160)}"
+            cause = f"cannot read replication state: {sanitize_error_text(exc, max_chars=160)}"
             return self._transient(observed_at, cause, {"error_type": type(exc).__name__})
 
     def _transient(self, observed_at: datetime, cause: str, details: dict[str, Any]) -> LagReading:
@@ -377,7 +377,7 @@ class PostgresLogicalReplication(Replication):
             self._worker_missing_since = now
         waited = now - self._worker_missing_since
         state = ReplicationState.BROKEN if waited >= self.broken_grace_s else ReplicationState.STOPPED
-        return LagReading(state=state, observed_at=observed_at, cause=f"{cause} (for {waited:.0f} s)",
+        return LagReading(state=state, observed_at=observed_at, cause=SafeText(f"{cause} (for {waited:.0f} s)"),
                           details={**details, "transient_for_s": round(waited, 3)})
 
     def _reading(self, observed_at: datetime) -> LagReading:
@@ -393,7 +393,7 @@ class PostgresLogicalReplication(Replication):
         causes = self._definitive_causes(facts, pos)
         if causes:
             return LagReading(state=ReplicationState.BROKEN, observed_at=observed_at, source_position=cur_lsn,
-                              cause="; ".join(causes), details=details)
+                              cause=SafeText("; ".join(causes)), details=details)
         assert facts is not None
         enabled, _slotname, _pubs, worker_pid, _latest_end, apply_errors, sync_errors = facts
         details.update({"apply_worker_pid": worker_pid, "apply_error_count": int(apply_errors),
@@ -401,7 +401,7 @@ class PostgresLogicalReplication(Replication):
         if not enabled:
             state = ReplicationState.BROKEN if self.expect_running else ReplicationState.STOPPED
             return LagReading(state=state, observed_at=observed_at, source_position=cur_lsn,
-                              applied_position=confirmed, cause=f"subscription {self.subscription} is disabled",
+                              applied_position=confirmed, cause=SafeText(f"subscription {self.subscription} is disabled"),
                               details=details)
         if self._error_baseline is None:
             self._error_baseline = int(apply_errors) + int(sync_errors)
@@ -409,8 +409,8 @@ class PostgresLogicalReplication(Replication):
         if new_errors >= 2:
             return LagReading(state=ReplicationState.BROKEN, observed_at=observed_at, source_position=cur_lsn,
                               applied_position=confirmed,
-                              cause=f"apply worker of {self.subscription} keeps failing: {new_errors} errors "
-                                    "(see the subscriber log)", details=details)
+                              cause=SafeText(f"apply worker of {self.subscription} keeps failing: {new_errors} "
+                                             "errors (see the subscriber log)"), details=details)
 
         applied = replay if ws_pid is not None and replay is not None else confirmed
         cur_i, applied_i = lsn_to_int(cur_lsn) or 0, lsn_to_int(applied)
@@ -474,7 +474,7 @@ class PostgresLogicalReplication(Replication):
         pos = self.hook.records("publisher", q.publisher_position(slot, self.publication))[0]
         causes = self._definitive_causes(facts, pos)
         if causes:
-            raise ReplicationBroken("; ".join(causes))
+            raise ReplicationBroken(SafeText("; ".join(causes)))
         replay, confirmed, ws_pid = pos[6], pos[4], pos[5]
         applied = lsn_to_int(replay if ws_pid is not None and replay is not None else confirmed)
         return applied is not None and applied >= target

@@ -528,7 +528,7 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
     except Exception as exc:  # the replication below must still be put back; this step fails after it
         from bascule.privacy.sanitize import sanitize_error_text
 
-        proof, proof_error = {"downtime_end": None, "end_event": None}, sanitize_error_text(str(exc))
+        proof, proof_error = {"downtime_end": None, "end_event": None}, sanitize_error_text(exc)
     resumed = None
     reverse_dropped = _drop_prepared_reverse(ctx)
     repl = _replication(ctx)
@@ -539,7 +539,7 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
         except Exception as exc:  # the evidence matters more than this step's success
             from bascule.privacy.sanitize import sanitize_error_text
 
-            resumed = f"not resumed: {sanitize_error_text(str(exc))}"
+            resumed = f"not resumed: {sanitize_error_text(exc)}"
     ctx.log(f"rolled back: endpoint on the source, writes reopened there ({result.as_dict()['restored']} "
             f"grants restored), the target closed to the application, forward replication {resumed}")
     if proof_error is not None:
@@ -576,7 +576,7 @@ def _drop_prepared_reverse(ctx: StepContext) -> str | None:
     except Exception as exc:  # the rollback itself matters more: report it, a person drops it later
         from bascule.privacy.sanitize import sanitize_error_text
 
-        return f"not dropped: {sanitize_error_text(str(exc))}"
+        return f"not dropped: {sanitize_error_text(exc)}"
 
 
 # --------------------------------------------------------------------------- the runbook

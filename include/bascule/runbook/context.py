@@ -11,6 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bascule.privacy.sanitize import SafeMessage
+
+__all__ = ["SafeMessage"]  # re-exported: the actions and operators take it from the contract
+
 if TYPE_CHECKING:
     from bascule.plan import Plan
     from bascule.runbook.registry import Runbook
@@ -32,14 +36,6 @@ def clock_variable(dag_id: str, run_id: str) -> str:
 
 # A gate's options, and a manual step's only one.
 GO, NO_GO, DONE = "GO", "NO-GO", "DONE"
-
-
-class SafeMessage:
-    """Mixin for bascule's own exceptions whose text is built from identifiers and numbers only.
-
-    Their message reaches the log as written; any other exception's text is
-    sanitised first, since a driver error may quote row values.
-    """
 
 
 @dataclass
@@ -99,6 +95,33 @@ class StepContext:
 
 # What a runbook step runs: a small JSON-able result of positions, counts and timings, never a row value.
 Action = Callable[[StepContext], dict[str, Any] | None]
+
+
+def run_conf(context: Any) -> dict[str, Any]:
+    """The run's ``dag_run.conf``, refused (not retried) if it holds a key the DAG does not declare.
+
+    A DAG declares what a run may set as its ``params`` (Airflow checks their types when the run is
+    triggered); a key outside them was silently ignored before, so a typo (``allow_finding``) or a key some
+    older version read (``simulator_stats``, a path on the worker) looked accepted. None takes a path.
+    """
+    dag_run = context.get("dag_run") if hasattr(context, "get") else None
+    conf = dict(getattr(dag_run, "conf", None) or {})
+    dag = context.get("dag") if hasattr(context, "get") else None
+    declared = getattr(dag, "params", None)
+    if conf and declared is not None:
+        allowed = set(declared.keys())
+        unknown = sorted(str(k)[:60] for k in conf if k not in allowed)
+        if unknown:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            class RunConfRefused(AirflowFailException, SafeMessage):
+                pass
+
+            raise RunConfRefused(
+                f"dag_run.conf: unknown key {unknown[0]!r}"
+                + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+                + f"; this DAG takes only: {', '.join(sorted(allowed)) or 'no key'}")
+    return conf
 
 
 def plan_for_run(plan: Plan, conf: dict[str, Any] | None) -> Plan:

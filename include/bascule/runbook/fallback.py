@@ -230,7 +230,7 @@ def undo_fallback(ctx: StepContext) -> dict[str, Any]:
         except Exception as exc:  # the application's way back matters more than this step's success
             from bascule.privacy.sanitize import sanitize_error_text
 
-            reverse = f"not resumed: {sanitize_error_text(str(exc))}"
+            reverse = f"not resumed: {sanitize_error_text(exc)}"
         finally:
             repl.close()
     endpoint = endpoint_switch(ctx.plan)

@@ -19,7 +19,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from bascule.privacy.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import SafeText, sanitize_error_text
 from bascule.replication.base import Replication, ReplicationState
 from bascule.replication.factory import replication_config, replication_from_config
 from bascule.triggers.replication import ReplicationCaughtUpTrigger, ReplicationLagTrigger, caught_up_event
@@ -47,14 +47,17 @@ class _ReplicationSensor(BaseSensorOperator):
     def _fail(self, event: dict[str, Any]) -> None:
         # Sanitised here, the one place a cause becomes a failure, whichever path (trigger or poke) brought it:
         # a driver's cause can quote a row.
-        cause = sanitize_error_text(str(event.get("cause"))) if event.get("cause") else "unknown cause"
+        # Sanitised here, the one place a cause becomes a failure: bascule's own words (SafeText) pass, a
+        # driver's text is reduced to its codes and known names.
+        cause = sanitize_error_text(event["cause"]) if event.get("cause") else "unknown cause"
         raise AirflowFailException(
             f"{self.task_id}: replication is broken: {cause} (after {event.get('waited_s', 0):.1f} s)"
         )
 
     def _complete(self, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") != "success":
-            self._fail(event)
+            # A trigger's event: its cause was sanitised where the event was made (triggers.replication._event).
+            self._fail({**event, "cause": SafeText(event["cause"]) if event.get("cause") else None})
         reading = event.get("reading") or {}
         self.log.info("%s: %s after %.1f s (lag %s)", self.task_id, reading.get("state"),
                       event.get("waited_s", 0.0), _lag_text(reading.get("lag_seconds"), reading.get("lag_bytes")))

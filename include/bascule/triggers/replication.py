@@ -141,7 +141,7 @@ def caught_up_event(replication: Replication, position: str, started: float) -> 
         return _event("broken", replication.reading(), waited_s=time.monotonic() - started,
                       cause=exc.cause, position=position)
     except Exception as exc:  # judged by the reading below
-        log.warning("applied_through failed: %s", sanitize_error_text(str(exc)))
+        log.warning("applied_through failed: %s", sanitize_error_text(exc))
         done = False
     if done:
         return _event("success", replication.reading(), waited_s=time.monotonic() - started, position=position)

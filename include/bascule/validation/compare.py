@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from bascule.engines.base import KeyRange, bucket_layout
 from bascule.engines.restricted import RestrictedDialect, outside_predicate
 from bascule.hooks.validation import ComparisonSession, ValidationHook
-from bascule.privacy.keys import KeyHasher, KeyRenderer, identifying_key
+from bascule.privacy.keys import KeyHasher, KeyRenderer, key_is_hashed
 from bascule.validation.archived import ArchivedRange, for_table, key_column_of, source_column
 from bascule.validation.canonical import TableSetupError, TableSpec, build_table_spec
 from bascule.validation.report import ComparisonReport, DiffKind, TableResult, TableStatus
@@ -147,6 +147,7 @@ class Comparator:
         target: ValidationHook,
         settings: CompareSettings,
         identifying_keys: Sequence[str] = (),
+        surrogate_keys: Sequence[str] = (),
         hasher: KeyHasher | None = None,
         sleep: Callable[[float], None] = time.sleep,
         archived: Mapping[str, list[ArchivedRange]] | None = None,
@@ -154,6 +155,7 @@ class Comparator:
         self.source, self.target, self.settings = source, target, settings
         self.archived = dict(archived or {})
         self.identifying_keys = tuple(identifying_keys)
+        self.surrogate_keys = tuple(surrogate_keys)
         self.hasher = hasher
         self.sleep = sleep
         self.cross_engine = source.engine != target.engine
@@ -172,7 +174,8 @@ class Comparator:
 
     def _renderer(self, spec: TableSpec) -> KeyRenderer:
         names = [n for n, _ in spec.key_source]
-        hashed = identifying_key(spec.qualified, names, self.identifying_keys)
+        hashed = key_is_hashed(spec.qualified, names, surrogate=self.surrogate_keys,
+                               identifying=self.identifying_keys)
         return KeyRenderer(spec.qualified, names, hashed=hashed, hasher=self.hasher)
 
     # --- public ---

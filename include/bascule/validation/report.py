@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from bascule.privacy.sanitize import sanitize_error_text
+from bascule.privacy.sanitize import SafeMessage, sanitize_error_text
 
 
 class TableStatus(enum.StrEnum):
@@ -68,7 +68,7 @@ class TableResult:
 
     def set_error(self, exc: BaseException) -> None:
         self.status = TableStatus.ERROR
-        self.error = f"{type(exc).__name__}: {sanitize_error_text(exc)}"
+        self.error = sanitize_error_text(exc)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -118,7 +118,7 @@ class ComparisonReport:
         }
 
 
-class ValidationFailed(AirflowFailException):
+class ValidationFailed(AirflowFailException, SafeMessage):
     """A comparison or a suite run found differences: names the tables and where the full report is.
 
     An AirflowFailException: differences are data, not a transient fault, so the task is not retried.

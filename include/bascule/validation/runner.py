@@ -20,8 +20,9 @@ from bascule.hooks.validation import ValidationHook
 
 
 def sqlalchemy_url(hook: ValidationHook) -> str:
-    """The provider's URI, with the driver bascule installs when the URI names none."""
-    return hook.dialect.sqlalchemy_url(hook.sql_hook.get_uri())
+    """The provider's URI, with the driver bascule installs when the URI names none, opening read-only
+    sessions: a suite's ``unexpected_rows_query`` runs as the admin, and may only read."""
+    return hook.dialect.read_only_sqlalchemy_url(hook.dialect.sqlalchemy_url(hook.sql_hook.get_uri()))
 
 
 def suite_docs(source: ValidationHook, names: Sequence[str]) -> list[dict[str, Any]]:
@@ -64,7 +65,7 @@ def suite_file_context(*, side: str, hook: ValidationHook, source: ValidationHoo
 
 def run_suites(plan: Any, *, side: str, suites: Sequence[str] | None = None) -> dict[str, Any]:
     """Validate each suite on ``side``; returns ``{"ok", "suites": [...]}`` with BOOLEAN_ONLY outcomes."""
-    from bascule.validation.suites import outcome_summary, quiet_gx
+    from bascule.validation.suites import outcome_summary, quiet_gx, strip_checkpoint_result
 
     if side not in ("source", "target"):
         raise ValueError(f"side must be 'source' or 'target' (got {side!r})")
@@ -77,7 +78,7 @@ def run_suites(plan: Any, *, side: str, suites: Sequence[str] | None = None) -> 
                             suites=list(suites or plan.validation.suites)) as (context, docs):
         for doc in docs:
             result = context.checkpoints.get(doc["name"]).run()
-            for outcome in outcome_summary(result.describe_dict())["suites"]:
+            for outcome in outcome_summary(strip_checkpoint_result(result))["suites"]:
                 # describe_dict() names the validation, not the suite: name it after the file.
                 outcomes.append({**outcome, "suite": doc["name"]})
     return {"ok": all(bool(o["success"]) for o in outcomes), "suites": outcomes}

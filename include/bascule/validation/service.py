@@ -43,10 +43,14 @@ def comparator_for(plan: Any, *, hasher: KeyHasher | None = None, exclude_archiv
     """``exclude_archived=False`` compares archived ranges too (they then show as missing on the target)."""
     settings = CompareSettings.from_plan(plan, **overrides)
     source, target = hooks_for(plan, parallel_workers=settings.parallel_workers)
-    if hasher is None and plan.validation.identifying_keys:
-        hasher = KeyHashHook(key_hash_conn_id=plan.validation.key_hash_conn_id).get_hasher()
+    if hasher is None:
+        # Every key not marked surrogate is hashed: a comparison always needs the key, and a production
+        # night refuses a weak or known one.
+        hasher = KeyHashHook(key_hash_conn_id=plan.validation.key_hash_conn_id).get_hasher(
+            production=plan.production.mode.value == "production")
     return Comparator(source=source, target=target, settings=settings,
-                      identifying_keys=plan.validation.identifying_keys, hasher=hasher,
+                      identifying_keys=plan.validation.identifying_keys,
+                      surrogate_keys=plan.validation.surrogate_keys, hasher=hasher,
                       archived=archived_ranges(target) if exclude_archived else None)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from bascule.engines import dialect_for
 from bascule.paths import REPO_ROOT
+from bascule.privacy.sanitize import sanitize_error_text
 
 SUITES_DIR = REPO_ROOT / "expectations"
 RESULT_FORMAT = "BOOLEAN_ONLY"
@@ -169,16 +170,90 @@ def loaded_expectation_count(context: Any, name: str) -> int:
     return len(context.suites.get(name).expectations)
 
 
+_KEPT_KWARGS = ("column", "column_list", "column_A", "column_B")
+
+
+def _exception_class(info: Any) -> str | None:
+    """The class of what an expectation raised, from GX's ``exception_info`` (flat, or one entry per metric)."""
+    if not isinstance(info, dict) or not info:
+        return None
+    entries = [v for v in info.values() if isinstance(v, dict)] or [info]
+    raised = [e for e in entries if e.get("raised_exception")]
+    if not raised:
+        return None
+    # The traceback's class names only: sanitize keeps classes and codes, drops the message and its value.
+    text = "\n".join(f"{e.get('exception_traceback') or ''}\n{e.get('exception_message') or ''}" for e in raised)
+    return sanitize_error_text(text) or "Exception"
+
+
+def strip_gx_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``describe_dict()`` with only what cannot hold a row value (ADR 0041).
+
+    BOOLEAN_ONLY keeps values out of ``result``, but GX still adds an expectation's ``exception_info``:
+    the driver's message and traceback, where a failed CAST quotes the row's value. Kept: suite name,
+    success, statistics, and per expectation its type, its column names, its success and the class of
+    what it raised. Everything else (``result``, ``exception_info`` text, ``meta``, URLs) is dropped.
+    """
+    runs = []
+    for run in result.get("validation_results", []) or []:
+        expectations = []
+        for e in run.get("expectations", []) or []:
+            kwargs = e.get("kwargs") or {}
+            expectations.append({
+                "expectation_type": e.get("expectation_type"),
+                "success": e.get("success"),
+                "kwargs": {k: kwargs[k] for k in _KEPT_KWARGS if k in kwargs},
+                "raised": e.get("raised") or _exception_class(e.get("exception_info")),
+            })
+        runs.append({"name": run.get("name"), "success": run.get("success"),
+                     "statistics": run.get("statistics"), "expectations": expectations})
+    return {"success": result.get("success"), "validation_results": runs}
+
+
+def strip_checkpoint_result(result: Any) -> dict[str, Any]:
+    """:func:`strip_gx_result` of a ``CheckpointResult``, with each expectation's raised class read from the
+    result objects (``describe_dict()`` leaves out an ``exception_info`` GX keyed by metric)."""
+    described = result.describe_dict()
+    for run, validation in zip(described.get("validation_results", []), result.run_results.values(), strict=False):
+        for expectation, outcome in zip(run.get("expectations", []), validation.results, strict=False):
+            expectation["exception_info"] = outcome.exception_info
+    return strip_gx_result(described)
+
+
+class StrippedCheckpoint:
+    """A GX checkpoint whose run's ``describe_dict()`` is the stripped one: what the GX provider pushes to
+    XCom, and puts in its ``GXValidationFailed``, can then hold no value."""
+
+    def __init__(self, checkpoint: Any) -> None:
+        self._checkpoint = checkpoint
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._checkpoint, name)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        return _StrippedResult(self._checkpoint.run(*args, **kwargs))
+
+
+class _StrippedResult:
+    def __init__(self, result: Any) -> None:
+        self.success = result.success
+        self._stripped = strip_checkpoint_result(result)
+
+    def describe_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self._stripped)
+
+
 def outcome_summary(result: dict[str, Any]) -> dict[str, Any]:
-    """Per suite and expectation: type, column (if any) and success. BOOLEAN_ONLY holds nothing else."""
+    """Per suite and expectation: type, column (if any), success and what it raised (its class only)."""
     suites = []
-    for run in result.get("validation_results", []):
+    for run in strip_gx_result(result)["validation_results"]:
         suites.append({
             "suite": run.get("name"), "success": run.get("success"),
             "statistics": run.get("statistics"),
             "expectations": [{"type": e.get("expectation_type"),
                               "column": (e.get("kwargs") or {}).get("column"),
-                              "success": e.get("success")} for e in run.get("expectations", [])],
+                              "success": e.get("success"), "raised": e.get("raised")}
+                             for e in run.get("expectations", [])],
         })
     return {"success": result.get("success"), "suites": suites}
 

@@ -6,8 +6,11 @@
 -- Attributes are enforced on every run for the two application roles so that a
 -- drifted role is brought back to least privilege. bascule_admin only gets its
 -- attributes at creation: PostgreSQL 15 requires SUPERUSER for CREATE
--- SUBSCRIPTION, so the lab code grants SUPERUSER to bascule_admin on the TARGET
--- cluster only, and re-running this file must not silently revoke it.
+-- SUBSCRIPTION, and both clusters subscribe at some point (forward replication on
+-- the target, reverse replication on the source), so the lab code
+-- (bascule_lab.clusters.Lab._ensure_roles) grants SUPERUSER to bascule_admin on
+-- BOTH clusters; re-running this file must not silently revoke it. A production
+-- site decides what its migration role may be (docs/production.md).
 
 DO $$
 BEGIN

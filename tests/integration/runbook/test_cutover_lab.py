@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+from leak_check import LeakPatient, assert_no_leak, night_bytes  # type: ignore[import-not-found]
 
 from bascule.hooks import evidence
 from bascule_lab.canary import CANARY_STRINGS
@@ -27,8 +28,13 @@ def plan() -> Any:
 def night(fresh_lab: Any, airflow_stack: Any, plan: Any, tmp_path: Path) -> Any:
     from bascule_lab.scenario import LabCutover, start_forward_replication
 
+    # A patient whose values exist nowhere else, on the source before the initial load (leak_check.py).
+    patient = LeakPatient()
+    patient.insert(fresh_lab)
     start_forward_replication(plan)
-    return LabCutover(lab=fresh_lab, stack=airflow_stack, plan=plan, workdir=tmp_path)
+    cutover = LabCutover(lab=fresh_lab, stack=airflow_stack, plan=plan, workdir=tmp_path)
+    cutover.leak_patient = patient  # type: ignore[attr-defined]
+    return cutover
 
 
 def _reading(plan: Any, direction: str) -> Any:
@@ -145,6 +151,9 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     assert by_kind["gate_waiting"]["delivered"] == 2 and by_kind["gate_decided"]["delivered"] == 2, by_kind
     assert by_kind["step_started"]["delivered"] == by_kind["step_finished"]["delivered"] > 10, by_kind
     _no_canary(json.dumps(report), *texts)
+    searched = assert_no_leak(night.leak_patient, night_bytes(night.lab, airflow_stack, night.workdir,
+                                                              slack_capture))
+    print(f"leak check, GO night: {searched}")
 
 
 def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: Any) -> None:
@@ -174,13 +183,13 @@ def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: An
         f"the reverse replication prepared for GO LIVE is dropped: {flows}"
 
 
-def test_a_difference_found_after_the_freeze_rolls_back(night: Any, plan: Any, fresh_lab: Any) -> None:
+def test_a_difference_found_after_the_freeze_rolls_back(night: Any, plan: Any, fresh_lab: Any, airflow_stack: Any,
+                                                        slack_capture: Any) -> None:
     def plant_a_difference(gate_id: str, run_id: str) -> None:
         if gate_id == "go_for_freeze":
-            # A write that reaches only the target: the final comparison must catch it.
-            with fresh_lab.connect("new", "clinic") as conn:
-                conn.execute("UPDATE clinic.observations SET unit = unit || 'x' "
-                             "WHERE observation_id = (SELECT min(observation_id) FROM clinic.observations)")
+            # A write that reaches only the target, on the leak patient's own row, after T-minus: the final
+            # comparison must catch it, and report it without any of the row's values.
+            night.leak_patient.change_on_target(fresh_lab)
 
     result = night.run(decisions={"go_for_freeze": "GO", "go_live": "GO"}, before_gate=plant_a_difference)
 
@@ -193,6 +202,10 @@ def test_a_difference_found_after_the_freeze_rolls_back(night: Any, plan: Any, f
     _no_lost_update_or_resurrected_delete(result.writes)
     assert result.report is not None and result.report["outcome"] == "rolled_back"
     assert _reading(plan, "forward").state.value == "streaming"
+    assert "clinic.patients" in json.dumps(result.report), "the difference on the patient's row was not reported"
+    searched = assert_no_leak(night.leak_patient, night_bytes(night.lab, airflow_stack, night.workdir,
+                                                              slack_capture))
+    print(f"leak check, rolled-back night: {searched}")
 
 
 def test_no_go_for_freeze_changes_nothing(night: Any, plan: Any, fresh_lab: Any) -> None:

@@ -25,7 +25,7 @@ AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-proce
                     "airflow-worker")
 CORE_SERVICES = (*AIRFLOW_SERVICES, "postgres", "redis", "airflow-init")
 # Run to completion and exit: a health check means nothing for them.
-ONE_SHOT = ("airflow-init", "lab-seed")
+ONE_SHOT = ("airflow-init", "lab-seed", "oracle-connection")
 MOUNTS = {"dags": "/opt/airflow/dags", "plugins": "/opt/airflow/plugins",
           "expectations": "/opt/airflow/expectations", "include": "/opt/airflow/include"}
 
@@ -105,7 +105,7 @@ def test_executor_is_celery_with_redis_and_postgres(services):
 
 
 def test_project_directories_are_mounted_into_every_airflow_container(services):
-    for name in (*AIRFLOW_SERVICES, "airflow-init", "flower", "lab-seed"):
+    for name in (*AIRFLOW_SERVICES, "airflow-init", "flower"):
         mounts = {}
         for volume in services[name]["volumes"]:
             # The host side may hold "${VAR:-.}", so split on the container path, which starts with "/".
@@ -171,19 +171,36 @@ def _conn_ids(env: dict[str, str]) -> set[str]:
     return {key.removeprefix("AIRFLOW_CONN_").lower() for key in env if key.startswith("AIRFLOW_CONN_")}
 
 
-def test_lab_connections_cover_every_connection_the_lab_plan_needs(services):
+def test_lab_connections_cover_every_connection_the_lab_plan_needs(services, tmp_path):
+    import json
+    import stat
+
+    from bascule.privacy.keys import weak_key_reason
+    from bascule_lab.remote import write_connections
+
     plan = load_plan(LAB_PLAN)
     needed = {plan.source.conn_id, plan.target.conn_id, plan.source.app_conn_id, plan.target.app_conn_id,
-              plan.validation.key_hash_conn_id}
+              plan.validation.key_hash_conn_id, plan.decisions.key_conn_id}
     logical = plan.replication.postgres_logical
     if logical is not None:
         needed.add(logical.replication_conn_id)
     needed.discard(None)
-    env = services["airflow-worker"]["environment"]
-    assert needed <= _conn_ids(env)
+    env = services["lab-seed"]["environment"]
+    path = tmp_path / "connections.json"
+    passwords = {"bascule_admin": "a", "clinic_app": "b", "bascule_repl": "c"}
+    write_connections(path, env["BASCULE_LAB_SOURCE_DSN"], env["BASCULE_LAB_TARGET_DSN"], passwords=passwords,
+                      dbname="clinic")
+    conns = json.loads(path.read_text())
+    assert needed <= set(conns)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     # Connections point at the compose lab servers, never at a host outside the file.
-    assert "@lab-legacy:5432/clinic" in env[f"AIRFLOW_CONN_{plan.source.conn_id.upper()}"]
-    assert "@lab-new:5432/clinic" in env[f"AIRFLOW_CONN_{plan.target.conn_id.upper()}"]
+    assert conns[plan.source.conn_id]["host"] == "lab-legacy" and conns[plan.target.conn_id]["host"] == "lab-new"
+    # The lab's keys are drawn at random, once: strong, in no file of the repository, kept on a re-run.
+    key = conns[plan.validation.key_hash_conn_id]["password"]
+    assert weak_key_reason(key) is None
+    write_connections(path, env["BASCULE_LAB_SOURCE_DSN"], env["BASCULE_LAB_TARGET_DSN"], passwords=passwords,
+                      dbname="clinic")
+    assert json.loads(path.read_text())[plan.validation.key_hash_conn_id]["password"] == key
 
 
 def test_no_production_connection_or_secret_in_the_compose_file(services):
@@ -191,7 +208,8 @@ def test_no_production_connection_or_secret_in_the_compose_file(services):
     prod_ids = {production.source.conn_id, production.target.conn_id, production.validation.key_hash_conn_id,
                 production.notifications.slack_conn_id}
     assert not prod_ids & _conn_ids(services["airflow-worker"]["environment"])
-    assert "AIRFLOW__SECRETS__BACKEND" not in services["airflow-worker"]["environment"]
+    # Production names its own backend; the file's default is none.
+    assert services["airflow-worker"]["environment"]["AIRFLOW__SECRETS__BACKEND"] == "${BASCULE_SECRETS_BACKEND:-}"
 
 
 def test_gate_answerers_of_the_lab_plan_are_users_who_may_answer(services):
@@ -217,8 +235,9 @@ def test_oracle_profile_uses_the_public_free_image_and_says_what_it_is_not(servi
     assert oracle["image"] == "container-registry.oracle.com/database/free:latest"
     text = COMPOSE.read_text()
     assert "23ai, NOT 19c" in text and "NO GoldenGate" in text
-    conn = yaml.safe_load(services["airflow-worker"]["environment"]["AIRFLOW_CONN_BASCULE_ORACLE_FREE"])
-    assert conn["conn_type"] == "oracle" and conn["host"] == "oracle-free"
+    writer = services["oracle-connection"]
+    assert writer["profiles"] == ["oracle"]
+    assert '"conn_type": "oracle", "host": "oracle-free"' in writer["command"][0]
 
 
 def test_compose_file_stays_within_what_docker_compose_1_29_understands(compose):
@@ -240,3 +259,43 @@ def test_every_airflow_container_shares_the_evidence_volume_and_the_public_url(c
         assert "bascule-evidence:/opt/airflow/evidence" in services[name]["volumes"], name
         # Links to Required Actions (Slack, the migration view) are built from it.
         assert env["AIRFLOW__API__BASE_URL"].startswith("${BASCULE_AIRFLOW_URL:-http"), name
+
+
+# What only a lab or an Oracle Free service may carry: its hosts, its passwords' variables, a connection.
+LAB_MARKERS = ("AIRFLOW_CONN_", "lab-legacy", "lab-new", "oracle-free", "BASCULE_LAB_", "lab-only-hmac",
+               "BASCULE_ORACLE_PASSWORD", "LabOnly_", "connections.json")
+
+
+def test_no_service_outside_the_lab_and_oracle_profiles_carries_a_lab_connection_or_key(services):
+    for name, service in services.items():
+        if set(service.get("profiles") or ()) & {"lab", "oracle"}:
+            continue
+        env = service.get("environment") or {}
+        assert not [k for k in env if str(k).startswith("AIRFLOW_CONN_")], name
+        text = yaml.safe_dump({k: v for k, v in service.items() if k != "depends_on"})
+        carried = [m for m in LAB_MARKERS if m in text]
+        assert carried == [], f"{name} carries {carried}"
+    # The lab reaches its connections through the secrets backend its env file names; production sets its own.
+    env = services["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__SECRETS__BACKEND"] == "${BASCULE_SECRETS_BACKEND:-}"
+    lab_env = (REPO_ROOT / "compose" / "lab.env").read_text()
+    assert "LocalFilesystemBackend" in lab_env and "PASSWORD" not in lab_env and "KEY=" not in lab_env
+    assert "--connections-file" in services["lab-seed"]["command"]
+
+
+def test_a_team_deployment_is_private_by_default(services):
+    env = services["airflow-apiserver"]["environment"]
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith(":-airflow.providers.fab.auth_manager.fab_auth_manager."
+                                                       "FabAuthManager}")
+    assert "SimpleAuthManager" in (REPO_ROOT / "compose" / "lab.env").read_text()
+    # Only the TLS proxy is published to the network; the API server on the loopback; Flower, Redis not at all.
+    published = {name: s.get("ports", []) for name, s in services.items() if s.get("ports")}
+    assert set(published) == {"tls-proxy", "airflow-apiserver", "oracle-free"}
+    assert all(p.startswith("127.0.0.1:") for p in published["airflow-apiserver"] + published["oracle-free"])
+    assert "reverse_proxy airflow-apiserver:8080" in (REPO_ROOT / "compose" / "Caddyfile").read_text()
+    assert "ports" not in services["flower"] and "ports" not in services["redis"]
+    # The gate role reads the migration DAGs and answers gates, and gets no right on task instances.
+    script = "\n".join(services["airflow-init"]["command"])
+    role = [line for line in script.splitlines() if '"Cutover Gate"' in line]
+    assert any('"HITL Detail" -a can_read can_edit' in line for line in role)
+    assert not [line for line in role if "Task Instances" in line]

@@ -229,7 +229,7 @@ def test_a_broken_flow_stops_sampling_and_alerts_with_a_sanitised_cause(fake_rep
     assert result["alert"] == "broken" and result["reading"]["state"] == "broken"
     (alert,) = slack.posted
     assert type(alert).__name__ == "ReplicationBrokenEvent"
-    assert alert.cause.startswith("apply worker failed") and patient not in alert.cause
+    assert alert.cause and patient not in alert.cause  # a driver text: only codes and known names stay
 
 
 def test_a_slack_outage_never_fails_the_monitor(fake_replication, make_reading, ctx_factory, slack, lab_plan):

@@ -67,8 +67,8 @@ def test_a_driver_error_fails_the_step_retryably_without_any_row_value(lab_plan,
         _step(lab_plan, action).execute(context)
 
     text = str(err.value)
-    assert text.startswith("step fixups failed: CheckViolation: ")
-    assert 'constraint "dob_check"' in text  # the identifiers stay: enough for the team on the call
+    assert text.startswith("step fixups failed: CheckViolation")
+    assert "dob_check" not in text  # not a name the plan or catalog declared: dropped with the rest
     assert patient not in text and "1931" not in text and "DETAIL" not in text
     # `from None`: the original exception (and its DETAIL line) is not chained into the traceback.
     assert err.value.__cause__ is None and err.value.__suppress_context__
@@ -89,7 +89,7 @@ def test_a_check_that_does_not_hold_fails_without_retry(lab_plan, slack, ctx_fac
         _step(lab_plan, action).execute(ctx_factory("fixups"))
 
     assert isinstance(err.value, AirflowFailException)  # Airflow fails it without retrying
-    assert "step fixups failed: AirflowFailException: smoke test refused" in str(err.value)
+    assert "step fixups failed: AirflowFailException" in str(err.value)
     assert patient not in str(err.value)
 
 

@@ -10,6 +10,7 @@ import pytest
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
+from bascule.privacy.sanitize import SafeText
 from bascule.replication.base import ReplicationState
 from bascule.replication.factory import replication_config
 from bascule.sensors.replication import ReplicationCaughtUpSensor, ReplicationLagSensor
@@ -124,7 +125,7 @@ def test_without_the_trigger_one_reading_under_the_threshold_is_enough(fake_repl
 
 
 def test_without_the_trigger_a_broken_flow_fails_at_first_look(fake_replication, make_reading):
-    repl = fake_replication([make_reading(BROKEN, None, cause="subscription bascule_sub is disabled")])
+    repl = fake_replication([make_reading(BROKEN, None, cause=SafeText("subscription bascule_sub is disabled"))])
     sensor = _lag_sensor(repl, deferrable=False, poll_interval=0.01, timeout=5)
     with pytest.raises(AirflowFailException, match="replication is broken: subscription bascule_sub is disabled"):
         sensor.execute({})
@@ -190,7 +191,7 @@ def test_a_broken_flow_fails_the_caught_up_sensor_at_once_naming_the_cause(fake_
     repl = fake_replication([make_reading(BROKEN, None)],
                             applied=[broken(f"slot bascule_sub does not exist (dropped while applying '{patient}')")])
     sensor = _caught_up_sensor(repl, position="0/5000", inline_wait_s=60)
-    with pytest.raises(AirflowFailException, match="drain: replication is broken: slot bascule_sub does not exist") as err:
+    with pytest.raises(AirflowFailException, match="drain: replication is broken: ") as err:
         sensor.execute(ctx_factory("drain"))
     assert patient not in str(err.value)
     assert len(repl.applied_calls) == 1  # the first look, not the whole inline wait
@@ -198,11 +199,11 @@ def test_a_broken_flow_fails_the_caught_up_sensor_at_once_naming_the_cause(fake_
 
 def test_a_flow_that_reads_broken_fails_even_if_applied_through_cannot_tell(fake_replication, make_reading,
                                                                             patient, ctx_factory, caplog):
-    repl = fake_replication([make_reading(BROKEN, None, cause="subscription bascule_sub is disabled")],
+    repl = fake_replication([make_reading(BROKEN, None, cause=SafeText("subscription bascule_sub is disabled"))],
                             applied=[RuntimeError(f'invalid input syntax for type date: "{patient} 1931"')])
     with pytest.raises(AirflowFailException, match="subscription bascule_sub is disabled"):
         _caught_up_sensor(repl, position="0/5000", inline_wait_s=60).execute(ctx_factory("drain"))
-    assert "applied_through failed: invalid input syntax for type date" in caplog.text
+    assert "applied_through failed: " in caplog.text
     assert patient not in caplog.text
 
 
@@ -212,7 +213,7 @@ def test_without_the_trigger_the_caught_up_sensor_pokes_until_applied(fake_repli
     assert sensor.execute(ctx_factory("drain")) is None  # BaseSensorOperator's own loop: no event
     assert repl.applied_calls == ["0/5000", "0/5000"]
 
-    failing = _caught_up_sensor(fake_replication(applied=[broken("publication bascule_pub does not exist")]),
+    failing = _caught_up_sensor(fake_replication(applied=[broken(SafeText("publication bascule_pub does not exist"))]),
                                 position="0/5000", deferrable=False)
     with pytest.raises(AirflowFailException, match="publication bascule_pub does not exist"):
         failing.execute(ctx_factory("drain"))
