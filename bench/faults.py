@@ -525,12 +525,11 @@ def _run(last: TextIO) -> int:
     total: Callable[[str], int] = lambda key: sum(int(n.result.get(key) or 0) for n in fault_nights)  # noqa: E731
     recovered = sum(1 for number, n in scenarios if n.recovered(number))
     extra = [n.result["extra_downtime_s"] for n in fault_nights if n.result.get("extra_downtime_s") is not None]
-    figures = (f"scenarios={len(scenarios)} recovered={recovered} lost_writes={total('lost_writes')} "
-               f"lost_updates={total('lost_updates')} resurrected_deletes={total('resurrected_deletes')} "
-               f"max_extra_downtime_s={max(extra) if extra else None}")
     print(f"bench: {time.monotonic() - begun:.0f} s in all; baseline downtime {baseline} s (nights: {baselines})",
           flush=True)
-    print(figures, file=last)
+    print(f"scenarios={len(scenarios)} recovered={recovered} lost_writes={total('lost_writes')} "
+          f"lost_updates={total('lost_updates')} resurrected_deletes={total('resurrected_deletes')} "
+          f"max_extra_downtime_s={max(extra) if extra else None}", file=last)
     ok = recovered == len(scenarios) and all(n.result.get("recovered") for n in nights if not n.faults)
     return 0 if ok else 1
 
