@@ -40,6 +40,12 @@ def airflow_env(
         # 3 would end every running task 3 s into an api-server restart), and a task whose worker died is
         # failed, then retried, 90 s after its last heartbeat (Airflow's default: 300 s).
         "AIRFLOW__WORKERS__MAX_FAILED_HEARTBEATS": "60",
+        # The same for a task's other Execution API calls, its start above all: a gate answered just before
+        # the api-server went down failed to start twice (Airflow's 5 tries, ~6 s) and the night rolled
+        # back. 12 tries 2-10 s apart wait 22 s at least, about a minute on average, 86 s at most.
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "12",
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": "2",
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "10",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         # Scheduled DAGs (replication_monitor) stay off in the lab until someone turns them on;
