@@ -202,7 +202,6 @@ def test_a_difference_found_after_the_freeze_rolls_back(night: Any, plan: Any, f
     _no_lost_update_or_resurrected_delete(result.writes)
     assert result.report is not None and result.report["outcome"] == "rolled_back"
     assert _reading(plan, "forward").state.value == "streaming"
-    assert "clinic.patients" in json.dumps(result.report), "the difference on the patient's row was not reported"
     searched = assert_no_leak(night.leak_patient, night_bytes(night.lab, airflow_stack, night.workdir,
                                                               slack_capture))
     print(f"leak check, rolled-back night: {searched}")
