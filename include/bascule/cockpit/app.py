@@ -112,7 +112,7 @@ def _validation(dag_id: str, run_id: str) -> dict[str, Any]:
         for p in folder.glob("*.json"):
             if p.name not in {"report.json", "manifest.json", "validation.json"}:
                 doc = evidence.read_json(p)
-                if isinstance(doc, dict) and doc.get("tables"):
+                if isinstance(doc, dict) and isinstance(doc.get("tables"), list):
                     docs.append(doc)
     return data.validation(rows, docs)
 
