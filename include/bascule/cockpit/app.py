@@ -81,7 +81,7 @@ def _night(dag_id: str, run_id: str) -> dict[str, Any]:
     try:
         runbook = data.runbook_for(dag_id)
     except KeyError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
+        raise HTTPException(status_code=404, detail=exc.args[0]) from None
     rows = metadata.load_run(dag_id, run_id)
     if rows is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id!r} of {dag_id!r}")
@@ -112,7 +112,7 @@ def _validation(dag_id: str, run_id: str) -> dict[str, Any]:
         for p in folder.glob("*.json"):
             if p.name not in {"report.json", "manifest.json", "validation.json"}:
                 doc = evidence.read_json(p)
-                if isinstance(doc, dict) and doc.get("tables"):
+                if isinstance(doc, dict) and isinstance(doc.get("tables"), list):
                     docs.append(doc)
     return data.validation(rows, docs)
 

@@ -201,14 +201,16 @@ def validation(rows: RunRows, evidence_docs: Sequence[Mapping[str, Any]]) -> dic
         rec = v.get(STEP_XCOM_KEY) or {}
         result = rec.get("result") or {}
         for key in ("comparison_report", "validation", "report"):
-            if isinstance(result.get(key), Mapping) and result[key].get("tables"):
+            # A comparison lists its tables; a summary only counts them (``"tables": 4``).
+            if isinstance(result.get(key), Mapping) and isinstance(result[key].get("tables"), list):
                 docs.append(result[key])
         for s in result.get("suites") or []:
             if isinstance(s, Mapping):
                 suites.append({"suite": s.get("suite"), "success": s.get("success"), "side": s.get("side")})
     checks = []
     for doc in docs:
-        for t in doc.get("tables") or []:
+        listed = doc.get("tables")
+        for t in listed if isinstance(listed, list) else []:
             if not isinstance(t, Mapping) or "table" not in t:
                 continue
             checks.append({

@@ -125,7 +125,11 @@
     const wanted = new URLSearchParams(location.search).get("run");
     const pick = runs.find((r) => r.run_id === wanted) || runs[0];
     if (pick) { selected = [pick.dag_id, pick.run_id]; sel.value = JSON.stringify(selected); }
-    else { $("refresh").textContent = "no run you may read yet"; setTimeout(loadRuns, 3000); }
+    else {
+      // Opened before the night starts: look again until a run appears, then follow it.
+      $("refresh").textContent = "no run you may read yet";
+      setTimeout(() => loadRuns().then(refresh), 3000);
+    }
   }
 
   document.querySelectorAll("#tabs button").forEach((b) => b.addEventListener("click", () => {
