@@ -155,6 +155,28 @@ class Campaign:
     def ti_proof(ti: dict[str, Any]) -> dict[str, Any]:
         return {k: ti.get(k) for k in ("task_id", "state", "try_number", "pid", "hostname", "start_date")}
 
+    def watchdog(self, stop: threading.Event, *, grace_s: float = 20.0) -> None:
+        """Restart a component that stays dead for ``grace_s``, all night long, as systemd or Kubernetes would.
+
+        A fault restarts what it killed itself, sooner; this catches what dies as a consequence (a scheduler
+        that exits a while after its metadata database came back)."""
+        dead_since: dict[str, float] = {}
+        while not stop.wait(2.0):
+            now = time.monotonic()
+            for component in self.stack.components:
+                proc = self.stack.procs.get(component)
+                if proc is not None and proc.poll() is None:
+                    dead_since.pop(component, None)
+                    continue
+                first = dead_since.setdefault(component, now)
+                if now - first >= grace_s:
+                    try:
+                        self.stack.start_component(component)
+                        self.echo(f"watchdog: {component} was dead for {now - first:.0f} s, started again")
+                    except Exception as exc:  # the next pass tries again
+                        self.echo(f"watchdog: {component} not started again: {type(exc).__name__}: {exc}")
+                    dead_since.pop(component, None)
+
     def supervise(self) -> list[str]:
         """Start again whatever a fault left dead, and wait until Airflow answers healthy."""
         restarted = self.stack.restart_dead()
@@ -367,6 +389,8 @@ class Campaign:
                              echo=self.echo)
         cutover.api_outage_s = 180
         started = time.monotonic()
+        stop_watchdog = threading.Event()
+        threading.Thread(target=self.watchdog, args=(stop_watchdog,), daemon=True).start()
         try:
             result = cutover.run(sessions=self.args.sessions, rate=self.args.rate, warmup_s=self.args.warmup,
                                  before_gate=before_gate if faults else None, timeout=self.args.night_timeout)
@@ -379,6 +403,7 @@ class Campaign:
             self.supervise()
             return night
         finally:
+            stop_watchdog.set()
             self.release_apply()
         if 7 in faults:
             self.slack.set_mode(FailureMode.NONE)
