@@ -113,34 +113,39 @@ def slack_capture(lab: object) -> Iterator[object]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def airflow_stack(lab: object, slack_capture: object) -> Iterator[object]:
-    """A real Airflow (api-server, scheduler, dag-processor, triggerer) on the lab's control cluster.
-
-    Its metadata database is recreated each session, so no run left over from an
-    interrupted session holds the cutover's single active run.
-    """
+def _fresh_stack(lab: object, *, database: str, prefix: str, env_extra: dict[str, str] | None = None,
+                 **stack_kwargs: object) -> Iterator[object]:
+    """A real Airflow on its own metadata database in the lab's control cluster, recreated each session,
+    so no run left over from an interrupted session holds the cutover's single active run."""
     from psycopg import sql
 
     from bascule.paths import LAB_PLAN
     from bascule.plan import load_plan
     from bascule_lab.airflow_stack import AirflowStack
-    from bascule_lab.clusters import AIRFLOW_DB, CONTROL
+    from bascule_lab.clusters import CONTROL
     from bascule_lab.scenario import gate_users
 
     with lab.connect(CONTROL) as conn:  # type: ignore[attr-defined]
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(AIRFLOW_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER airflow_meta").format(sql.Identifier(AIRFLOW_DB)))
-    home = Path(tempfile.mkdtemp(prefix="bascule-stack-"))
-    env = _airflow_env(home=home, connections_file=_CONNECTIONS,
-                       sql_alchemy_conn=lab.airflow_metadata_url())  # type: ignore[attr-defined]
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER airflow_meta").format(sql.Identifier(database)))
+    url = lab.airflow_metadata_url().rsplit("/", 1)[0] + f"/{database}"  # type: ignore[attr-defined]
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {**_airflow_env(home=home, connections_file=_CONNECTIONS, sql_alchemy_conn=url), **(env_extra or {})}
     stack = AirflowStack(home=home, env=env, users=gate_users(load_plan(LAB_PLAN)),
-                         echo=lambda line: print(line, file=sys.stderr))
+                         echo=lambda line: print(line, file=sys.stderr), **stack_kwargs)
     stack.start()
     try:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(lab: object, slack_capture: object) -> Iterator[object]:
+    """A real Airflow (api-server, scheduler, dag-processor, triggerer) on the lab's control cluster."""
+    from bascule_lab.clusters import AIRFLOW_DB
+
+    yield from _fresh_stack(lab, database=AIRFLOW_DB, prefix="bascule-stack-")
 
 
 @pytest.fixture(scope="session")
@@ -155,26 +160,5 @@ def shared_volume() -> Iterator[Path]:
 def celery_stack(lab: object, slack_capture: object, shared_volume: Path) -> Iterator[object]:
     """Airflow with the CeleryExecutor (ADR 0046): the four components, a local Redis and two Celery workers,
     on its own metadata database (the LocalExecutor stack may run beside it), evidence on ``shared_volume``."""
-    from psycopg import sql
-
-    from bascule.paths import LAB_PLAN
-    from bascule.plan import load_plan
-    from bascule_lab.airflow_stack import AirflowStack
-    from bascule_lab.clusters import CONTROL
-    from bascule_lab.scenario import gate_users
-
-    database = "airflow_celery"
-    with lab.connect(CONTROL) as conn:  # type: ignore[attr-defined]
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER airflow_meta").format(sql.Identifier(database)))
-    url = lab.airflow_metadata_url().rsplit("/", 1)[0] + f"/{database}"  # type: ignore[attr-defined]
-    home = Path(tempfile.mkdtemp(prefix="bascule-celery-"))
-    env = _airflow_env(home=home, connections_file=_CONNECTIONS, sql_alchemy_conn=url)
-    env["AIRFLOW__BASCULE__EVIDENCE_URL"] = f"file://{shared_volume}"
-    stack = AirflowStack(home=home, env=env, users=gate_users(load_plan(LAB_PLAN)), executor="celery",
-                         echo=lambda line: print(line, file=sys.stderr))
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from _fresh_stack(lab, database="airflow_celery", prefix="bascule-celery-", executor="celery",
+                            env_extra={"AIRFLOW__BASCULE__EVIDENCE_URL": f"file://{shared_volume}"})
