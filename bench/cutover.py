@@ -66,7 +66,7 @@ def _run(last: TextIO) -> int:
     from bascule_lab.clusters import AIRFLOW_DB, CONTROL, Lab
     from bascule_lab.paths import airflow_home, lab_dir
     from bascule_lab.scenario import LabCutover, gate_users, start_forward_replication
-    from bascule_lab.slack_capture import CaptureServer
+    from bascule_lab.slack_capture import CaptureServer, route_slack
 
     plan = load_plan(LAB_PLAN)
     lab = Lab(lab_dir(purpose="bench-cutover"), echo=lambda line: print(line, flush=True))
@@ -87,10 +87,7 @@ def _run(last: TextIO) -> int:
     # Slack as on the night: up, answering after --slack-latency; what would be posted is recorded.
     slack = CaptureServer(out=REPO_ROOT / "bench" / "out" / "cutover-runs" / "slack.jsonl",
                           latency_s=args.slack_latency).start()
-    conns = json.loads(lab.connections_file.read_text())
-    conns["bascule_slack"] = {"conn_type": "slack", "password": "xoxb-bascule-bench-capture",
-                              "extra": {"base_url": slack.api_url}}
-    lab.connections_file.write_text(json.dumps(conns))
+    route_slack(lab.connections_file, slack.api_url, token="xoxb-bascule-bench-capture")
     stack = AirflowStack(home=home, env=env, users=gate_users(plan))
     stack.start()
     try:

@@ -485,7 +485,7 @@ def _run(last: TextIO) -> int:
     from bascule_lab.clusters import AIRFLOW_DB, CONTROL, Lab
     from bascule_lab.paths import airflow_home, lab_dir
     from bascule_lab.scenario import gate_users
-    from bascule_lab.slack_capture import CaptureServer
+    from bascule_lab.slack_capture import CaptureServer, route_slack
 
     begun = time.monotonic()
     plan = load_plan(LAB_PLAN)
@@ -503,10 +503,7 @@ def _run(last: TextIO) -> int:
     env = airflow_env(home=home, connections_file=lab.connections_file, sql_alchemy_conn=lab.airflow_metadata_url())
     os.environ.update(env)
     slack = CaptureServer(out=workdir / "slack.jsonl", latency_s=args.slack_latency).start()
-    conns = json.loads(lab.connections_file.read_text())
-    conns["bascule_slack"] = {"conn_type": "slack", "password": "xoxb-bascule-bench-capture",
-                              "extra": {"base_url": slack.api_url}}
-    lab.connections_file.write_text(json.dumps(conns))
+    route_slack(lab.connections_file, slack.api_url, token="xoxb-bascule-bench-capture")
     stack = AirflowStack(home=home, env=env, users=gate_users(plan))
     stack.start()
     nights: list[Night] = []

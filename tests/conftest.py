@@ -101,15 +101,10 @@ def fresh_lab(lab: object) -> object:
 @pytest.fixture(scope="session")
 def slack_capture(lab: object) -> Iterator[object]:
     """A local Slack that records every call; the lab's `bascule_slack` connection points at it."""
-    import json
-
-    from bascule_lab.slack_capture import CaptureServer
+    from bascule_lab.slack_capture import CaptureServer, route_slack
 
     with CaptureServer() as server:
-        conns = json.loads(_CONNECTIONS.read_text())
-        conns["bascule_slack"] = {"conn_type": "slack", "password": "xoxb-bascule-lab-capture",
-                                  "extra": {"base_url": server.api_url}}
-        _CONNECTIONS.write_text(json.dumps(conns))
+        route_slack(_CONNECTIONS, server.api_url, token="xoxb-bascule-lab-capture")
         yield server
 
 

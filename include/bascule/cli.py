@@ -159,7 +159,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bascule_lab.gates.auto import ensure_auto_answer_allowed
     from bascule_lab.paths import airflow_home
     from bascule_lab.scenario import LabCutover, gate_users, start_forward_replication
-    from bascule_lab.slack_capture import render_thread_text
+    from bascule_lab.slack_capture import render_thread_text, route_slack
 
     started = time.monotonic()
     plan = load_plan(LAB_PLAN)
@@ -181,10 +181,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     capture = subprocess.Popen(
         [sys.executable, "-m", "bascule_lab.slack_capture", "--port", str(port), "--out", str(capture_file)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    conns = json.loads(lab.connections_file.read_text())
-    conns["bascule_slack"] = {"conn_type": "slack", "password": "xoxb-bascule-demo-capture",
-                              "extra": {"base_url": f"http://127.0.0.1:{port}/api/"}}
-    lab.connections_file.write_text(json.dumps(conns, indent=2))
+    route_slack(lab.connections_file, f"http://127.0.0.1:{port}/api/", token="xoxb-bascule-demo-capture")
 
     stack = None
     try:

@@ -432,6 +432,14 @@ def render_thread_text(records: Iterable[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def route_slack(connections_file: str | Path, api_url: str, *, token: str) -> None:
+    """Point the lab's ``bascule_slack`` connection at a capture server: what the night posts is recorded."""
+    path = Path(connections_file)
+    conns = json.loads(path.read_text())
+    conns["bascule_slack"] = {"conn_type": "slack", "password": token, "extra": {"base_url": api_url}}
+    path.write_text(json.dumps(conns, indent=2))
+
+
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     with Path(path).open(encoding="utf-8") as fh:
         for line in fh:
