@@ -36,7 +36,9 @@ answered): the drain is seen running and not caught up, then the fault hits, the
 the lock goes (with the restart, or right after the kill).
 
 The bench is the process supervisor a deployment has (systemd, Kubernetes): it
-starts again what it killed, and any component a fault took down, 2 s later.
+starts again what it killed, and any component a fault took down, 2 s later,
+after ending whatever the dead component left running, as such a supervisor ends
+a dead service's cgroup or container (ADR 0053).
 
 A night "recovered" when the run succeeded with the endpoint on the target, or
 rolled back cleanly with the endpoint on the source; and, through the endpoint,
@@ -235,7 +237,9 @@ class Campaign:
         proof["window_checks"] = {t: api.task_state(DAG_ID, run_id, t) for t in WINDOW_CHECKS}
         proof["killed_pid"] = self.stack.kill("scheduler", signal.SIGKILL)
         time.sleep(SUPERVISOR_DELAY_S)
-        self.stack.start_component("scheduler")
+        # The supervisor ends what the dead scheduler left running (its LocalExecutor workers, the tasks they
+        # ran, its log server), as systemd or a container runtime does, before it starts it again (ADR 0053).
+        proof["supervisor_ended_leftovers"] = self.stack.start_component("scheduler")
 
     def gate_waits(self, api: Any, run_id: str, proof: dict[str, Any]) -> None:
         ti = api.task_instance(DAG_ID, run_id, "gate_go_live")

@@ -48,6 +48,12 @@ def airflow_env(
         "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "10",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        # A scheduler that died leaves the task instances it queued or ran: the next one resets them (the
+        # LocalExecutor cannot adopt them) once the dead one's heartbeat is older than
+        # [scheduler] scheduler_health_check_threshold (30 s, Airflow's default), but only when it looks:
+        # as it starts (too early: the dead one still looks alive) and every orphaned_tasks_check_interval
+        # (Airflow: 300 s). 30 s: they are scheduled again within about a minute of the crash (ADR 0053).
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
         # Scheduled DAGs (replication_monitor) stay off in the lab until someone turns them on;
         # tools unpause what they run.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",

@@ -215,7 +215,10 @@ class AirflowStack:
 
     # --------------------------------------------------------------- faults
     # The fault bench plays the process supervisor a deployment has (systemd, Kubernetes): it kills a
-    # component, and starts it again as such a supervisor would.
+    # component, and starts it again as such a supervisor would. Such a supervisor ends everything its
+    # service left behind before it starts it again (the container's processes die with it; systemd's
+    # default KillMode=control-group ends the whole cgroup), and so does ``start_component``: each
+    # component runs in a session of its own, the lab's stand-in for its cgroup.
 
     def pid(self, component: str) -> int:
         """The main process of ``component`` (its own process group; its children share the group)."""
@@ -239,14 +242,26 @@ class AirflowStack:
         self.echo(f"airflow: {component} (pid {pid}) ended by {sig.name}")
         return pid
 
-    def start_component(self, component: str) -> None:
+    def start_component(self, component: str) -> list[int]:
+        """Start ``component`` again if its main process has exited, after ending what it left behind.
+
+        Returns the leftover processes it ended (the pids). A SIGKILLed scheduler leaves its LocalExecutor
+        workers and its log server running, and they hold its metadata-database connection, inherited
+        when they were forked: PostgreSQL sees no disconnect, so a transaction the scheduler had open stays
+        open with its row locks on ``dag_run``, and the new scheduler, which skips locked runs, never
+        schedules that run again (ADR 0053)."""
         if component not in self.components:
             raise AirflowStackError(f"no Airflow component named {component!r} (one of {', '.join(self.components)})")
         proc = self.procs.get(component)
         if proc is not None and proc.poll() is None:
-            return
+            return []
+        reaped = end_session(proc.pid) if proc is not None else []
+        if reaped:
+            self.echo(f"airflow: {component}: ended {len(reaped)} process(es) its dead main process left "
+                      f"running (pids {', '.join(map(str, reaped))}), as a supervisor ends a dead service's cgroup")
         self._spawn(component)
         self.echo(f"airflow: {component} started again (pid {self.procs[component].pid})")
+        return reaped
 
     def restart_dead(self) -> list[str]:
         """Start again every component whose process has exited, as a supervisor would; their names."""
@@ -314,6 +329,8 @@ class AirflowStack:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        for pid in pids:
+            end_session(pid)  # a task process in a process group of its own, an orphan of a killed component
         pids_file.unlink(missing_ok=True)
         echo("airflow: stopped the stack left running by an earlier command")
         return True
@@ -335,9 +352,56 @@ class AirflowStack:
                 except ProcessLookupError:
                     pass
                 proc.wait(timeout=5)
+        for proc in self.procs.values():
+            # What a killed component left behind (its log server holds port 8793 for the next stack).
+            end_session(proc.pid)
         self.procs.clear()
         (self.home / "pids.json").unlink(missing_ok=True)
         self.echo("airflow: stopped")
+
+
+def session_members(sid: int) -> list[int]:
+    """The live processes of session ``sid`` (``os.getsid``), whoever their parent is now (Linux's /proc).
+
+    A zombie is not one: it is dead, and stays listed only until whoever adopted it reaps it."""
+    members = []
+    for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
+        try:
+            if pid != os.getpid() and os.getsid(pid) == sid and _alive(pid):
+                members.append(pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return members
+
+
+def end_session(sid: int, *, timeout: float = 10.0) -> list[int]:
+    """SIGKILL every process left in session ``sid``; the pids, once they are gone.
+
+    Each component starts in a session of its own (``start_new_session``): its main process's pid is the
+    session's id, and every process it forks stays in it, orphaned or not, even a task process that made a
+    process group of its own (``setpgid``). A session that still has members after its leader died is what
+    a cgroup still has when the container's main process died, and a supervisor ends it the same way: the
+    container runtime with SIGKILL as the container's PID namespace goes, systemd with SIGTERM, then SIGKILL.
+    Kernel-side, a session id is not reused while any member lives, so no stranger is hit."""
+    members = session_members(sid)
+    for pid in members:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(pid) for pid in members):
+        time.sleep(0.05)
+    return members
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, killed and awaiting its reaper, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _exists(pid: int) -> bool:
