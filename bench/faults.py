@@ -179,10 +179,26 @@ class Campaign:
                         self.echo(f"watchdog: {component} not started again: {type(exc).__name__}: {exc}")
                     dead_since.pop(component, None)
 
-    def supervise(self) -> list[str]:
-        """Start again whatever a fault left dead, and wait until Airflow answers healthy."""
-        restarted = self.stack.restart_dead()
-        self.stack.wait_healthy(timeout=180)
+    def supervise(self, *, timeout: float = 180) -> list[str]:
+        """Start again whatever a fault left dead, and wait until Airflow answers healthy.
+
+        A component may die a while after the fault, while this waits (a scheduler exits on the metadata
+        database's restart at its next query): as a supervisor would, start it again and wait once more,
+        until ``timeout``."""
+        from bascule_lab.airflow_stack import AirflowStackError
+
+        deadline = time.monotonic() + timeout
+        restarted: list[str] = []
+        while True:
+            restarted += self.stack.restart_dead()
+            try:
+                self.stack.wait_healthy(timeout=max(1.0, deadline - time.monotonic()))
+                break
+            except AirflowStackError as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                self.echo(f"supervisor: {exc}: starting it again")
+                time.sleep(SUPERVISOR_DELAY_S)
         if not self.pgbouncer.is_running():
             self.pgbouncer.up()
             restarted.append("pgbouncer")
@@ -349,7 +365,13 @@ class Campaign:
         self.gate_waits(api, run_id, proof)
         proof["restart_s"] = round(self.lab.restart(CONTROL, mode="fast"), 2)
         time.sleep(SUPERVISOR_DELAY_S)
-        proof["components_restarted"] = self.supervise()
+        # The fault has struck; what follows is the recovery, which the night's outcome judges. A
+        # supervisor that could not get Airflow healthy again is recorded, not taken for a fault not injected.
+        try:
+            proof["components_restarted"] = self.supervise()
+        except Exception as exc:
+            proof["supervise_error"] = f"{type(exc).__name__}: {exc}"
+            self.echo(f"fault 9: Airflow not healthy again: {proof['supervise_error']}")
 
     # ------------------------------------------------------------ one night
     def night(self, faults: tuple[int, ...]) -> Night:

@@ -17,6 +17,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -81,6 +82,9 @@ class AirflowStack:
         self.echo = echo
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.port: int | None = None
+        # The fault bench restarts components from more than one thread (the fault, its watchdog): one
+        # restart at a time, so that a dead component is started once.
+        self._restarting = threading.Lock()
 
     @property
     def passwords_file(self) -> Path:
@@ -252,16 +256,18 @@ class AirflowStack:
         schedules that run again (ADR 0053)."""
         if component not in self.components:
             raise AirflowStackError(f"no Airflow component named {component!r} (one of {', '.join(self.components)})")
-        proc = self.procs.get(component)
-        if proc is not None and proc.poll() is None:
-            return []
-        reaped = end_session(proc.pid) if proc is not None else []
-        if reaped:
-            self.echo(f"airflow: {component}: ended {len(reaped)} process(es) its dead main process left "
-                      f"running (pids {', '.join(map(str, reaped))}), as a supervisor ends a dead service's cgroup")
-        self._spawn(component)
-        self.echo(f"airflow: {component} started again (pid {self.procs[component].pid})")
-        return reaped
+        with self._restarting:
+            proc = self.procs.get(component)
+            if proc is not None and proc.poll() is None:
+                return []
+            reaped = end_session(proc.pid) if proc is not None else []
+            if reaped:
+                self.echo(f"airflow: {component}: ended {len(reaped)} process(es) its dead main process left "
+                          f"running (pids {', '.join(map(str, reaped))}), as a supervisor ends a dead service's "
+                          "cgroup")
+            self._spawn(component)
+            self.echo(f"airflow: {component} started again (pid {self.procs[component].pid})")
+            return reaped
 
     def restart_dead(self) -> list[str]:
         """Start again every component whose process has exited, as a supervisor would; their names."""
