@@ -207,6 +207,8 @@ def oracle_night(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_env: d
     fake = FakeGoldenGate(extracts=(gg.extract, gg.reverse_extract), replicats=(gg.replicat, gg.reverse_replicat),
                           connections=(gg.heartbeat_connection,))
     fake.scenario.command_delay_reads = 0
+    # The reverse pair, created stopped by the GoldenGate administrator during the preparation.
+    fake.scenario.processes = {gg.reverse_extract: "stopped", gg.reverse_replicat: "stopped"}
     with fake, CaptureServer() as slack:
         monkeypatch.setenv(f"AIRFLOW_CONN_{gg.conn_id.upper()}", fake.connection_json())
         monkeypatch.setenv(f"AIRFLOW_CONN_{plan.notifications.slack_conn_id.upper()}", json.dumps(
@@ -291,6 +293,10 @@ def _in_order(night: Any, *wanted: tuple[str, str]) -> None:
                                  f"{[x for x in sent if x[1] != 'session_setup']}") from None
 
 
+def _commands(fake: Any) -> list[tuple[str, str, str]]:
+    return [(c["name"], c["processType"], c["processName"]) for c in fake.commands]
+
+
 SRC, TGT, TGT_APP = "hosp_prod_legacy", "hosp_prod_new", "hosp_prod_new_app"
 
 
@@ -315,18 +321,23 @@ def test_the_oracle_night_runs_every_step_in_order(oracle_night: Any) -> None:
               (SRC, "create_restore_point"), (SRC, "restore_point_lookup"),
               (SRC, "record_freeze"), (SRC, "restrict"), (SRC, "revoke"), (SRC, "lock_user"), (SRC, "sessions"),
               (SRC, "kill"), (SRC, "sessions"), (SRC, "freeze_proof"), (SRC, "mark_frozen"),
-              # The drain to the frozen SCN, the fix-ups, the window's comparison in full.
-              (SRC, "scn_to_utc"), (TGT, "gg_watermark"), (TGT, "sequences"), (TGT, "constraints"),
+              # The drain to the frozen SCN, the window's comparison in full.
+              (SRC, "scn_to_utc"), (TGT, "gg_watermark"),
               (SRC, "count_rows"), (TGT, "count_rows"), (SRC, "range_hashes"), (TGT, "range_hashes"),
               # Smoke tests through the application's account, then the target opened: rights back, unlocked,
               # restricted session off, its freeze released, a write proven through the application's login.
               (TGT_APP, "smoke_read"), (TGT, "grant"), (TGT, "unlock_user"), (TGT, "unrestrict"),
               (TGT, "release_freeze"), (TGT_APP, "probe_write"))
+    # The fix-ups (a branch beside the comparison): after the drain, before the target opens.
+    _in_order(night, (TGT, "gg_watermark"), (SRC, "sequences"), (TGT, "sequences"), (TGT, "constraints"),
+              (TGT, "triggers"), (TGT, "unlock_user"))
     source = night.labels(SRC)
     assert "unlock_user" not in source and "unrestrict" not in source  # the source stays frozen
-    # GoldenGate: the forward replicat stopped through the documented command, after the source's freeze.
-    stops = [c for c in fake.commands if c.get("name") == "stop"]
-    assert [c.get("processName") for c in stops][:1] == ["REP2"], fake.commands
+    # GoldenGate, through the documented command: the forward replicat stopped after the drain, the reverse
+    # extract started while the target was still closed, the reverse replicat after GO LIVE.
+    assert _commands(fake) == [("stop", "replicat", "REP2"), ("start", "extract", "EXTBACK"),
+                               ("start", "replicat", "REPBACK")]
+    assert fake.scenario.processes == {"EXTBACK": "running", "REPBACK": "running"}
     assert endpoint_state.joinpath("cname").read_text().startswith("new-db")
 
 
@@ -343,3 +354,5 @@ def test_a_difference_found_in_the_window_ends_in_the_rollback(oracle_night: Any
     _in_order(night, (SRC, "mark_frozen"), (TGT, "range_hashes"), (SRC, "grant"), (SRC, "unlock_user"),
               (SRC, "unrestrict"), (SRC, "release_freeze"))
     assert "unlock_user" not in night.labels(TGT)  # the target never opened
+    # The reverse replicat never started: nothing of the target's reached the source.
+    assert ("start", "replicat", "REPBACK") not in _commands(fake) and fake.scenario.processes["REPBACK"] == "stopped"
