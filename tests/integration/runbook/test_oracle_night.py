@@ -1,10 +1,13 @@
 """The Oracle night in order, under ``dag.test()``: the cutover DAG built from the Oracle example plan, against a
 recording double of both Oracle databases (bascule_lab.testing.oracle_double), the GoldenGate REST fake, and
-the worked command endpoint with stand-ins for dig/nsupdate/sqlplus. Gates are answered in the metadata
-database as their assigned users would through the API.
+the worked command endpoint with stand-ins for dig/nsupdate/sqlplus. The driver is the seam
+(``oracledb.connect``): the provider's OracleHook and every bascule hook above it run unchanged. Gates are
+answered through Airflow's HITL route handler as their assigned users; the preparation's milestones are
+recorded as the signed Asset events its stages leave (ADR 0056).
 
-Checks: every step ran, the statements came in the night's order, and a scripted failure (a session that
-survives the freeze) ends in the rollback.
+Checks: every step ran, the statements came in the night's order, GoldenGate's commands (forward replicat
+stopped, reverse pair started, ADR 0055), the endpoint moved; and a scripted failure (a difference found by
+the window's comparison) ends in the rollback, whose statements give the source back.
 """
 
 from __future__ import annotations
@@ -293,6 +296,11 @@ def _in_order(night: Any, *wanted: tuple[str, str]) -> None:
                                  f"{[x for x in sent if x[1] != 'session_setup']}") from None
 
 
+def _endpoint_calls(state: Path) -> list[str]:
+    calls = state / "calls"
+    return calls.read_text().split("\n") if calls.exists() else []
+
+
 def _commands(fake: Any) -> list[tuple[str, str, str]]:
     return [(c["name"], c["processType"], c["processName"]) for c in fake.commands]
 
@@ -339,6 +347,10 @@ def test_the_oracle_night_runs_every_step_in_order(oracle_night: Any) -> None:
                                ("start", "replicat", "REPBACK")]
     assert fake.scenario.processes == {"EXTBACK": "running", "REPBACK": "running"}
     assert endpoint_state.joinpath("cname").read_text().startswith("new-db")
+    # The worked endpoint script: the service stopped on the source, the name moved, the service started on
+    # the target.
+    calls = _endpoint_calls(endpoint_state)
+    assert calls.index("stop src") < calls.index("nsupdate") < calls.index("start tgt"), calls
 
 
 def test_a_difference_found_in_the_window_ends_in_the_rollback(oracle_night: Any) -> None:
@@ -350,6 +362,10 @@ def test_a_difference_found_in_the_window_ends_in_the_rollback(oracle_night: Any
     assert states["rollback_on_failure"] == "success", states
     assert "gate_go_live" not in answered and states["open_target_writes"] != "success"
     assert endpoint_state.joinpath("cname").read_text().startswith("legacy-db")
+    # The service, stopped on the source by the freeze, started there again; never started on the target
+    # (the switch, a branch beside the comparison, may have moved the name: the rollback moved it back).
+    calls = _endpoint_calls(endpoint_state)
+    assert "start tgt" not in calls and calls.index("start src") > calls.index("stop src"), calls
     # The rollback gives the source back: rights, the account, restricted session off, its freeze released.
     _in_order(night, (SRC, "mark_frozen"), (TGT, "range_hashes"), (SRC, "grant"), (SRC, "unlock_user"),
               (SRC, "unrestrict"), (SRC, "release_freeze"))
