@@ -184,6 +184,7 @@ def _worker_like_in_process_comms(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture()
 def oracle_night(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_env: dict[str, str]) -> Any:
     import oracledb
+    from airflow.api_fastapi.app import _AuthManagerState
 
     from bascule.plan import load_plan
     from bascule_lab.slack_capture import CaptureServer
@@ -197,6 +198,8 @@ def oracle_night(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_env: d
                         target_conn_ids=(plan.target.conn_id, plan.target.app_conn_id),
                         tables={"HOSP.PATIENTS": SOURCE_COLUMNS}, target_columns={"HOSP.PATIENTS": TARGET_COLUMNS})
     _worker_like_in_process_comms(monkeypatch)
+    # The answerer makes the API's auth manager in this process; the next test finds none, as before.
+    monkeypatch.setattr(_AuthManagerState, "instance", None)
     # The driver is the seam: the provider's OracleHook and every bascule hook above it run unchanged.
     monkeypatch.setattr(oracledb, "connect", driver_connect(night))
     for conn_id in (*night.source_conn_ids, *night.target_conn_ids):
