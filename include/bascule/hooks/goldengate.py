@@ -48,7 +48,7 @@ ENDPOINT_ROLES: tuple[tuple[str, str, str, str], ...] = (
     ("GET", r"/services/v2/(extracts|replicats)/[^/]+", "User", "a process's definition and status"),
     ("GET", r"/services/v2/(extracts|replicats)/[^/]+/info/status", "User", "status, lag, position"),
     ("GET", r"/services/v2/connections/[^/]+/tables/heartbeatData", "User", "heartbeat lag"),
-    ("POST", r"/services/v2/commands/execute", "Operator", "stop the replicat after the drain; start it again"),
+    ("POST", r"/services/v2/commands/execute", "Operator", "stop the replicat after the drain; start the reverse extract and replicat"),
 )
 GG_ROLES = ("User", "Operator", "Administrator", "Security")
 

@@ -36,6 +36,12 @@ def runs_reverse(plan: Any) -> bool:
     return plan.replication.method.value == "postgres-logical"
 
 
+def goldengate_reverse(plan: Any) -> bool:
+    """Whether bascule starts GoldenGate's reverse path (the plan names its extract and replicat, ADR 0055)."""
+    gg = plan.replication.goldengate
+    return plan.replication.method.value == "goldengate" and gg is not None and gg.reverse_extract is not None
+
+
 def drain_config(plan: Any, direction: str = "forward") -> dict[str, Any]:
     """A drain sensor's replication config, safe to build at DAG parse time for any plan.
 

@@ -223,24 +223,42 @@ class GoldenGateReplication(Replication):
         self._lifecycle("start", target="running", timeout_s=timeout_s, poll_s=poll_s)
         self.expect_running = True
 
-    def _lifecycle(self, action: str, *, target: str, timeout_s: float, poll_s: float) -> None:
-        import time
+    def start_capture(self, *, timeout_s: float = 120.0, poll_s: float = 1.0) -> None:
+        """Start the extract (capture from this direction's source), without its replicat. Idempotent.
 
+        The reverse path's first half (ADR 0055): started while the new database is still closed to the
+        application, so it captures every write made after GO LIVE; its replicat stays stopped until then.
+        The replicat must be stopped here: running, it would apply to the old database before the night
+        is decided.
+        """
         status, _ = self._status(self.gg, "replicat", self.replicat)
         if status == "missing" or status in _FAILED:
             raise ReplicationBroken(self._problem("replicat", self.replicat, status) or status)
+        if status != "stopped":
+            raise ReplicationBroken(f"replicat {self.replicat} is {status.upper()}: it must be stopped until "
+                                    "GO LIVE (it would apply to the database it replicates into)")
+        self._lifecycle("start", target="running", timeout_s=timeout_s, poll_s=poll_s, kind="extract")
+
+    def _lifecycle(self, action: str, *, target: str, timeout_s: float, poll_s: float,
+                   kind: str = "replicat") -> None:
+        import time
+
+        hook, name = (self.gg_extract, self.extract) if kind == "extract" else (self.gg, self.replicat)
+        status, _ = self._status(hook, kind, name)
+        if status == "missing" or status in _FAILED:
+            raise ReplicationBroken(self._problem(kind, name, status) or status)
         if status == target:
             return
-        self.gg.execute_command(action, "replicat", self.replicat)
+        hook.execute_command(action, kind, name)
         deadline = time.monotonic() + timeout_s
         while True:
-            status, _ = self._status(self.gg, "replicat", self.replicat)
+            status, _ = self._status(hook, kind, name)
             if status == target:
                 return
             if status == "missing" or status in _FAILED:
-                raise ReplicationBroken(f"replicat {self.replicat} is {status.upper()} after {action.upper()}")
+                raise ReplicationBroken(f"{kind} {name} is {status.upper()} after {action.upper()}")
             if time.monotonic() > deadline:
-                raise ReplicationBroken(f"replicat {self.replicat} still {status.upper()} {timeout_s:.0f} s "
+                raise ReplicationBroken(f"{kind} {name} still {status.upper()} {timeout_s:.0f} s "
                                         f"after {action.upper()}")
             time.sleep(poll_s)
 

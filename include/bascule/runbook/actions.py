@@ -431,7 +431,14 @@ def prepare_reverse_replication(ctx: StepContext) -> dict[str, Any]:
     Its slot on the target is made now, before any write can reach the target, so every
     write after GO LIVE is kept for the source, however long enabling it takes: the writes
     can reopen right after the gate, and the subscription is enabled alongside (ADR 0032).
+    GoldenGate: the reverse extract is started now, its replicat stays stopped (ADR 0055).
     """
+    if _goldengate_reverse(ctx):
+        reverse = _replication(ctx, "reverse")
+        reverse.start_capture()
+        ctx.log(f"reverse capture started on the target (extract {reverse.extract}); replicat "
+                f"{reverse.replicat} stopped until GO LIVE")
+        return {"prepared": True, "extract": reverse.extract}
     if not _has_reverse(ctx):
         ctx.log("reverse replication for this method is configured outside bascule")
         return {"prepared": False}
@@ -450,7 +457,14 @@ def prepare_reverse_replication(ctx: StepContext) -> dict[str, Any]:
 
 
 def start_reverse_replication(ctx: StepContext) -> dict[str, Any]:
-    """Enable the reverse subscription prepared during the freeze; its slot has kept every write since."""
+    """Enable the reverse subscription prepared during the freeze; its slot has kept every write since.
+    GoldenGate: start the reverse replicat; its extract has captured every write since (ADR 0055)."""
+    if _goldengate_reverse(ctx):
+        reverse = _replication(ctx, "reverse")
+        reverse.enable()
+        ctx.log(f"reverse replication started: replicat {reverse.replicat} applies the target's writes "
+                "to the source")
+        return {"started": True, "replicat": reverse.replicat}
     if not _has_reverse(ctx):
         ctx.log("reverse replication for this method is configured outside bascule")
         return {"started": False}
@@ -495,6 +509,12 @@ def announce_live(ctx: StepContext) -> dict[str, Any]:
     reading = _replication(ctx, "reverse").reading() if _has_reverse(ctx) else None
     ctx.log("GO LIVE done" + (f"; reverse replication {reading.state.value}" if reading else ""))
     return {"reverse_replication": reading.to_json() if reading else None}
+
+
+def _goldengate_reverse(ctx: StepContext) -> bool:
+    from bascule.replication.factory import goldengate_reverse
+
+    return goldengate_reverse(ctx.plan)
 
 
 def _has_reverse(ctx: StepContext) -> bool:

@@ -54,6 +54,18 @@ class Scenario:
     command_delay_reads: int = 1
     # What a started replicat becomes: "running", or "abended" to play a replicat that fails on start.
     start_outcome: str = "running"
+    # Processes with a state of their own (name -> state), e.g. a reverse pair created stopped; the others
+    # share ``extract`` / ``replicat``.
+    processes: dict[str, str] = field(default_factory=dict)
+
+    def state(self, kind: str, name: str) -> str:
+        return self.processes.get(name, getattr(self, kind))
+
+    def set_state(self, kind: str, name: str, state: str) -> None:
+        if name in self.processes:
+            self.processes[name] = state
+        else:
+            setattr(self, kind, state)
 
 
 @dataclass
@@ -74,7 +86,7 @@ class FakeGoldenGate:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._pending: dict[str, list[Any]] = {}  # kind -> [status reads left, state to reach]
+        self._pending: dict[tuple[str, str], list[Any]] = {}  # (kind, name) -> [reads left, state to reach]
 
     @property
     def port(self) -> int:
@@ -115,19 +127,19 @@ class FakeGoldenGate:
         reached = "stopped" if action == "stop" else (
             self.scenario.start_outcome if kind == "replicat" else "running")
         with self._lock:
-            self._pending[str(kind)] = [self.scenario.command_delay_reads, reached]
+            self._pending[(str(kind), str(name))] = [self.scenario.command_delay_reads, reached]
         return 200, self._payload(COMMAND_FIXTURES[action])
 
-    def _advance(self, kind: str) -> None:
+    def _advance(self, kind: str, name: str) -> None:
         with self._lock:
-            pending = self._pending.get(kind)
+            pending = self._pending.get((kind, name))
             if pending is None:
                 return
             if pending[0] > 0:
                 pending[0] -= 1
                 return
-            del self._pending[kind]
-            setattr(self.scenario, kind, pending[1])
+            del self._pending[(kind, name)]
+            self.scenario.set_state(kind, name, pending[1])
 
     def answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any] | None]:
         with self._lock:
@@ -136,11 +148,11 @@ class FakeGoldenGate:
             return 401, None
         if m := _STATUS.match(path):
             kind, name = m.groups()
-            self._advance(kind[:-1])
+            self._advance(kind[:-1], name)
             if kind == "replicats":
-                return (200, self._payload(REPLICAT_FIXTURES[self.scenario.replicat])) \
+                return (200, self._payload(REPLICAT_FIXTURES[self.scenario.state("replicat", name)])) \
                     if name in self.replicats else (404, None)
-            return (200, self._payload(EXTRACT_FIXTURES[self.scenario.extract])) \
+            return (200, self._payload(EXTRACT_FIXTURES[self.scenario.state("extract", name)])) \
                 if name in self.extracts else (404, None)
         if m := _HEARTBEAT.match(path):
             if m.group(1) not in self.connections:

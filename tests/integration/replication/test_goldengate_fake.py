@@ -213,3 +213,44 @@ def test_an_error_message_in_the_answer_raises_with_its_code(fake_gg: FakeGolden
     with pytest.raises(GoldenGateApiError) as err:
         _replication().disable(poll_s=0.01)
     assert str(err.value) == ("POST /services/v2/commands/execute: HTTP 200 stop replicat REP2 refused: OGG-01234")
+
+
+def _reverse(fake_gg: FakeGoldenGate) -> GoldenGateReplication:
+    """The rollback window's pair (ADR 0055), created stopped during the preparation."""
+    fake_gg.extracts, fake_gg.replicats = ("EXT2", "EXTBACK"), ("REP2", "REPBACK")
+    fake_gg.scenario.processes = {"EXTBACK": "stopped", "REPBACK": "stopped"}
+    return GoldenGateReplication(goldengate_conn_id=CONN_ID, extract="EXTBACK", replicat="REPBACK",
+                                 heartbeat_connection=HEARTBEAT_CONNECTION, expect_running=False)
+
+
+def test_start_capture_starts_the_reverse_extract_only(fake_gg: FakeGoldenGate) -> None:
+    reverse = _reverse(fake_gg)
+    reverse.start_capture(poll_s=0.01)
+    assert fake_gg.commands == [
+        {"$schema": "ogg:command", "name": "start", "processType": "extract", "processName": "EXTBACK"}]
+    assert fake_gg.scenario.processes == {"EXTBACK": "running", "REPBACK": "stopped"}
+    assert fake_gg.scenario.replicat == "running" and fake_gg.scenario.extract == "running"  # forward untouched
+    reverse.start_capture(poll_s=0.01)
+    assert len(fake_gg.commands) == 1  # idempotent
+    reverse.enable(poll_s=0.01)
+    assert fake_gg.commands[-1]["processName"] == "REPBACK" and fake_gg.scenario.processes["REPBACK"] == "running"
+
+
+@pytest.mark.parametrize(("state", "message"), [
+    ("running", r"^replicat REPBACK is RUNNING: it must be stopped until GO LIVE"),
+    ("abended", r"^replicat REPBACK is ABENDED$"),
+])
+def test_start_capture_refuses_a_reverse_replicat_not_stopped(fake_gg: FakeGoldenGate, state: str,
+                                                              message: str) -> None:
+    reverse = _reverse(fake_gg)
+    fake_gg.scenario.processes["REPBACK"] = state
+    with pytest.raises(ReplicationBroken, match=message):
+        reverse.start_capture(poll_s=0.01)
+    assert fake_gg.commands == []
+
+
+def test_start_capture_names_a_missing_reverse_extract(fake_gg: FakeGoldenGate) -> None:
+    reverse = _reverse(fake_gg)
+    fake_gg.extracts = ("EXT2",)
+    with pytest.raises(ReplicationBroken, match=r"^extract EXTBACK does not exist in the GoldenGate deployment$"):
+        reverse.start_capture(poll_s=0.01)
