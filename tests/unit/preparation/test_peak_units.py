@@ -121,3 +121,26 @@ def test_pgbench_through_a_pooler_sends_no_startup_options(monkeypatch, tmp_path
     hook.run_pgbench(["-n"], dbname="clinic", cwd=tmp_path, timeout_s=5)
     assert "PGOPTIONS" not in seen[0] and seen[0]["PGHOST"] == "pooler"
     assert seen[1]["PGOPTIONS"] == "-c TimeZone=UTC"
+
+
+def test_the_readiness_report_shows_the_peak_per_transaction_type_source_against_target(tmp_path):
+    from bascule.preparation import readiness, replay
+
+    settings = peak.PeakSettings(clients=500, rate_tps=500, duration_s=2,
+                                 workload={"chart_read": 3, "note_insert": 1})
+    runs = []
+    for side, base in (("source", 1000), ("target", 800)):
+        for repeat in range(2):
+            lines = [f"{c} 0 {base + 10 * c + repeat} {c % 2} 1 1 0" for c in range(500)]
+            log = peak.parse_peak_logs(_log(tmp_path, lines), list(settings.workload))
+            runs.append(peak.summarise(log, side=side, settings=settings, repeat=repeat, pool_wait={}))
+    verdicts = replay.compare_runs([s for r in runs for s in r.stats])
+    assert {(v.script, v.clients) for v in verdicts} == {("chart_read", 500), ("note_insert", 500)}
+    html = readiness.render(readiness.build_context(plan_name="lab", budget_s=600,
+                                                    replay={"verdicts": [v.to_json() for v in verdicts]}))
+    section = html[html.index('<section id="replay">'):]
+    section = section[:section.index("</section>")]
+    chart = next(v for v in verdicts if v.script == "chart_read")
+    assert "<td>chart_read</td><td class=\"num\">500</td>" in section
+    assert f"{chart.source_p99_ms:.2f} / {chart.target_p99_ms:.2f}" in section
+    assert f"{chart.source_tps:.1f} / {chart.target_tps:.1f}" in section and "note_insert" in section
