@@ -28,7 +28,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -110,8 +109,9 @@ def run(lab, settings, *, repeats: int, work: Path, out: Path) -> str:
             hook, cluster = sides[side]
             pgb.repoint({db: DatabaseTarget(host="127.0.0.1", port=ports[cluster], dbname="clinic")
                          for db in APP_DATABASES})
-            result = _one_run(hook, pgb, settings, side=side, repeat=repeat, variables=variables,
-                              app_conn_id=endpoint.app_conn_id, work=work)
+            result = peak.run_through_pooler(hook, pgb, settings, side=side, repeat=repeat, variables=variables,
+                                             app_conn_id=endpoint.app_conn_id, database="clinic", workdir=work,
+                                             log=lambda line: print(f"bench: {line}", flush=True))
             runs[side].append(result)
             w = result.pool_wait
             print(f"bench: {side} r={repeat}: {result.transactions:,} transactions ({result.tps:.1f} tps), "
@@ -140,38 +140,6 @@ def run(lab, settings, *, repeats: int, work: Path, out: Path) -> str:
     for hook, _ in sides.values():
         hook.close()
     return peak.figures_line(runs["source"], runs["target"])
-
-
-def _one_run(hook, pgb, settings, *, side: str, repeat: int, variables, app_conn_id: str,
-             work: Path):
-    from bascule.preparation import peak
-
-    run_dir = work / f"{side}-{repeat}"
-    run_dir.mkdir()
-    samples: list[float] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.25):
-            try:
-                samples.append(peak.pool_maxwait_ms(pgb.command("SHOW POOLS"), "clinic"))
-            except Exception as exc:  # a missed sample is reported, never fatal
-                print(f"bench: SHOW POOLS sample missed: {exc}", flush=True)
-
-    before = peak.stats_counters(pgb.command("SHOW STATS"), "clinic")
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        hook.run_pgbench(peak.peak_pgbench_args(settings, variables=variables, log_prefix="tx"), dbname="clinic",
-                         conn_id=app_conn_id, cwd=run_dir, timeout_s=settings.duration_s * 3 + 300, pooled=True)
-    finally:
-        stop.set()
-        sampler.join()
-    after = peak.stats_counters(pgb.command("SHOW STATS"), "clinic")
-    log = peak.parse_peak_logs(sorted(run_dir.glob("tx.*")), list(settings.workload))
-    shutil.rmtree(run_dir, ignore_errors=True)
-    return peak.summarise(log, side=side, settings=settings, repeat=repeat,
-                          pool_wait=peak.pool_wait_figures(samples, before, after))
 
 
 if __name__ == "__main__":

@@ -25,9 +25,11 @@ report read them like any other concurrency.
 from __future__ import annotations
 
 import math
+import shutil
 import statistics
+import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,11 +194,12 @@ def pool_maxwait_ms(rows: Sequence[Mapping[str, str | None]], database: str) -> 
 
 
 def stats_counters(rows: Sequence[Mapping[str, str | None]], database: str) -> tuple[int, int]:
-    """``(total_xact_count, total_wait_time µs)`` of ``database`` in ``SHOW STATS``."""
+    """``(total_xact_count, total_wait_time µs)`` of ``database`` in ``SHOW STATS``; zeros while it has no
+    row (PgBouncer adds a database's row once a client first used it, e.g. after a restart)."""
     for r in rows:
         if r.get("database") == database:
             return int(r.get("total_xact_count") or 0), int(r.get("total_wait_time") or 0)
-    raise ValueError(f"SHOW STATS has no row for database {database!r}")
+    return 0, 0
 
 
 def pool_wait_figures(samples_ms: Sequence[float], before: tuple[int, int], after: tuple[int, int]) -> dict[str, float]:
@@ -219,3 +222,39 @@ def figures_line(source: Sequence[PeakRun], target: Sequence[PeakRun]) -> str:
             f"p95_ms_source={med(source, 'p95_ms'):.2f} p95_ms_target={med(target, 'p95_ms'):.2f} "
             f"p99_ms_source={med(source, 'p99_ms'):.2f} p99_ms_target={med(target, 'p99_ms'):.2f} "
             f"pool_wait_ms_p95={wait:.2f}")
+
+
+def run_through_pooler(hook: Any, pooler: Any, settings: PeakSettings, *, side: str, repeat: int,
+                       variables: Mapping[str, int], app_conn_id: str, database: str, workdir: Path,
+                       sample_every_s: float = 0.25, log: Callable[[str], None] = print) -> PeakRun:
+    """One side's run: pgbench through the pooler (``app_conn_id``) while ``SHOW POOLS`` is sampled.
+
+    ``hook`` runs pgbench (:meth:`bascule.hooks.assessment.AssessmentHook.run_pgbench`), ``pooler`` is the
+    PgBouncer admin console (:class:`bascule.hooks.pgbouncer.PgBouncerHook`) of the same pooler.
+    """
+    run_dir = workdir / f"{side}-{repeat}"
+    run_dir.mkdir(parents=True)
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(sample_every_s):
+            try:
+                samples.append(pool_maxwait_ms(pooler.command("SHOW POOLS"), database))
+            except Exception as exc:  # a missed sample is counted out, never fatal to the run
+                log(f"peak: SHOW POOLS sample missed: {exc}")
+
+    before = stats_counters(pooler.command("SHOW STATS"), database)
+    sampler = threading.Thread(target=sample, name=f"pool-sampler-{side}", daemon=True)
+    sampler.start()
+    try:
+        hook.run_pgbench(peak_pgbench_args(settings, variables=variables, log_prefix="tx"), dbname=database,
+                         conn_id=app_conn_id, cwd=run_dir, timeout_s=settings.duration_s * 3 + 300, pooled=True)
+    finally:
+        stop.set()
+        sampler.join()
+    after = stats_counters(pooler.command("SHOW STATS"), database)
+    parsed = parse_peak_logs(sorted(run_dir.glob("tx.*")), list(settings.workload))
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return summarise(parsed, side=side, settings=settings, repeat=repeat,
+                     pool_wait=pool_wait_figures(samples, before, after))
