@@ -128,6 +128,7 @@ def main() -> int:
             archive.close()
             after = backup.timed_backups(backup_hook, backups, label="after", runs=args.backup_runs,
                                          log=lambda line: print(f"bench: {line}", flush=True))
+            shutil.rmtree(lab.root / "restore-check", ignore_errors=True)  # left by an interrupted run
             restored = backup_hook.restore_check(Path(after.folder), lab.root / "restore-check", dbname="clinic",
                                                  user="bascule_admin",
                                                  smoke_sql="SELECT count(*) FROM clinic.patients")
