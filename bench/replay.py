@@ -68,8 +68,8 @@ def main() -> int:
             copied = copy_source_to_target(lab)
             print(f"bench: lab seeded and copied to the target in {time.monotonic() - t0:.0f} s "
                   f"({sum(copied['rows'].values()):,} rows)", flush=True)
-            line = run(lab, settings, repeats=args.repeats, work=work, out=REPO_ROOT / "bench" / "out")
-            print(line, file=last)
+            figs = run(lab, settings, repeats=args.repeats, work=work, out=REPO_ROOT / "bench" / "out")
+            print(f"clients={figs.pop('clients')} " + " ".join(f"{k}={v}" for k, v in figs.items()), file=last)
             return 0
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -77,7 +77,7 @@ def main() -> int:
                 lab.down()
 
 
-def run(lab, settings, *, repeats: int, work: Path, out: Path) -> str:
+def run(lab, settings, *, repeats: int, work: Path, out: Path) -> dict[str, str]:
     from bascule.engines import postgres_assessment as q
     from bascule.hooks.assessment import AssessmentHook
     from bascule.hooks.pgbouncer import PgBouncerHook
@@ -139,7 +139,7 @@ def run(lab, settings, *, repeats: int, work: Path, out: Path) -> str:
         "verdicts": [v.to_json() for v in verdicts], "stats": [s.to_json() for s in stats]}, indent=2))
     for hook, _ in sides.values():
         hook.close()
-    return peak.figures_line(runs["source"], runs["target"])
+    return peak.figures(runs["source"], runs["target"])
 
 
 if __name__ == "__main__":

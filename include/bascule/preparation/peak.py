@@ -212,16 +212,22 @@ def pool_wait_figures(samples_ms: Sequence[float], before: tuple[int, int], afte
             "pooled_xacts": xacts}
 
 
-def figures_line(source: Sequence[PeakRun], target: Sequence[PeakRun]) -> str:
-    """The bench's last line: medians over repeats, per side; the pool wait is the worse side's."""
+def figures(source: Sequence[PeakRun], target: Sequence[PeakRun]) -> dict[str, str]:
+    """The bench's figures, formatted, in line order: medians over repeats, per side; the pool wait is the
+    worse side's median p95 of the sampled ``maxwait``."""
     def med(runs: Sequence[PeakRun], attr: str) -> float:
         return float(statistics.median(getattr(r, attr) for r in runs))
 
     wait = max(float(statistics.median(r.pool_wait["maxwait_ms_p95"] for r in runs)) for runs in (source, target))
-    return (f"clients={source[0].clients} tps_source={med(source, 'tps'):.1f} tps_target={med(target, 'tps'):.1f} "
-            f"p95_ms_source={med(source, 'p95_ms'):.2f} p95_ms_target={med(target, 'p95_ms'):.2f} "
-            f"p99_ms_source={med(source, 'p99_ms'):.2f} p99_ms_target={med(target, 'p99_ms'):.2f} "
-            f"pool_wait_ms_p95={wait:.2f}")
+    return {"clients": str(source[0].clients),
+            "tps_source": f"{med(source, 'tps'):.1f}", "tps_target": f"{med(target, 'tps'):.1f}",
+            "p95_ms_source": f"{med(source, 'p95_ms'):.2f}", "p95_ms_target": f"{med(target, 'p95_ms'):.2f}",
+            "p99_ms_source": f"{med(source, 'p99_ms'):.2f}", "p99_ms_target": f"{med(target, 'p99_ms'):.2f}",
+            "pool_wait_ms_p95": f"{wait:.2f}"}
+
+
+def figures_line(source: Sequence[PeakRun], target: Sequence[PeakRun]) -> str:
+    return " ".join(f"{k}={v}" for k, v in figures(source, target).items())
 
 
 def run_through_pooler(hook: Any, pooler: Any, settings: PeakSettings, *, side: str, repeat: int,
