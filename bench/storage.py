@@ -9,11 +9,17 @@ On its own lab (``bench-storage``):
 3. load the target with the replication issue's logical replication (initial sync), then stop it;
 4. analyse (source statistics, target sizes) and compare the detections with
    ``bascule_lab.seed.PLANTED_WASTE`` (only here: detection never reads it);
-5. apply every recommended action on the target (indexes dropped; partitions copied
-   to ``clinic_archive``, verified by count and checksum, detached, dropped);
-6. replay the clinic workload on clones of source and optimised target.
+5. time a full physical backup of the target (pg_basebackup, plain format, WAL streamed, into a
+   local folder), median of ``--backup-runs`` runs made the same way;
+6. apply every recommended action on the target (indexes dropped; partitions copied to the plan's
+   ``storage.archive_conn_id``, a database on the control cluster, outside the target's: verified by
+   count and checksum, detached, dropped);
+7. the same backups again, then restore the last one into a scratch cluster, which must start,
+   finish its recovery and answer a smoke query (timed);
+8. replay the clinic workload on clones of source and optimised target.
 
-Last line: ``before_mb=<b> after_mb=<a> reduction_pct=<p>``.
+Last line: ``before_mb=<b> after_mb=<a> reduction_pct=<p> backup_before_s=<s> backup_after_s=<s>
+backup_before_mb=<b> backup_after_mb=<a> backup_size_reduction_pct=<p> restore_s=<s>``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -34,6 +41,7 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--activity-s", type=int, default=90)
     parser.add_argument("--replay-s", type=int, default=5)
+    parser.add_argument("--backup-runs", type=int, default=3, help="backups before and after, median kept")
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
 
@@ -53,11 +61,13 @@ def main() -> int:
             lab.reset()
             print(f"bench: lab seeded/reset in {time.monotonic() - t0:.0f} s", flush=True)
             from bascule.hooks.assessment import AssessmentHook
+            from bascule.hooks.backup import PhysicalBackupHook
             from bascule.plan import default_plan_path, load_plan
-            from bascule.preparation import replay, storage
+            from bascule.preparation import backup, replay, storage
             from bascule.preparation.load import start_and_load
             from bascule.replication.factory import replication_config, replication_from_config
             from bascule.today import retention_today
+            from bascule_lab.common import LAB_USER
             from bascule_lab.seed import PLANTED_WASTE
 
             plan = load_plan(default_plan_path())
@@ -103,10 +113,30 @@ def main() -> int:
                       f"{b['bytes'] / 1048576:.1f} MB ({b['dead_tuples']:,} dead tuples)", flush=True)
 
             out = REPO_ROOT / "bench" / "out"
-            result = storage.apply_storage_actions(target, analysis.actions, schemas=schemas,
+            # The clusters run as the lab's user when the bench runs as root: so does the restored copy.
+            backup_hook = PhysicalBackupHook(replication_conn_id=plan.storage.backup_conn_id or "bascule_new_repl",
+                                             os_user=LAB_USER if os.geteuid() == 0 else None)
+            backups = lab.root / "backup-check"
+            before = backup.timed_backups(backup_hook, backups, label="before", runs=args.backup_runs,
+                                          log=lambda line: print(f"bench: {line}", flush=True))
+            shutil.rmtree(before.folder, ignore_errors=True)
+            archive = AssessmentHook(db_conn_id=plan.storage.archive_conn_id)
+            result = storage.apply_storage_actions(target, analysis.actions, schemas=schemas, archive=archive,
                                                    manifest_path=out / "storage_archive_manifest.json",
                                                    log=lambda line: print(line, flush=True))
-            result2 = storage.apply_storage_actions(target, analysis.actions, schemas=schemas)
+            result2 = storage.apply_storage_actions(target, analysis.actions, schemas=schemas, archive=archive)
+            archive.close()
+            after = backup.timed_backups(backup_hook, backups, label="after", runs=args.backup_runs,
+                                         log=lambda line: print(f"bench: {line}", flush=True))
+            shutil.rmtree(lab.root / "restore-check", ignore_errors=True)  # left by an interrupted run
+            restored = backup_hook.restore_check(Path(after.folder), lab.root / "restore-check", dbname="clinic",
+                                                 user="bascule_admin",
+                                                 smoke_sql="SELECT count(*) FROM clinic.patients")
+            shutil.rmtree(after.folder, ignore_errors=True)
+            backup_figures = backup.figures(before, after, restored.seconds)
+            print(f"bench: backups before {backup.spread(before.seconds)} s, after {backup.spread(after.seconds)} s; "
+                  f"restore of the after-backup (PostgreSQL {restored.pg_version}) started and answered the smoke "
+                  f"query in {restored.seconds:.1f} s", flush=True)
             print(f"bench: second apply changed {result2.before_bytes - result2.after_bytes} bytes (idempotent)")
 
             settings = replay.ReplaySettings(concurrency=(1, 2), repeats=3, duration_s=args.replay_s)
@@ -122,11 +152,13 @@ def main() -> int:
             (out / "storage.json").write_text(json.dumps({
                 "patients": args.patients, "analysis": analysis.to_json(), "apply": result.to_json(),
                 "replay": rep.to_json(), "missed": missed, "extra": extra, "load_s": round(load_s, 1),
+                "backup": {"before": before.to_json(), "after": after.to_json(), "restore_s": round(restored.seconds, 1),
+                           **backup_figures},
             }, indent=2, default=str))
             print(f"bench: replay after the apply: {len(regressions)} regression(s) "
                   f"({'no index the workload uses was dropped' if not regressions else 'REGRESSION'})")
-            print(f"before_mb={before_mb:.1f} after_mb={after_mb:.1f} reduction_pct={result.reduction_pct:.1f}",
-                      file=last)
+            print(f"before_mb={before_mb:.1f} after_mb={after_mb:.1f} reduction_pct={result.reduction_pct:.1f} "
+                  + " ".join(f"{k}={v}" for k, v in backup_figures.items()), file=last)
             return 0 if not missed and not regressions else 1
         finally:
             if not args.keep:

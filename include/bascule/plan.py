@@ -435,6 +435,13 @@ class Storage(_Section):
     # follows the calendar. A lab plan sets the date its synthetic data is laid out
     # from, so the same commit archives the same partitions on any day (bascule.today).
     as_of: date | None = None
+    # Where archived partitions go: a database on ANOTHER cluster than the target's, so that a backup
+    # of the target no longer carries them (checked again when applying, by the clusters' identifiers).
+    # Unset: the storage stage may drop indexes but refuses to archive.
+    archive_conn_id: ConnId | None = None
+    # A replication connection (a role with REPLICATION) to the target's cluster: the backup check
+    # (bascule.hooks.backup) times a full pg_basebackup through it and restores it into a scratch cluster.
+    backup_conn_id: ConnId | None = None
 
 
 class MilestoneId(enum.StrEnum):
@@ -752,6 +759,10 @@ class Plan(_Section):
                     else f"{self.source.conn_id!r} and {self.target.conn_id!r} differ only in case, "
                          "and Airflow looks connections up ignoring case")
             raise _FieldError(("target", "conn_id"), f"must differ from source.conn_id ({same})")
+        archive = (self.storage.archive_conn_id or "").lower()
+        if archive and archive in {c.lower() for c in (self.target.conn_id, self.target.app_conn_id) if c}:
+            raise _FieldError(("storage", "archive_conn_id"), "must name a database outside the target's cluster, "
+                              f"not the target's own connection ({self.storage.archive_conn_id!r})")
         if self.release is not None:
             for table in self.release.column_mapping:
                 schema, name = table.split(".", 1)

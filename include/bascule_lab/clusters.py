@@ -57,6 +57,10 @@ from bascule_lab.pgbouncer import LabPgBouncer
 
 TEMPLATE_DB = "clinic_template"
 AIRFLOW_DB = "airflow"
+# The archive of old partitions lives outside the target's cluster (the lab plan's storage.archive_conn_id):
+# on the control cluster, in a database of its own, owned by a role of its own.
+ARCHIVE_DB = "clinic_archive"
+ARCHIVE_ROLE = "bascule_archive"
 SQL_DIR = Path(__file__).with_name("sql")
 
 
@@ -174,6 +178,7 @@ class Lab:
         self.root.chmod(0o700)
         self._chown(self.root)
         state = self.state() if self.state_file.exists() else LabState.new()
+        state.passwords.setdefault(ARCHIVE_ROLE, secrets.token_urlsafe(18))  # labs made before the archive role
         for name in CLUSTERS:
             cluster_dir = self.root / name
             cluster_dir.mkdir(mode=0o700, exist_ok=True)
@@ -376,6 +381,15 @@ class Lab:
                 sql.Literal(state.passwords["airflow_meta"])))
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (AIRFLOW_DB,)).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER airflow_meta").format(sql.Identifier(AIRFLOW_DB)))
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ARCHIVE_ROLE,)).fetchone()
+            # A SCRAM verifier made on the client: the statement the server sees never holds the password.
+            verifier = conn.pgconn.encrypt_password(state.passwords[ARCHIVE_ROLE].encode(), ARCHIVE_ROLE.encode(),
+                                                    b"scram-sha-256").decode()
+            conn.execute(sql.SQL(("ALTER" if exists else "CREATE") + " ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(ARCHIVE_ROLE), sql.Literal(verifier)))
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (ARCHIVE_DB,)).fetchone():
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(ARCHIVE_DB),
+                                                                            sql.Identifier(ARCHIVE_ROLE)))
 
     def airflow_metadata_url(self) -> str:
         state = self.state()
@@ -397,6 +411,8 @@ class Lab:
             "bascule_new_app": pg(TARGET, "clinic_app", "lab target, as the hospital application"),
             "bascule_legacy_repl": pg(SOURCE, "bascule_repl", "lab source, replication role"),
             "bascule_new_repl": pg(TARGET, "bascule_repl", "lab target, replication role (reverse)"),
+            "bascule_archive": {**pg(CONTROL, ARCHIVE_ROLE, "lab archive of old partitions, outside the target's "
+                                                            "cluster"), "schema": ARCHIVE_DB},
             **self._pgbouncer().connections(),
             "bascule_key_hmac": {
                 "conn_type": "generic", "password": state.hmac_key,

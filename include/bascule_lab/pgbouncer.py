@@ -198,7 +198,8 @@ class LabPgBouncer:
             "auth_file": str(self.auth_file),
             "admin_users": ADMIN_USER,
             "pool_mode": "transaction",
-            "max_client_conn": "500",
+            # The peak replay (bench/replay.py) holds 500+ client connections at once, plus the admin console.
+            "max_client_conn": "1000",
             "default_pool_size": "20",
             "query_wait_timeout": str(self.query_wait_timeout_s),
             # The default 15 s would keep refusing clients that long after an

@@ -582,3 +582,14 @@ def test_a_rehearsal_environment_swaps_every_connection_and_production_may_not_r
     plan_file.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(PlanError, match=r"rehearsal\.source: 'BASCULE_LEGACY' is a production connection"):
         load_plan(plan_file)
+
+
+def test_the_archive_connection_may_not_be_the_targets_own(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    data = mutate(lambda d: d.setdefault("storage", {}).update(archive_conn_id=d["target"]["conn_id"].upper()))
+    plan_file = write_plan(tmp_path, data)
+    assert check_command(str(plan_file)) == 2
+    _out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "storage.archive_conn_id: must name a database outside the target's cluster" in err
+    data["storage"]["archive_conn_id"] = "hosp_archive"
+    assert load_plan(write_plan(tmp_path, data)).storage.archive_conn_id == "hosp_archive"

@@ -681,6 +681,11 @@ def table_columns_ddl(schema: str, table: str) -> Query:
 # --------------------------------------------------------------------------- clones
 
 
+def cluster_identity() -> Query:
+    """One row: the cluster's system identifier (set by initdb, kept by every physical copy of it)."""
+    return "SELECT system_identifier::text FROM pg_control_system()", {}
+
+
 def database_exists(name: str) -> Query:
     return "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": name}
 

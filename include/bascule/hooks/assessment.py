@@ -190,10 +190,16 @@ class AssessmentHook(MigrationDatabaseHook):
             raise PreparationDatabaseError(f"copy of {source_db} into {clone_db} failed: {text}")
 
     def run_pgbench(self, args: Sequence[str], *, dbname: str, conn_id: str | None = None, cwd: Path,
-                    timeout_s: float) -> str:
-        """Run pgbench as a client in ``cwd``; returns its stdout (summary figures only, no row values)."""
+                    timeout_s: float, pooled: bool = False) -> str:
+        """Run pgbench as a client in ``cwd``; returns its stdout (summary figures only, no row values).
+
+        ``pooled``: ``conn_id`` is a pooler (PgBouncer), which refuses the ``options`` startup parameter
+        the session settings travel in; the application's own sessions do without them too."""
+        env = self.libpq_env(dbname=dbname, conn_id=conn_id)
+        if pooled:
+            env.pop("PGOPTIONS")
         proc = subprocess.run([PGBENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout_s,
-                              env=self.libpq_env(dbname=dbname, conn_id=conn_id))
+                              env=env)
         if proc.returncode != 0:
             raise PreparationDatabaseError(
                 f"pgbench failed (exit {proc.returncode}): {sanitize_error_text(proc.stderr)}")

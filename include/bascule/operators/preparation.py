@@ -197,20 +197,26 @@ class StorageAnalysisOperator(_StageOperator):
 
 
 class StorageApplyOperator(_StageOperator):
-    """Applies the analysis's actions on the TARGET (after its gate) and measures the size before and after."""
+    """Applies the analysis's actions on the TARGET (after its gate) and measures the size before and after.
+
+    Archived partitions go to the plan's ``storage.archive_conn_id``, a database on another cluster."""
 
     template_fields: Sequence[str] = ("analysis_task_id",)
 
     def __init__(self, *, plan: Plan, analysis_task_id: str, only: Sequence[str] | None = None,
-                 archive_db: str = "clinic_archive", **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         super().__init__(plan=plan, **kwargs)
         self.analysis_task_id = analysis_task_id
         self.only = None if only is None else list(only)
-        self.archive_db = archive_db
+        self.archive_conn_id = plan.storage.archive_conn_id
+
+    @cached_property
+    def archive_hook(self) -> AssessmentHook | None:
+        return None if self.archive_conn_id is None else AssessmentHook(db_conn_id=self.archive_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from bascule.hooks import evidence
-        from bascule.preparation.storage import Action, apply_storage_actions
+        from bascule.preparation.storage import Action, ActionKind, apply_storage_actions
 
         self._require_live_preparation()
         analysis = context["ti"].xcom_pull(task_ids=self.analysis_task_id)
@@ -219,10 +225,17 @@ class StorageApplyOperator(_StageOperator):
         actions = [Action.from_json(a) for a in analysis["actions"]]
         if self.only is not None:
             actions = [a for a in actions if a.object in set(self.only)]
+        if self.archive_hook is None and any(a.kind is ActionKind.ARCHIVE_PARTITION for a in actions):
+            raise AirflowFailException("storage.archive_conn_id is not set in the plan: partitions to archive need "
+                                       "a database outside the target's cluster")
         manifest = evidence.dag_folder(self.plan.name, context["ti"].dag_id) / "storage_archive_manifest.json"
-        with self.target_hook as tgt:
-            result = apply_storage_actions(tgt, actions, schemas=self.plan.scope.schemas,
-                                           archive_db=self.archive_db, manifest_path=manifest, log=self.log.info)
+        try:
+            with self.target_hook as tgt:
+                result = apply_storage_actions(tgt, actions, schemas=self.plan.scope.schemas,
+                                               archive=self.archive_hook, manifest_path=manifest, log=self.log.info)
+        finally:
+            if self.archive_hook is not None:
+                self.archive_hook.close()
         self.log.info("storage on the target: %d -> %d bytes (%.1f%% smaller)", result.before_bytes,
                       result.after_bytes, result.reduction_pct)
         return {**result.to_json(), "actions": [a.to_json() for a in actions]}

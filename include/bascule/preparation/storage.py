@@ -12,8 +12,9 @@ Detection reads catalogues and statistics only (never a list of what was planted
   range is older than the retention.
 
 Applying (a separate, gated task) works on the **target** only: DROP INDEX, and
-archiving = copy to an archive database, verify count and checksum, then detach
-and drop; the manifest records what went where. Sizes are measured before and after.
+archiving = copy to an archive database on another cluster (the plan's
+``storage.archive_conn_id``: a backup of the target must no longer carry it), verify
+count and checksum, then detach and drop; the manifest records what went where. Sizes are measured before and after.
 Each archived partition's key range is also recorded on the target itself, in
 ``bascule_meta.archived_partitions``, before it is detached: the comparison
 (``bascule.validation.archived``) reads it there to leave those ranges out on both
@@ -37,7 +38,6 @@ from bascule.preparation.findings import Finding, FindingSet, Severity
 
 STAGE = "storage"
 DEFAULT_RETENTION_MONTHS = 24
-ARCHIVE_DB = "clinic_archive"
 BLOAT_MIN_BYTES = 1 << 20
 BLOAT_MIN_RATIO = 0.2
 class ActionKind(enum.StrEnum):
@@ -301,37 +301,54 @@ class ArchiveMismatch(RuntimeError):
     """The archived copy does not match the partition: nothing was detached or dropped."""
 
 
+class ArchiveOnTargetCluster(ValueError):
+    """The archive connection reaches the target's own cluster: a backup of the target would still carry it."""
+
+
+def _check_archive_outside(target: Any, archive: Any) -> None:
+    # The system identifier is the cluster's, not the server's address: a second name or port for the same
+    # cluster (a pooler, a VIP) is seen through. Checked before anything is copied.
+    (mine,), = target.records(q.cluster_identity())
+    (theirs,), = archive.records(q.cluster_identity())
+    if str(mine) == str(theirs):
+        raise ArchiveOnTargetCluster(
+            f"storage.archive_conn_id ({getattr(archive, 'db_conn_id', '?')}) reaches the target's own cluster "
+            f"(system identifier {mine}): archive to a database on another cluster, or a backup of the target "
+            "still carries every archived partition")
+
+
 def apply_storage_actions(target: Any, actions: Sequence[Action], *, schemas: Sequence[str],
-                          archive_db: str = ARCHIVE_DB, manifest_path: Path | None = None,
+                          archive: Any | None = None, manifest_path: Path | None = None,
                           log: Callable[[str], None] = print) -> ApplyResult:
-    """Drop indexes and archive partitions on the target; idempotent (a second run finds nothing left to do)."""
+    """Drop indexes and archive partitions on the target; idempotent (a second run finds nothing left to do).
+
+    ``archive`` is a hook on the archive database (the plan's ``storage.archive_conn_id``), which must live on
+    another cluster than the target: the point of archiving is that the target's backups no longer carry the
+    old partitions. The caller owns (and closes) it.
+    """
     (before, _), = target.records(q.scope_bytes(list(schemas)))
     applied: list[dict[str, Any]] = []
     archives = [a for a in actions if a.kind is ActionKind.ARCHIVE_PARTITION]
-    archive = None
     if archives:
-        if not target.records(q.database_exists(archive_db)):
-            target.execute(q.create_empty_database(archive_db))
-        archive = target.for_database(archive_db)
+        if archive is None:
+            raise ValueError(f"{len(archives)} partition(s) to archive but no archive database: set "
+                             "storage.archive_conn_id in the plan (a database outside the target's cluster)")
+        _check_archive_outside(target, archive)
         archive.execute(q.create_archive_manifest())
-    try:
-        for action in actions:
-            if action.kind is ActionKind.DROP_INDEX:
-                schema, name = action.object.split(".", 1)
-                target.execute(q.drop_index(schema, name))
-                applied.append({"kind": action.kind.value, "object": action.object, "bytes": action.bytes})
-                log(f"storage: dropped index {action.object}")
-        for action in archives:
-            assert archive is not None
-            applied.append(_archive_partition(target, archive, action, log=log))
-        manifest = [] if archive is None else [
-            {"object": o, "root": r, "archived_to": t, "rows": int(n), "checksum": str(c), "archived_at": str(at)}
-            for o, r, t, n, c, at in archive.records(q.archive_manifest())]
-    finally:
-        if archive is not None:
-            archive.close()
+    for action in actions:
+        if action.kind is ActionKind.DROP_INDEX:
+            schema, name = action.object.split(".", 1)
+            target.execute(q.drop_index(schema, name))
+            applied.append({"kind": action.kind.value, "object": action.object, "bytes": action.bytes})
+            log(f"storage: dropped index {action.object}")
+    for action in archives:
+        applied.append(_archive_partition(target, archive, action, log=log))
+    manifest = [] if not archives else [
+        {"object": o, "root": r, "archived_to": t, "rows": int(n), "checksum": str(c), "archived_at": str(at)}
+        for o, r, t, n, c, at in archive.records(q.archive_manifest())]
     (after, _), = target.records(q.scope_bytes(list(schemas)))
-    archive_info = {"database": archive_db if archives else None, "manifest": manifest}
+    archive_info = {"database": archive.database if archives else None,
+                    "conn_id": getattr(archive, "db_conn_id", None) if archives else None, "manifest": manifest}
     if manifest_path is not None and archives:
         manifest_path.parent.mkdir(parents=True, exist_ok=True)
         manifest_path.write_text(json.dumps(archive_info, indent=2))

@@ -90,8 +90,13 @@ def test_connections_file_names_every_lab_connection(lab: Any) -> None:
 
     conns = json.loads(lab.connections_file.read_text())
     for conn_id in ("bascule_legacy", "bascule_new", "bascule_legacy_app", "bascule_legacy_repl",
-                    "bascule_key_hmac"):
+                    "bascule_key_hmac", "bascule_archive"):
         assert conn_id in conns
+    # The archive of old partitions is on another cluster than the target's (the control cluster).
+    state = lab.state()
+    assert conns["bascule_archive"]["port"] == state.ports["control"] != conns["bascule_new"]["port"]
+    assert (conns["bascule_archive"]["login"], conns["bascule_archive"]["schema"]) == ("bascule_archive",
+                                                                                       "clinic_archive")
     assert oct(lab.connections_file.stat().st_mode & 0o777) == "0o600"
 
 

@@ -64,12 +64,20 @@ def _detect_and_apply(fresh_lab, tmp_path):
         with fresh_lab.connect("legacy", "clinic") as conn:
             rows = {p: conn.execute(f"SELECT count(*) FROM {p}").fetchone()[0] for p in archived}
         manifest = tmp_path / "manifest.json"
+        # The archive may not sit on the target's own cluster (its backups would still carry it): refused first.
+        with AssessmentHook(db_conn_id="bascule_new", dbname="postgres") as same_cluster, \
+                pytest.raises(storage.ArchiveOnTargetCluster, match="reaches the target's own cluster"):
+            storage.apply_storage_actions(target, analysis.actions, schemas=["clinic"], archive=same_cluster)
+        with fresh_lab.connect("control") as conn:
+            conn.execute("DROP DATABASE IF EXISTS clinic_archive_test WITH (FORCE)")
+            conn.execute("CREATE DATABASE clinic_archive_test OWNER bascule_archive")
+        archive = AssessmentHook(db_conn_id="bascule_archive", dbname="clinic_archive_test")
         result = storage.apply_storage_actions(target, analysis.actions, schemas=["clinic"], manifest_path=manifest,
-                                               archive_db="clinic_archive_test")
+                                               archive=archive)
         assert result.after_bytes < result.before_bytes
         recorded = {m["object"]: m for m in json.loads(manifest.read_text())["manifest"]}
         assert {k: v["rows"] for k, v in recorded.items()} == rows
-        with fresh_lab.connect("new", "clinic_archive_test") as conn:
+        with fresh_lab.connect("control", "clinic_archive_test") as conn:
             for part, n in rows.items():
                 assert conn.execute(f"SELECT count(*) FROM {part}").fetchone()[0] == n
         with fresh_lab.connect("new", "clinic") as conn:
@@ -77,13 +85,12 @@ def _detect_and_apply(fresh_lab, tmp_path):
                 assert conn.execute("SELECT to_regclass(%s)", (part,)).fetchone()[0] is None
             for name in dropped:
                 assert conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None
-        again = storage.apply_storage_actions(target, analysis.actions, schemas=["clinic"],
-                                              archive_db="clinic_archive_test")
+        again = storage.apply_storage_actions(target, analysis.actions, schemas=["clinic"], archive=archive)
         assert again.before_bytes == again.after_bytes
         text = json.dumps(analysis.to_json()) + manifest.read_text()
         for canary in CANARY_STRINGS:
             assert canary not in text
     finally:
         target.close()
-        with fresh_lab.connect("new") as conn:
+        with fresh_lab.connect("control") as conn:
             conn.execute("DROP DATABASE IF EXISTS clinic_archive_test WITH (FORCE)")

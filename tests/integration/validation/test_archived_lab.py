@@ -32,10 +32,15 @@ def test_archived_partition_is_left_out_and_listed(fresh_lab: Any, airflow_env: 
         total_rows = c.execute("SELECT count(*) FROM clinic.audit_log").fetchone()[0]
     assert archived_rows > 0
     target = AssessmentHook(db_conn_id="bascule_new")
+    # The archive lives outside the target's cluster (the lab plan's bascule_archive, on the control cluster).
+    with fresh_lab.connect("control") as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {ARCHIVE_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {ARCHIVE_DB} OWNER bascule_archive")
+    archive = AssessmentHook(db_conn_id="bascule_archive", dbname=ARCHIVE_DB)
     try:
         action = storage.Action(storage.ActionKind.ARCHIVE_PARTITION, part, "test", 0, table=part,
                                 root="clinic.audit_log")
-        storage.apply_storage_actions(target, [action], schemas=["clinic"], archive_db=ARCHIVE_DB)
+        storage.apply_storage_actions(target, [action], schemas=["clinic"], archive=archive)
         with fresh_lab.connect("new", "clinic") as c:
             assert c.execute("SELECT to_regclass(%s)", (part,)).fetchone()[0] is None
             (key, lo, hi), = c.execute("SELECT key_column, range_from, range_to FROM "
@@ -64,5 +69,6 @@ def test_archived_partition_is_left_out_and_listed(fresh_lab: Any, airflow_env: 
         assert not [c for c in CANARY_STRINGS if c in text]
     finally:
         target.close()
-        with fresh_lab.connect("new") as conn:
+        archive.close()
+        with fresh_lab.connect("control") as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {ARCHIVE_DB} WITH (FORCE)")

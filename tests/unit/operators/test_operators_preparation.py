@@ -230,21 +230,34 @@ def test_storage_apply_applies_only_the_chosen_actions_on_the_target(lab_plan, c
 
     calls = []
 
-    def fake_apply(target, actions, *, schemas, archive_db, manifest_path, log):
-        calls.append((target, [a.object for a in actions], tuple(schemas), archive_db, manifest_path))
+    def fake_apply(target, actions, *, schemas, archive, manifest_path, log):
+        calls.append((target, [a.object for a in actions], tuple(schemas), archive, manifest_path))
         return storage.ApplyResult(before_bytes=200, after_bytes=150, applied=(), archive={})
 
     monkeypatch.setattr(storage, "apply_storage_actions", fake_apply)
     op = _stage(StorageApplyOperator, lab_plan, analysis_task_id="storage_analysis",
-                only=["clinic.encounters_2019"], archive_db="clinic_archive_test")
+                only=["clinic.encounters_2019"])
+    op.__dict__["archive_hook"] = FakeCatalogue("archive")
     context = ctx_factory("storage_apply", dag_id="prepare", xcoms={("storage_analysis", "return_value"): ANALYSIS})
     result = op.execute(context)
 
-    ((target, objects, schemas, archive_db, manifest),) = calls
+    ((target, objects, schemas, archive, manifest),) = calls
     assert target is op.target_hook and op.source_hook.entered == 0  # the target only
-    assert objects == ["clinic.encounters_2019"] and schemas == ("clinic",) and archive_db == "clinic_archive_test"
+    assert objects == ["clinic.encounters_2019"] and schemas == ("clinic",)
+    # The plan's archive connection (another cluster in the lab), closed after the apply.
+    assert op.archive_conn_id == lab_plan.storage.archive_conn_id == "bascule_archive"
+    assert archive is op.archive_hook and archive.closed == 1
     assert str(manifest) == "file://" + str(reports / "lab" / "prepare" / "storage_archive_manifest.json")
     assert result["reduction_pct"] == 25.0 and [a["object"] for a in result["actions"]] == objects
+
+
+def test_storage_apply_refuses_to_archive_without_an_archive_connection(lab_plan, ctx_factory):
+    plan = lab_plan.model_copy(update={"storage": lab_plan.storage.model_copy(update={"archive_conn_id": None})})
+    op = _stage(StorageApplyOperator, plan, analysis_task_id="storage_analysis")
+    context = ctx_factory("storage_apply", dag_id="prepare", xcoms={("storage_analysis", "return_value"): ANALYSIS})
+    with pytest.raises(AirflowFailException, match="storage.archive_conn_id is not set"):
+        op.execute(context)
+    assert op.target_hook.entered == 0
 
 
 # --------------------------------------------------------------------------- initial load

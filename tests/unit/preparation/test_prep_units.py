@@ -123,3 +123,80 @@ def test_rehearsal_forecast_and_comparison():
     assert cmp["copy"]["change_s"] == -10.0 and cmp["freeze"]["change_pct"] == 50.0
     with pytest.raises(ValueError, match="no rehearsal yet"):
         rehearsal.forecast([], budget_s=1.0)
+
+
+class _Cluster:
+    """A hook stand-in that answers the cluster identity and the sizes, and records what it ran."""
+
+    def __init__(self, system_id, conn_id="x", database="db"):
+        self.system_id, self.db_conn_id, self.database, self.ran = system_id, conn_id, database, []
+
+    def records(self, query):
+        statement = query[0]
+        if "pg_control_system" in statement:
+            return [(self.system_id,)]
+        if "pg_total_relation_size" in statement:
+            return [(100, 200)]
+        raise AssertionError(f"unexpected query {statement}")
+
+    def execute(self, *statements):
+        self.ran.extend(statements)
+
+
+ARCHIVE_ACTION = storage.Action(storage.ActionKind.ARCHIVE_PARTITION, "clinic.audit_log_y2019m01", "old", 10,
+                                table="clinic.audit_log_y2019m01", root="clinic.audit_log")
+
+
+def test_archiving_needs_an_archive_database_and_refuses_the_targets_own_cluster():
+    target = _Cluster("7311")
+    with pytest.raises(ValueError, match="set storage.archive_conn_id in the plan"):
+        storage.apply_storage_actions(target, [ARCHIVE_ACTION], schemas=["clinic"], archive=None)
+    same = _Cluster("7311", conn_id="hosp_archive")
+    with pytest.raises(storage.ArchiveOnTargetCluster, match=r"hosp_archive\) reaches the target's own cluster"):
+        storage.apply_storage_actions(target, [ARCHIVE_ACTION], schemas=["clinic"], archive=same)
+    assert target.ran == [] and same.ran == []  # refused before anything was copied, detached or dropped
+
+
+def test_dropping_indexes_alone_needs_no_archive_database():
+    target = _Cluster("7311")
+    drop = storage.Action(storage.ActionKind.DROP_INDEX, "clinic.ix_unused", "never scanned", 10)
+    result = storage.apply_storage_actions(target, [drop], schemas=["clinic"], log=lambda _line: None)
+    assert [a["object"] for a in result.applied] == ["clinic.ix_unused"] and result.archive["database"] is None
+
+
+def test_backup_series_keep_every_run_and_the_median():
+    from bascule.preparation import backup
+
+    series = backup.BackupSeries(seconds=(30.0, 12.0, 14.0), bytes=(100, 104, 102), folder="f")
+    assert series.median_s == 14.0 and series.size_bytes == 102
+    assert series.to_json()["seconds"] == (30.0, 12.0, 14.0)
+    with pytest.raises(ValueError, match="one size per timed run"):
+        backup.BackupSeries(seconds=(1.0,), bytes=(), folder="f")
+    assert backup.reduction_pct(4000, 2800) == 30.0 and backup.reduction_pct(0, 10) == 0.0
+    after = backup.BackupSeries(seconds=(9.0, 10.0, 11.0), bytes=(75 << 20, 76 << 20, 77 << 20), folder="g")
+    before = backup.BackupSeries(seconds=(14.0, 15.0, 16.0), bytes=(100 << 20,) * 3, folder="f")
+    assert backup.figures(before, after, 7.26) == {
+        "backup_before_s": 15.0, "backup_after_s": 10.0, "backup_before_mb": 100.0, "backup_after_mb": 76.0,
+        "backup_size_reduction_pct": 24.0, "restore_s": 7.3}
+    assert backup.spread([3.0, 1.25, 2.0]) == "1.2..3.0"
+
+
+def test_timed_backups_make_each_run_in_a_fresh_folder_and_keep_the_last(tmp_path):
+    from bascule.hooks.backup import BackupRun
+    from bascule.preparation import backup
+
+    seen = []
+
+    class Hook:
+        def backup(self, folder):
+            assert not folder.exists()
+            assert not any(p.exists() for p in seen)  # the previous run was deleted first
+            folder.mkdir()
+            seen.append(folder)
+            return BackupRun(str(folder), float(len(seen)), 10 * len(seen))
+
+    series = backup.timed_backups(Hook(), tmp_path, label="before", runs=3, log=lambda _line: None)
+    assert series.seconds == (1.0, 2.0, 3.0) and series.bytes == (10, 20, 30)
+    assert series.folder == str(tmp_path / "before-3") and Path(series.folder).exists()
+    with pytest.raises(ValueError, match="runs must be at least 1"):
+        backup.timed_backups(Hook(), tmp_path, label="x", runs=0)
