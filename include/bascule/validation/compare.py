@@ -72,14 +72,17 @@ class TableRef:
     renamed: tuple[tuple[str, str], ...] = ()
     added: tuple[tuple[str, str | None], ...] = ()
     dropped: tuple[str, ...] = ()
+    # The catalog's size on the source (bytes, 0 if unknown): only the order tables are started in.
+    size_bytes: int = 0
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.table}"
 
 
-def tables_from_plan(plan: Any, names: Iterable[tuple[str, str]]) -> list[TableRef]:
-    """TableRefs for the (schema, table) names in scope, each with its release mapping."""
+def tables_from_plan(plan: Any, names: Iterable[tuple[str, str]],
+                     sizes: Mapping[tuple[str, str], int] | None = None) -> list[TableRef]:
+    """TableRefs for the (schema, table) names in scope, each with its release mapping (and size, if known)."""
     mapping = {} if plan.release is None else {k.lower(): v for k, v in plan.release.column_mapping.items()}
     refs = []
     for schema, table in names:
@@ -91,8 +94,19 @@ def tables_from_plan(plan: Any, names: Iterable[tuple[str, str]]) -> list[TableR
             renamed=tuple(m.renamed.items()) if m else (),
             added=tuple(m.added.items()) if m else (),
             dropped=tuple(m.dropped) if m else (),
+            size_bytes=int((sizes or {}).get((schema, table)) or 0),
         ))
     return refs
+
+
+def start_order(tables: Sequence[TableRef]) -> list[int]:
+    """Indexes of ``tables``, largest first (ties in the given order).
+
+    The pool starts tables in this order. Started in name order, the largest table can
+    start last and run alone at the end while the other threads idle; largest first,
+    the small tables fill in beside it and all threads finish together.
+    """
+    return sorted(range(len(tables)), key=lambda i: -tables[i].size_bytes)
 
 
 class _Pair:
@@ -186,7 +200,8 @@ class Comparator:
                                   target_conn_id=self.target.db_conn_id,
                                   wait_and_confirm_s=self.settings.wait_and_confirm_s)
         with ThreadPoolExecutor(max_workers=self.settings.parallelism, thread_name_prefix="bascule-cmp") as pool:
-            report.tables = list(pool.map(self.compare_table, tables))
+            futures = {i: pool.submit(self.compare_table, tables[i]) for i in start_order(tables)}
+            report.tables = [futures[i].result() for i in range(len(tables))]
         report.seconds = time.monotonic() - started
         return report
 
