@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, cast
@@ -17,6 +18,7 @@ from typing import Any, cast
 from airflow.sdk import BaseHook
 
 from bascule.engines.base import ConnectOptions, KeyRange, LogicalDecodingDialect
+from bascule.engines.restricted import RestrictedDialect
 from bascule.hooks.database import MigrationDatabaseError, MigrationDatabaseHook
 from bascule.privacy.keys import KeyHasher, weak_key_reason
 from bascule.privacy.sanitize import know_objects, sanitize_error_text
@@ -52,6 +54,16 @@ class ComparisonSession:
                 f"{self.hook.db_conn_id}: {sanitize_error_text(exc)}"
             ) from None
 
+    def execute(self, statement: str) -> None:
+        """A statement that returns no rows (transaction control, SET)."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(statement)
+        except Exception as exc:  # same rule as rows(): the driver's text may quote values
+            raise ValidationDatabaseError(
+                f"{self.hook.db_conn_id}: {sanitize_error_text(exc)}"
+            ) from None
+
     def columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         columns = [(str(n), str(t)) for n, t in self.rows(self.dialect.table_columns_sql(schema, table))]
         know_objects([f"{schema}.{table}", *(n for n, _ in columns)])
@@ -69,6 +81,53 @@ class ComparisonSession:
         query = self.dialect.range_hashes_sql(schema, table, key_column=key_column, row_hash=row_hash,
                                               lo=lo, width=width, within=within)
         return {int(b): (int(n), int(h or 0)) for b, n, h in self.rows(query)}
+
+    def range_hashes_by_blocks(self, schema: str, table: str, *, key_column: str, row_hash: str, lo: int,
+                               width: int, chunks: int, min_blocks: int) -> dict[int, tuple[int, int]] | None:
+        """``range_hashes`` of the whole table read as ``chunks`` block ranges, one serial session each,
+        all in this session's snapshot; None when the engine, the table or its size does not call for it.
+
+        With workers, the planner ships every row to the leader, which aggregates alone
+        (ADR 0065); here each session hashes and aggregates its own blocks, and only
+        bucket sums come back. One exported snapshot makes the ranges one consistent
+        read, as a parallel query is: a row updated meanwhile is counted once.
+        """
+        if chunks < 2 or not getattr(self.dialect, "supports_block_chunks", False) \
+                or isinstance(self.dialect, RestrictedDialect):  # archived ranges: the plain path
+            return None
+        relkind, blocks = self.rows(self.dialect.heap_blocks_sql(schema, table))[0]
+        if relkind != "r" or int(blocks) < chunks * min_blocks:
+            return None
+        starts = [int(blocks) * i // chunks for i in range(chunks)]
+        # The last range is open: blocks a writer adds meanwhile are read too.
+        ranges = [(first, nxt) for first, nxt in zip(starts, [*starts[1:], None], strict=True)]
+        *begin, export = self.dialect.export_snapshot_sql()
+        for statement in begin:
+            self.execute(statement)
+        try:
+            snapshot = str(self.rows((export, {}))[0][0])
+
+            def one(block_range: tuple[int, int | None]) -> dict[int, tuple[int, int]]:
+                with self.hook.session(parallel_workers=0) as chunk:
+                    for statement in self.dialect.import_snapshot_sql(snapshot):
+                        chunk.execute(statement)
+                    query = self.dialect.block_range_hashes_sql(schema, table, key_column=key_column,
+                                                                row_hash=row_hash, lo=lo, width=width,
+                                                                blocks=block_range)
+                    found = {int(b): (int(n), int(h or 0)) for b, n, h in chunk.rows(query)}
+                    chunk.execute("COMMIT")
+                    return found
+
+            with ThreadPoolExecutor(max_workers=chunks, thread_name_prefix="bascule-blocks") as pool:
+                parts = list(pool.map(one, ranges))
+        finally:
+            self.execute("COMMIT")
+        total: dict[int, tuple[int, int]] = {}
+        for part in parts:
+            for bucket, (n, h) in part.items():
+                n0, h0 = total.get(bucket, (0, 0))
+                total[bucket] = (n0 + n, h0 + h)
+        return total
 
     def hash_buckets(self, schema: str, table: str, *, key_columns: list[str], row_hash: str,
                      buckets: int) -> dict[int, tuple[int, int]]:
@@ -140,9 +199,11 @@ class ValidationHook(MigrationDatabaseHook):
         self.parallel_workers = parallel_workers
 
     @contextmanager
-    def session(self) -> Iterator[ComparisonSession]:
-        """An autocommit session with the settings values' text depends on pinned."""
-        setup = self.dialect.session_setup_sql(parallel_workers=self.parallel_workers)
+    def session(self, *, parallel_workers: int | None = None) -> Iterator[ComparisonSession]:
+        """An autocommit session with the settings values' text depends on pinned (and the hook's
+        parallel workers per query, unless ``parallel_workers`` is given)."""
+        workers = self.parallel_workers if parallel_workers is None else parallel_workers
+        setup = self.dialect.session_setup_sql(parallel_workers=workers)
         with self.database_session(setup=setup, options=ConnectOptions(autocommit=True)) as conn:
             yield ComparisonSession(self, conn)
 

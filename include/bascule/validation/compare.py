@@ -43,9 +43,12 @@ class CompareSettings:
     parallel_workers: int = 2
     wait_and_confirm_s: float = 0.0
     max_keys: int = 1_000
+    # Below this many heap blocks (8 kB) per range, the first pass stays one query with workers (ADR 0065).
+    chunk_min_blocks: int = 1_024
 
     def __post_init__(self) -> None:
-        for name in ("chunk_rows", "leaf_rows", "fanout", "max_buckets", "parallelism", "max_keys"):
+        for name in ("chunk_rows", "leaf_rows", "fanout", "max_buckets", "parallelism", "max_keys",
+                     "chunk_min_blocks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")
@@ -287,8 +290,18 @@ class Comparator:
         span = hi - lo + 1
         buckets = min(self.settings.max_buckets, max(1, -(-span // self.settings.chunk_rows)))
         lo, width = bucket_layout(lo, hi, buckets)
-        src, tgt = pair.both(lambda s, side: s.range_hashes(
-            spec.schema, spec.table, key_column=names[side][0][0], row_hash=names[side][1], lo=lo, width=width))
+        def first_pass(s: ComparisonSession, side: str) -> dict[int, tuple[int, int]]:
+            # A big plain table: block ranges on serial sessions, one snapshot (ADR 0065); else one query.
+            split = s.range_hashes_by_blocks(
+                spec.schema, spec.table, key_column=names[side][0][0], row_hash=names[side][1], lo=lo,
+                width=width, chunks=self.settings.parallel_workers + 1, min_blocks=self.settings.chunk_min_blocks)
+            if split is not None:
+                result.block_chunks[side] = self.settings.parallel_workers + 1
+                return split
+            return s.range_hashes(spec.schema, spec.table, key_column=names[side][0][0],
+                                  row_hash=names[side][1], lo=lo, width=width)
+
+        src, tgt = pair.both(first_pass)
         result.rows_source = sum(n for n, _ in src.values())
         result.rows_target = sum(n for n, _ in tgt.values())
         result.ranges = len(src.keys() | tgt.keys())
