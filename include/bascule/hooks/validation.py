@@ -9,9 +9,10 @@ the key columns inside PostgreSQL so no other value leaves the server (ADR 0021)
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from typing import Any, cast
 
@@ -197,15 +198,59 @@ class ValidationHook(MigrationDatabaseHook):
     def __init__(self, *, db_conn_id: str, engine: str, parallel_workers: int = 2, **kwargs: Any) -> None:
         super().__init__(db_conn_id=db_conn_id, engine=engine, **kwargs)
         self.parallel_workers = parallel_workers
+        # Idle sessions by parallel-worker setting, while pooled() is open; None: every session is new.
+        self._idle: dict[int, list[tuple[AbstractContextManager[Any], Any]]] | None = None
+        self._idle_lock = threading.Lock()
+
+    @contextmanager
+    def pooled(self) -> Iterator[None]:
+        """Within this block a closed session goes back to a pool and the next one reuses it.
+
+        A comparison opens two sessions per table, and more for a first pass in block
+        ranges (ADR 0065): connecting and pinning the settings each time is a fixed cost
+        per table, paid again and again for small ones. Sessions are closed when the
+        block ends; one whose use raised is closed at once, never reused.
+        """
+        if self._idle is not None:  # already pooled by an outer block
+            yield
+            return
+        self._idle = {}
+        try:
+            yield
+        finally:
+            with self._idle_lock:
+                idle, self._idle = self._idle, None
+            for entries in idle.values():
+                for cm, _conn in entries:
+                    cm.__exit__(None, None, None)
+
+    def _open(self, workers: int) -> tuple[AbstractContextManager[Any], Any]:
+        setup = self.dialect.session_setup_sql(parallel_workers=workers)
+        cm = self.database_session(setup=setup, options=ConnectOptions(autocommit=True))
+        return cm, cm.__enter__()
 
     @contextmanager
     def session(self, *, parallel_workers: int | None = None) -> Iterator[ComparisonSession]:
         """An autocommit session with the settings values' text depends on pinned (and the hook's
-        parallel workers per query, unless ``parallel_workers`` is given)."""
+        parallel workers per query, unless ``parallel_workers`` is given); reused inside ``pooled()``."""
         workers = self.parallel_workers if parallel_workers is None else parallel_workers
-        setup = self.dialect.session_setup_sql(parallel_workers=workers)
-        with self.database_session(setup=setup, options=ConnectOptions(autocommit=True)) as conn:
+        entry = None
+        with self._idle_lock:
+            if self._idle is not None and self._idle.get(workers):
+                entry = self._idle[workers].pop()
+        if entry is None:
+            entry = self._open(workers)
+        cm, conn = entry
+        try:
             yield ComparisonSession(self, conn)
+        except BaseException:
+            cm.__exit__(None, None, None)
+            raise
+        with self._idle_lock:
+            if self._idle is not None:
+                self._idle.setdefault(workers, []).append(entry)
+                return
+        cm.__exit__(None, None, None)
 
 
 class KeyHashHook(BaseHook):

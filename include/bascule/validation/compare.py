@@ -202,7 +202,8 @@ class Comparator:
         report = ComparisonReport(kind=kind, source_conn_id=self.source.db_conn_id,
                                   target_conn_id=self.target.db_conn_id,
                                   wait_and_confirm_s=self.settings.wait_and_confirm_s)
-        with ThreadPoolExecutor(max_workers=self.settings.parallelism, thread_name_prefix="bascule-cmp") as pool:
+        with self.source.pooled(), self.target.pooled(), \
+                ThreadPoolExecutor(max_workers=self.settings.parallelism, thread_name_prefix="bascule-cmp") as pool:
             futures = {i: pool.submit(self.compare_table, tables[i]) for i in start_order(tables)}
             report.tables = [futures[i].result() for i in range(len(tables))]
         report.seconds = time.monotonic() - started

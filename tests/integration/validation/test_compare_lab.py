@@ -204,3 +204,23 @@ def test_range_hashes_are_planned_as_parallel_hash_aggregates(lab: Any) -> None:
     assert "HashAggregate" in tuned and "Parallel Seq Scan" in tuned and "Sort" not in tuned, tuned
     assert "HashAggregate" in ranged and "Tid Range Scan" in ranged, ranged
     assert "Gather" not in ranged and "Sort" not in ranged, ranged
+
+
+def test_pooled_sessions_are_reused_and_a_failed_one_is_not(lab: Any, airflow_env: dict[str, str]) -> None:
+    from bascule.hooks.validation import ValidationDatabaseError, ValidationHook
+
+    hook = ValidationHook(db_conn_id=_plan().source.conn_id, engine="postgres")
+    pid = ("SELECT pg_backend_pid()", {})
+    with hook.pooled():
+        with hook.session() as a:
+            first = a.rows(pid)[0][0]
+        with hook.session() as b:
+            assert b.rows(pid)[0][0] == first
+        with hook.session(parallel_workers=0) as serial:  # another setting: another session
+            assert serial.rows(pid)[0][0] != first
+        with pytest.raises(ValidationDatabaseError), hook.session() as c:
+            c.rows(("SELECT 1/0", {}))
+        with hook.session() as d:
+            assert d.rows(pid)[0][0] != first
+    with hook.session() as e:
+        assert e.rows(pid)[0][0] != first

@@ -169,6 +169,7 @@ def test_kinds() -> None:
 
 
 def test_tables_start_largest_first_and_are_reported_in_the_given_order() -> None:
+    import contextlib
     from types import SimpleNamespace
 
     from bascule.validation.compare import Comparator, CompareSettings, TableRef, start_order
@@ -177,7 +178,7 @@ def test_tables_start_largest_first_and_are_reported_in_the_given_order() -> Non
             TableRef("clinic", "staff"), TableRef("clinic", "patients", size_bytes=300)]
     assert start_order(refs) == [1, 0, 3, 2]  # ties keep the given order; unknown sizes (0) last
 
-    side = SimpleNamespace(engine="postgres", db_conn_id="x")
+    side = SimpleNamespace(engine="postgres", db_conn_id="x", pooled=contextlib.nullcontext)
     comparator = Comparator(source=side, target=side, settings=CompareSettings(parallelism=1))
     started = []
 
