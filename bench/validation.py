@@ -13,19 +13,25 @@ patients), loads the target with the test fixtures' plain COPY
   parallel workers, run on source and target at the same time, table after table;
 - ``bascule_s``: ``bascule.validation.service.full_comparison`` (what the DAG
   task calls, with change tracking started), identical data;
-- ``reladiff_s``: reladiff 0.6 (``-a hashdiff -j 2``, every compared column via
-  ``-c``), identical data, in a venv this bench creates under bench/out/;
+- ``reladiff_s``: reladiff 0.6 (``-a hashdiff``, every compared column via
+  ``-c``), identical data, in a venv this bench creates under bench/out/. Every
+  table at once, as bascule does: one reladiff process per table, all started
+  together, each with ``-j <validation.parallelism>`` (bascule's thread count);
+- these three are measured ``--repeats`` times (3), interleaved, each repetition
+  printed; the last line gives the medians (``ratio_to_limit`` and
+  ``speedup_vs_reladiff`` are the medians of the per-repetition ratios) and every
+  repetition's ratio (``ratio_runs``, ``speedup_runs``), not only the best;
 - then the 18 planted differences (``bascule_lab.testing.copy.plant_differences``):
   bascule's full comparison again (``bascule_diff_s``), the incremental
   comparison since the first (``incremental_s``), and reladiff with
-  ``--skip-sort-results`` (``reladiff_diff_s``). reladiff's output holds row
-  values: it is counted and deleted, never printed.
+  ``--skip-sort-results`` (``reladiff_diff_s``), all tables at once too. reladiff's
+  output holds row values: it is counted and deleted, never printed.
 
 The wait-and-confirm pass (``validation.wait_and_confirm_s`` of the plan) is
 switched off for the timed runs, as reladiff has none; its cost is that wait.
 Every figure goes to bench/out/validation.json; the last line is
 ``bascule_s=.. reladiff_s=.. limit_s=.. ratio_to_limit=.. speedup_vs_reladiff=.. diffs_found=..
-diffs_expected=18 incremental_s=..``. Exit status 0 when all 18 differences were found exactly.
+diffs_expected=18 incremental_s=.. repeats=.. ratio_runs=a/b/c speedup_runs=a/b/c``. Exit status 0 when all 18 differences were found exactly.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from _last_line import figures_last
+from _runs import median, runs_text, summary
 
 from bascule.paths import REPO_ROOT
 from bascule_lab.paths import lab_dir
@@ -105,33 +112,52 @@ def limit_pass(lab: Any, tables: list[str]) -> dict[str, float]:
     return out
 
 
-def reladiff_run(exe: Path, lab: Any, table: str, key: list[str], cols: list[str], *, skip_sort: bool,
-                 workdir: Path) -> tuple[float, int]:
+def reladiff_argv(exe: Path, lab: Any, table: str, key: list[str], cols: list[str], *, threads: int,
+                  skip_sort: bool) -> list[str]:
     st = lab.state()
     pw = st.passwords["bascule_admin"]
     uri = {n: f"postgresql://bascule_admin:{pw}@127.0.0.1:{st.ports[n]}/clinic" for n in ("legacy", "new")}
-    argv = [str(exe), uri["legacy"], table, uri["new"], table, "-a", "hashdiff", "-j", "2"]
+    argv = [str(exe), uri["legacy"], table, uri["new"], table, "-a", "hashdiff", "-j", str(threads)]
     for k in key:
         argv += ["-k", k]
     for c in cols:
         argv += ["-c", c]
     if skip_sort:
         argv.append("--skip-sort-results")
-    out_file = workdir / "reladiff.out"
+    return argv
+
+
+def reladiff_all(exe: Path, lab: Any, specs: dict[str, tuple[list[str], list[str]]], *, threads: int,
+                 skip_sort: bool, workdir: Path) -> tuple[float, dict[str, dict[str, Any]]]:
+    """Every table at once (one process each, started together); wall seconds and per-table results."""
+    procs = {}
     started = time.monotonic()
-    with out_file.open("w") as fh:
-        proc = subprocess.run(argv, stdout=fh, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "PGTZ": "UTC", "COLUMNS": "1000000"})
+    for i, (table, (key, cols)) in enumerate(specs.items()):
+        out_file = workdir / f"reladiff-{i}.out"
+        fh = out_file.open("w")
+        proc = subprocess.Popen(reladiff_argv(exe, lab, table, key, cols, threads=threads, skip_sort=skip_sort),
+                                stdout=fh, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PGTZ": "UTC", "COLUMNS": "1000000"})
+        procs[table] = (proc, fh, out_file, key)
+    results: dict[str, dict[str, Any]] = {}
+    errors = []
+    for table, (proc, fh, out_file, key) in procs.items():
+        _, err = proc.communicate()
+        fh.close()
+        results[table] = {"done_by_s": round(time.monotonic() - started, 2)}
+        if proc.returncode not in (0, 1):
+            errors.append(f"{table} (exit {proc.returncode}): {err[-300:]}")
+        keys = set()
+        for line in out_file.read_text().splitlines():
+            if line[:2] in ("- ", "+ "):
+                # "- 12, x, ...": the key is the first len(key) fields; nothing is kept but the key.
+                keys.add(tuple(line[2:].split(", ")[: len(key)]))
+        out_file.unlink()
+        results[table]["diffs"] = len(keys)
     seconds = time.monotonic() - started
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"reladiff failed on {table} (exit {proc.returncode}): {proc.stderr[-300:]}")
-    keys = set()
-    for line in out_file.read_text().splitlines():
-        if line[:2] in ("- ", "+ "):
-            # "- 12, x, ...": the key is the first len(key) fields; nothing is kept but the key.
-            keys.add(tuple(line[2:].split(", ")[: len(key)]))
-    out_file.unlink()
-    return seconds, len(keys)
+    if errors:
+        raise RuntimeError("reladiff failed on " + "; ".join(errors))
+    return seconds, results
 
 
 def main() -> int:
@@ -139,6 +165,8 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=500_000)
     parser.add_argument("--largest-rows", type=int, default=10_500_000,
                         help="rows clinic.observations is grown to on the source")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="repetitions of limit, bascule and reladiff on identical data (all printed)")
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
 
@@ -179,30 +207,49 @@ def main() -> int:
             plan = load_plan(default_plan_path())
             tables = sorted(f"clinic.{t}" for t in copied["rows"])
 
-            per_table = limit_pass(lab, tables)
-            limit_s = sum(per_table.values())
-            figures["limit_s"], figures["limit_per_table_s"] = round(limit_s, 2), per_table
-            log(f"limit: {limit_s:.2f} s")
-
-            t0 = time.monotonic()
-            same = full_comparison(plan, track_changes=True, wait_and_confirm_s=0.0)
-            bascule_s = time.monotonic() - t0
-            figures["bascule_s"] = round(bascule_s, 2)
-            figures["bascule_identical"] = {t["table"]: {"seconds": t["seconds"], "ranges": t["ranges"],
-                                                         "rows": t["rows_compared"]} for t in same["tables"]}
-            log(f"bascule identical: {bascule_s:.2f} s, ok={same['ok']}, differences={same['differences']}")
-
             exe = reladiff_venv()
-            specs = {t["table"]: (t["key_columns"], [c for c in t["columns_compared"] if c not in t["key_columns"]])
-                     for t in same["tables"]}
+            threads = plan.validation.parallelism
             workdir = Path(tempfile.mkdtemp(prefix="bascule-reladiff-"))
-            rel_same = {}
-            for table in tables:
-                rel_same[table] = reladiff_run(exe, lab, table, *specs[table], skip_sort=False, workdir=workdir)
-            reladiff_s = sum(s for s, _ in rel_same.values())
-            figures["reladiff_s"] = round(reladiff_s, 2)
-            figures["reladiff_identical"] = {t: {"seconds": round(s, 2), "diffs": n} for t, (s, n) in rel_same.items()}
-            log(f"reladiff identical: {reladiff_s:.2f} s")
+            reps: list[dict[str, Any]] = []
+            same: dict[str, Any] = {}
+            specs: dict[str, tuple[list[str], list[str]]] = {}
+            for rep in range(1, args.repeats + 1):
+                per_table = limit_pass(lab, tables)
+                limit_s = sum(per_table.values())
+                t0 = time.monotonic()
+                same = full_comparison(plan, track_changes=True, wait_and_confirm_s=0.0)
+                bascule_s = time.monotonic() - t0
+                if not specs:
+                    specs = {t["table"]: (t["key_columns"],
+                                          [c for c in t["columns_compared"] if c not in t["key_columns"]])
+                             for t in same["tables"]}
+                reladiff_s, rel_same = reladiff_all(exe, lab, specs, threads=threads, skip_sort=False,
+                                                    workdir=workdir)
+                reps.append({
+                    "repeat": rep, "limit_s": round(limit_s, 2), "bascule_s": round(bascule_s, 2),
+                    "reladiff_s": round(reladiff_s, 2), "ratio_to_limit": round(bascule_s / limit_s, 3),
+                    "speedup_vs_reladiff": round(reladiff_s / bascule_s, 3),
+                    "limit_per_table_s": {t: round(v, 2) for t, v in per_table.items()},
+                    "bascule_per_table": {t["table"]: {"seconds": round(t["seconds"], 2), "ranges": t["ranges"],
+                                                       "rows": t["rows_compared"]} for t in same["tables"]},
+                    "bascule_ok": same["ok"], "bascule_differences": same["differences"],
+                    "reladiff_per_table": rel_same,
+                })
+                log(f"repeat {rep}: limit {limit_s:.2f} s, bascule {bascule_s:.2f} s (ok={same['ok']}, "
+                    f"differences={same['differences']}), reladiff {reladiff_s:.2f} s (all tables at once, "
+                    f"-j {threads}): ratio_to_limit={reps[-1]['ratio_to_limit']} "
+                    f"speedup_vs_reladiff={reps[-1]['speedup_vs_reladiff']}")
+            figures["repeats"] = reps
+            figures["reladiff_threads"] = threads
+            for name in ("limit_s", "bascule_s", "reladiff_s", "ratio_to_limit", "speedup_vs_reladiff"):
+                figures[name] = summary([r[name] for r in reps])
+            limit_s = median([r["limit_s"] for r in reps])
+            bascule_s = median([r["bascule_s"] for r in reps])
+            reladiff_s = median([r["reladiff_s"] for r in reps])
+            ratio = median([r["ratio_to_limit"] for r in reps])
+            speedup = median([r["speedup_vs_reladiff"] for r in reps])
+            ratio_runs = runs_text([r["ratio_to_limit"] for r in reps])
+            speedup_runs = runs_text([r["speedup_vs_reladiff"] for r in reps])
 
             expected = plant_differences(lab)
             t0 = time.monotonic()
@@ -222,21 +269,19 @@ def main() -> int:
             stop_tracking(plan)
             log(f"incremental: {figures['incremental_s']} s, found {inc['differences']}")
 
-            rel_diff = {}
-            for table in tables:
-                rel_diff[table] = reladiff_run(exe, lab, table, *specs[table], skip_sort=True, workdir=workdir)
-            figures["reladiff_diff_s"] = round(sum(s for s, _ in rel_diff.values()), 2)
-            figures["reladiff_diffs_found"] = sum(n for _, n in rel_diff.values())
+            reladiff_diff_s, rel_diff = reladiff_all(exe, lab, specs, threads=threads, skip_sort=True,
+                                                     workdir=workdir)
+            figures["reladiff_diff_s"] = round(reladiff_diff_s, 2)
+            figures["reladiff_diffs_found"] = sum(r["diffs"] for r in rel_diff.values())
             log(f"reladiff with differences: {figures['reladiff_diff_s']} s, found {figures['reladiff_diffs_found']}")
 
-            figures["ratio_to_limit"] = round(bascule_s / limit_s, 3)
-            figures["speedup_vs_reladiff"] = round(reladiff_s / bascule_s, 3)
             figures["diff_to_identical"] = round(figures["bascule_diff_s"] / bascule_s, 3)
             figures["wait_and_confirm_s_not_timed"] = plan.validation.wait_and_confirm_s
             (OUT / "validation.json").write_text(json.dumps(figures, indent=2, default=str))
             print(f"bascule_s={bascule_s:.2f} reladiff_s={reladiff_s:.2f} limit_s={limit_s:.2f} "
-                  f"ratio_to_limit={figures['ratio_to_limit']} speedup_vs_reladiff={figures['speedup_vs_reladiff']} "
-                  f"diffs_found={diffs_found} diffs_expected=18 incremental_s={figures['incremental_s']}", file=last)
+                  f"ratio_to_limit={ratio:.3f} speedup_vs_reladiff={speedup:.3f} "
+                  f"diffs_found={diffs_found} diffs_expected=18 incremental_s={figures['incremental_s']} "
+                  f"repeats={len(reps)} ratio_runs={ratio_runs} speedup_runs={speedup_runs}", file=last)
             return 0 if exact and diffs_found == 18 else 1
         finally:
             shutil.rmtree(home, ignore_errors=True)

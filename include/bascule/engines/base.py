@@ -209,6 +209,10 @@ def _require_integer(value: object, what: str) -> int:
 class ValidationDialect(EngineDialect):
     """The SQL a comparison needs from one engine. Mixed into each engine's Dialect."""
 
+    # Whether the first pass over a big table can be split into block ranges read by several
+    # sessions sharing one snapshot (``heap_blocks_sql``, ``block_range_hashes_sql``, ADR 0065).
+    supports_block_chunks: bool = False
+
     @abc.abstractmethod
     def session_setup_sql(self, *, parallel_workers: int) -> list[str]:
         """Statements that pin every session setting a value's text depends on (time zone, formats)."""

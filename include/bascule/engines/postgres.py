@@ -116,12 +116,14 @@ _PG_SESSION = (
 
 # The planner takes a bucket expression such as (key - lo) / width to have as many groups as
 # the key has values, so it sorts every row (Partial GroupAggregate under Gather Merge, ~1.8x a
-# plain scan), and when hashing is forced it drops the workers, fearing a Gather of millions of
-# partial groups. Our GROUP BYs never have more groups than CompareSettings.max_buckets, so we
-# tell it sorting is off and that moving tuples between processes is free: the workers hash
-# the rows and (on big tables) aggregate them too, ~1.07x the physical limit (ADR 0020).
+# plain scan): our GROUP BYs never have more groups than CompareSettings.max_buckets, so sorting
+# is off in every comparison session. With workers, it also fears a Gather of millions of partial
+# groups, so we tell it moving tuples between processes is free: the workers hash the rows, but
+# whether they also aggregate is its cost call, and on most tables it ships every row to the
+# leader, which aggregates alone (ADR 0065). The first pass over a big plain table therefore runs
+# in block ranges on serial sessions instead (``block_range_hashes_sql``).
+_PG_NO_SORT = ("SET enable_sort = off",)
 _PG_PARALLEL_HASH = (
-    "SET enable_sort = off",
     "SET parallel_setup_cost = 0",
     "SET parallel_tuple_cost = 0",
 )
@@ -132,7 +134,7 @@ class PostgresValidation(ValidationDialect, LogicalDecodingDialect):
 
     def session_setup_sql(self, *, parallel_workers: int) -> list[str]:
         workers = _require_integer(parallel_workers, "parallel_workers")
-        statements = [*_PG_SESSION, f"SET max_parallel_workers_per_gather = {max(0, workers)}"]
+        statements = [*_PG_SESSION, f"SET max_parallel_workers_per_gather = {max(0, workers)}", *_PG_NO_SORT]
         if workers > 0:
             statements += _PG_PARALLEL_HASH
         return statements
@@ -232,6 +234,49 @@ class PostgresValidation(ValidationDialect, LogicalDecodingDialect):
         k = self.quote_ident(key_column)
         params: dict[str, Any] = {"lo": _require_integer(lo, "lo"), "width": _require_integer(width, "width")}
         where = self._range_where(k, within, params)
+        return (
+            f"SELECT ((t.{k} - %(lo)s) / %(width)s)::bigint AS bucket, count(*), sum({row_hash})"
+            f" FROM {self.qualified(schema, table)} t{where} GROUP BY 1",
+            params,
+        )
+
+    supports_block_chunks = True
+
+    def heap_blocks_sql(self, schema: str, table: str) -> Query:
+        """One row (relkind, blocks in the main fork): only a plain table ('r') is split by blocks."""
+        return (
+            "SELECT c.relkind::text, (pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint"
+            " FROM pg_class c WHERE c.oid = to_regclass(%(rel)s)",
+            {"rel": self.qualified(schema, table)},
+        )
+
+    def export_snapshot_sql(self) -> list[str]:
+        """Statements that open a transaction whose snapshot other sessions can share; the last returns its id."""
+        return ["BEGIN ISOLATION LEVEL REPEATABLE READ", "SELECT pg_export_snapshot()"]
+
+    def import_snapshot_sql(self, snapshot: str) -> list[str]:
+        if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):
+            raise ValueError(f"not a snapshot id: {snapshot!r}")
+        return ["BEGIN ISOLATION LEVEL REPEATABLE READ", f"SET TRANSACTION SNAPSHOT '{snapshot}'"]
+
+    def block_range_hashes_sql(
+        self, schema: str, table: str, *, key_column: str, row_hash: str, lo: int, width: int,
+        blocks: tuple[int, int | None],
+    ) -> Query:
+        """``range_hashes_sql`` over the rows in heap blocks [first, last) only (last None: to the end).
+
+        A TID range scan reads just those blocks; run serially in several sessions, each
+        process hashes and aggregates its own rows, as parallel workers with a partial
+        aggregate would, and the sums add up in Python.
+        """
+        k = self.quote_ident(key_column)
+        first, last = blocks
+        params: dict[str, Any] = {"lo": _require_integer(lo, "lo"), "width": _require_integer(width, "width"),
+                                  "b_first": f"({_require_integer(first, 'first block')},0)"}
+        where = " WHERE t.ctid >= %(b_first)s::tid"
+        if last is not None:
+            params["b_last"] = f"({_require_integer(last, 'last block')},0)"
+            where += " AND t.ctid < %(b_last)s::tid"
         return (
             f"SELECT ((t.{k} - %(lo)s) / %(width)s)::bigint AS bucket, count(*), sum({row_hash})"
             f" FROM {self.qualified(schema, table)} t{where} GROUP BY 1",

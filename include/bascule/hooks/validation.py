@@ -9,14 +9,17 @@ the key columns inside PostgreSQL so no other value leaves the server (ADR 0021)
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from typing import Any, cast
 
 from airflow.sdk import BaseHook
 
 from bascule.engines.base import ConnectOptions, KeyRange, LogicalDecodingDialect
+from bascule.engines.restricted import RestrictedDialect
 from bascule.hooks.database import MigrationDatabaseError, MigrationDatabaseHook
 from bascule.privacy.keys import KeyHasher, weak_key_reason
 from bascule.privacy.sanitize import know_objects, sanitize_error_text
@@ -52,6 +55,16 @@ class ComparisonSession:
                 f"{self.hook.db_conn_id}: {sanitize_error_text(exc)}"
             ) from None
 
+    def execute(self, statement: str) -> None:
+        """A statement that returns no rows (transaction control, SET)."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(statement)
+        except Exception as exc:  # same rule as rows(): the driver's text may quote values
+            raise ValidationDatabaseError(
+                f"{self.hook.db_conn_id}: {sanitize_error_text(exc)}"
+            ) from None
+
     def columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         columns = [(str(n), str(t)) for n, t in self.rows(self.dialect.table_columns_sql(schema, table))]
         know_objects([f"{schema}.{table}", *(n for n, _ in columns)])
@@ -69,6 +82,58 @@ class ComparisonSession:
         query = self.dialect.range_hashes_sql(schema, table, key_column=key_column, row_hash=row_hash,
                                               lo=lo, width=width, within=within)
         return {int(b): (int(n), int(h or 0)) for b, n, h in self.rows(query)}
+
+    def range_hashes_by_blocks(self, schema: str, table: str, *, key_column: str, row_hash: str, lo: int,
+                               width: int, chunks: int, min_blocks: int) -> dict[int, tuple[int, int]] | None:
+        """``range_hashes`` of the whole table read as ``chunks`` block ranges, one serial session each,
+        all in this session's snapshot; None when the engine, the table or its size does not call for it.
+
+        With workers, the planner ships every row to the leader, which aggregates alone
+        (ADR 0065); here each session hashes and aggregates its own blocks, and only
+        bucket sums come back. One exported snapshot makes the ranges one consistent
+        read, as a parallel query is: a row updated meanwhile is counted once.
+        """
+        if chunks < 2 or not getattr(self.dialect, "supports_block_chunks", False) \
+                or isinstance(self.dialect, RestrictedDialect):  # archived ranges: the plain path
+            return None
+        relkind, blocks = self.rows(self.dialect.heap_blocks_sql(schema, table))[0]
+        if relkind != "r" or int(blocks) < chunks * min_blocks:
+            return None
+        starts = [int(blocks) * i // chunks for i in range(chunks)]
+        # The last range is open: blocks a writer adds meanwhile are read too.
+        ranges = [(first, nxt) for first, nxt in zip(starts, [*starts[1:], None], strict=True)]
+        *begin, export = self.dialect.export_snapshot_sql()
+        try:
+            for statement in begin:
+                self.execute(statement)
+            snapshot = str(self.rows((export, {}))[0][0])
+        except ValidationDatabaseError:
+            # A server that refuses to export a snapshot: the single query, as before.
+            self.execute("ROLLBACK")
+            return None
+        try:
+
+            def one(block_range: tuple[int, int | None]) -> dict[int, tuple[int, int]]:
+                with self.hook.session(parallel_workers=0) as chunk:
+                    for statement in self.dialect.import_snapshot_sql(snapshot):
+                        chunk.execute(statement)
+                    query = self.dialect.block_range_hashes_sql(schema, table, key_column=key_column,
+                                                                row_hash=row_hash, lo=lo, width=width,
+                                                                blocks=block_range)
+                    found = {int(b): (int(n), int(h or 0)) for b, n, h in chunk.rows(query)}
+                    chunk.execute("COMMIT")
+                    return found
+
+            with ThreadPoolExecutor(max_workers=chunks, thread_name_prefix="bascule-blocks") as pool:
+                parts = list(pool.map(one, ranges))
+        finally:
+            self.execute("COMMIT")
+        total: dict[int, tuple[int, int]] = {}
+        for part in parts:
+            for bucket, (n, h) in part.items():
+                n0, h0 = total.get(bucket, (0, 0))
+                total[bucket] = (n0 + n, h0 + h)
+        return total
 
     def hash_buckets(self, schema: str, table: str, *, key_columns: list[str], row_hash: str,
                      buckets: int) -> dict[int, tuple[int, int]]:
@@ -138,13 +203,59 @@ class ValidationHook(MigrationDatabaseHook):
     def __init__(self, *, db_conn_id: str, engine: str, parallel_workers: int = 2, **kwargs: Any) -> None:
         super().__init__(db_conn_id=db_conn_id, engine=engine, **kwargs)
         self.parallel_workers = parallel_workers
+        # Idle sessions by parallel-worker setting, while pooled() is open; None: every session is new.
+        self._idle: dict[int, list[tuple[AbstractContextManager[Any], Any]]] | None = None
+        self._idle_lock = threading.Lock()
 
     @contextmanager
-    def session(self) -> Iterator[ComparisonSession]:
-        """An autocommit session with the settings values' text depends on pinned."""
-        setup = self.dialect.session_setup_sql(parallel_workers=self.parallel_workers)
-        with self.database_session(setup=setup, options=ConnectOptions(autocommit=True)) as conn:
+    def pooled(self) -> Iterator[None]:
+        """Within this block a closed session goes back to a pool and the next one reuses it.
+
+        A comparison opens two sessions per table, and more for a first pass in block
+        ranges (ADR 0065): connecting and pinning the settings each time is a fixed cost
+        per table, paid again and again for small ones. Sessions are closed when the
+        block ends; one whose use raised is closed at once, never reused.
+        """
+        if self._idle is not None:  # already pooled by an outer block
+            yield
+            return
+        self._idle = {}
+        try:
+            yield
+        finally:
+            with self._idle_lock:
+                idle, self._idle = self._idle, None
+            for entries in idle.values():
+                for cm, _conn in entries:
+                    cm.__exit__(None, None, None)
+
+    def _open(self, workers: int) -> tuple[AbstractContextManager[Any], Any]:
+        setup = self.dialect.session_setup_sql(parallel_workers=workers)
+        cm = self.database_session(setup=setup, options=ConnectOptions(autocommit=True))
+        return cm, cm.__enter__()
+
+    @contextmanager
+    def session(self, *, parallel_workers: int | None = None) -> Iterator[ComparisonSession]:
+        """An autocommit session with the settings values' text depends on pinned (and the hook's
+        parallel workers per query, unless ``parallel_workers`` is given); reused inside ``pooled()``."""
+        workers = self.parallel_workers if parallel_workers is None else parallel_workers
+        entry = None
+        with self._idle_lock:
+            if self._idle is not None and self._idle.get(workers):
+                entry = self._idle[workers].pop()
+        if entry is None:
+            entry = self._open(workers)
+        cm, conn = entry
+        try:
             yield ComparisonSession(self, conn)
+        except BaseException:
+            cm.__exit__(None, None, None)
+            raise
+        with self._idle_lock:
+            if self._idle is not None:
+                self._idle.setdefault(workers, []).append(entry)
+                return
+        cm.__exit__(None, None, None)
 
 
 class KeyHashHook(BaseHook):

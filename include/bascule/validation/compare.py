@@ -43,9 +43,12 @@ class CompareSettings:
     parallel_workers: int = 2
     wait_and_confirm_s: float = 0.0
     max_keys: int = 1_000
+    # Below this many heap blocks (8 kB) per range, the first pass stays one query with workers (ADR 0065).
+    chunk_min_blocks: int = 1_024
 
     def __post_init__(self) -> None:
-        for name in ("chunk_rows", "leaf_rows", "fanout", "max_buckets", "parallelism", "max_keys"):
+        for name in ("chunk_rows", "leaf_rows", "fanout", "max_buckets", "parallelism", "max_keys",
+                     "chunk_min_blocks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")
@@ -72,14 +75,17 @@ class TableRef:
     renamed: tuple[tuple[str, str], ...] = ()
     added: tuple[tuple[str, str | None], ...] = ()
     dropped: tuple[str, ...] = ()
+    # The catalog's size on the source (bytes, 0 if unknown): only the order tables are started in.
+    size_bytes: int = 0
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.table}"
 
 
-def tables_from_plan(plan: Any, names: Iterable[tuple[str, str]]) -> list[TableRef]:
-    """TableRefs for the (schema, table) names in scope, each with its release mapping."""
+def tables_from_plan(plan: Any, names: Iterable[tuple[str, str]],
+                     sizes: Mapping[tuple[str, str], int] | None = None) -> list[TableRef]:
+    """TableRefs for the (schema, table) names in scope, each with its release mapping (and size, if known)."""
     mapping = {} if plan.release is None else {k.lower(): v for k, v in plan.release.column_mapping.items()}
     refs = []
     for schema, table in names:
@@ -91,8 +97,19 @@ def tables_from_plan(plan: Any, names: Iterable[tuple[str, str]]) -> list[TableR
             renamed=tuple(m.renamed.items()) if m else (),
             added=tuple(m.added.items()) if m else (),
             dropped=tuple(m.dropped) if m else (),
+            size_bytes=int((sizes or {}).get((schema, table)) or 0),
         ))
     return refs
+
+
+def start_order(tables: Sequence[TableRef]) -> list[int]:
+    """Indexes of ``tables``, largest first (ties in the given order).
+
+    The pool starts tables in this order. Started in name order, the largest table can
+    start last and run alone at the end while the other threads idle; largest first,
+    the small tables fill in beside it and all threads finish together.
+    """
+    return sorted(range(len(tables)), key=lambda i: -tables[i].size_bytes)
 
 
 class _Pair:
@@ -185,8 +202,10 @@ class Comparator:
         report = ComparisonReport(kind=kind, source_conn_id=self.source.db_conn_id,
                                   target_conn_id=self.target.db_conn_id,
                                   wait_and_confirm_s=self.settings.wait_and_confirm_s)
-        with ThreadPoolExecutor(max_workers=self.settings.parallelism, thread_name_prefix="bascule-cmp") as pool:
-            report.tables = list(pool.map(self.compare_table, tables))
+        with self.source.pooled(), self.target.pooled(), \
+                ThreadPoolExecutor(max_workers=self.settings.parallelism, thread_name_prefix="bascule-cmp") as pool:
+            futures = {i: pool.submit(self.compare_table, tables[i]) for i in start_order(tables)}
+            report.tables = [futures[i].result() for i in range(len(tables))]
         report.seconds = time.monotonic() - started
         return report
 
@@ -272,8 +291,18 @@ class Comparator:
         span = hi - lo + 1
         buckets = min(self.settings.max_buckets, max(1, -(-span // self.settings.chunk_rows)))
         lo, width = bucket_layout(lo, hi, buckets)
-        src, tgt = pair.both(lambda s, side: s.range_hashes(
-            spec.schema, spec.table, key_column=names[side][0][0], row_hash=names[side][1], lo=lo, width=width))
+        def first_pass(s: ComparisonSession, side: str) -> dict[int, tuple[int, int]]:
+            # A big plain table: block ranges on serial sessions, one snapshot (ADR 0065); else one query.
+            split = s.range_hashes_by_blocks(
+                spec.schema, spec.table, key_column=names[side][0][0], row_hash=names[side][1], lo=lo,
+                width=width, chunks=self.settings.parallel_workers + 1, min_blocks=self.settings.chunk_min_blocks)
+            if split is not None:
+                result.block_chunks[side] = self.settings.parallel_workers + 1
+                return split
+            return s.range_hashes(spec.schema, spec.table, key_column=names[side][0][0],
+                                  row_hash=names[side][1], lo=lo, width=width)
+
+        src, tgt = pair.both(first_pass)
         result.rows_source = sum(n for n, _ in src.values())
         result.rows_target = sum(n for n, _ in tgt.values())
         result.ranges = len(src.keys() | tgt.keys())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,11 +55,16 @@ class ChangeTracker:
         self.slot = slot
 
     def start(self) -> dict[str, Any]:
-        """(Re)create both slots: the position every later re-check starts from."""
-        positions = {}
-        for side, hook in self.sides.items():
+        """(Re)create both slots, at the same time: the position every later re-check starts from."""
+        def create(hook: ValidationHook) -> str:
             with hook.session() as s:
-                positions[side] = s.create_change_slot(self.slot)
+                return s.create_change_slot(self.slot)
+
+        # Each creation waits for a consistent snapshot on its own server: one after the other, the
+        # comparison would pay both waits before it starts.
+        with ThreadPoolExecutor(max_workers=len(self.sides), thread_name_prefix="bascule-slot") as pool:
+            futures = {side: pool.submit(create, hook) for side, hook in self.sides.items()}
+            positions = {side: f.result() for side, f in futures.items()}
         return {"slot": self.slot, "positions": positions, "started_at": time.time()}
 
     def stop(self) -> None:

@@ -51,6 +51,8 @@ class TableResult:
     rechecked_keys: int | None = None
     full_recheck_reason: str | None = None
     archived: list[dict[str, Any]] = field(default_factory=list)
+    # Sessions the first pass was split into, per side ("source"/"target"), when it was (ADR 0065).
+    block_chunks: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
 

@@ -28,8 +28,9 @@ def hooks_for(plan: Any, *, parallel_workers: int = 2) -> tuple[ValidationHook, 
 def tables_in_scope(plan: Any, source: ValidationHook) -> list[TableRef]:
     """The plan's tables as the source's catalog lists them (partitions folded into their root)."""
     schemas = [s for s in plan.scope.schemas if s.lower() not in EXCLUDED_SCHEMAS]
-    names = [(r[0], r[1]) for r in source.records(source.dialect.inventory_tables_sql(schemas))]
-    return tables_from_plan(plan, names)
+    rows = source.records(source.dialect.inventory_tables_sql(schemas))
+    # (schema, table, partitioned, partitions, total_bytes, ...): the size orders the comparisons.
+    return tables_from_plan(plan, [(r[0], r[1]) for r in rows], sizes={(r[0], r[1]): r[4] for r in rows})
 
 
 def archived_ranges(target: ValidationHook) -> dict[str, list[ArchivedRange]]:

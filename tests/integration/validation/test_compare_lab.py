@@ -56,11 +56,18 @@ def test_identical_then_exactly_the_18_differences(copied: Any, airflow_env: dic
     # The release's added column is named, with its reason; the widened phone is compared.
     assert "preferred_language" in patients["not_compared"] and "phone" in patients["columns_compared"]
     assert patients["rows_source"] == patients["rows_target"] > 0
-
     expected = plant_differences(copied, patient_id=_canary_patient_id(copied))
     diff = full_comparison(plan, track_changes=False)
     assert not diff["ok"] and diff["differences"] == 18
     assert _found(diff) == expected
+    # The first pass split into block ranges on serial sessions sharing a snapshot (ADR 0065; the lab's
+    # tables are below the default size, so here every plain table is split) finds exactly the same.
+    split = full_comparison(plan, track_changes=False, chunk_min_blocks=1)
+    assert _found(split) == expected
+    chunked = {t["table"]: t["block_chunks"] for t in split["tables"]}
+    assert chunked["clinic.observations"] == {"source": 3, "target": 3}
+    assert chunked["clinic.audit_log"] == {}  # partitioned: one query through the root
+    assert [t["rows_source"] for t in split["tables"]] == [t["rows_source"] for t in diff["tables"]]
     assert sorted(diff["failed_tables"]) == sorted({t for keys in expected.values() for t, _ in keys})
     text = json.dumps(diff) + render_summary(diff)
     _no_canary(text)
@@ -181,9 +188,39 @@ def test_range_hashes_are_planned_as_parallel_hash_aggregates(lab: Any) -> None:
 
             assert "Sort" in plan(["SET max_parallel_workers_per_gather = 2"]), "the probe no longer shows the problem"
             tuned = plan(dialect.session_setup_sql(parallel_workers=2))
+            # A block range on a serial session: a TID range scan hashed and aggregated in the one process.
+            block_sql, block_params = dialect.block_range_hashes_sql(
+                "public", "plan_probe", key_column="id", row_hash="hashtextextended(t::text, 0)", lo=1,
+                width=100_000, blocks=(10, 20))
+            c.execute("RESET ALL")
+            for statement in dialect.session_setup_sql(parallel_workers=0):
+                c.execute(statement)
+            ranged = "\n".join(r[0] for r in c.execute(f"EXPLAIN {block_sql}", block_params).fetchall())
         finally:
             c.execute("RESET ALL")  # the session settings make it read-only, like a comparison's
             c.execute("DROP TABLE public.plan_probe")
     # Whether the workers also aggregate (Partial HashAggregate) is the planner's cost call; either way
     # they compute the row hashes and nothing sorts.
     assert "HashAggregate" in tuned and "Parallel Seq Scan" in tuned and "Sort" not in tuned, tuned
+    assert "HashAggregate" in ranged and "Tid Range Scan" in ranged, ranged
+    assert "Gather" not in ranged and "Sort" not in ranged, ranged
+
+
+def test_pooled_sessions_are_reused_and_a_failed_one_is_not(lab: Any, airflow_env: dict[str, str]) -> None:
+    from bascule.hooks.validation import ValidationDatabaseError, ValidationHook
+
+    hook = ValidationHook(db_conn_id=_plan().source.conn_id, engine="postgres")
+    pid = ("SELECT pg_backend_pid()", {})
+    with hook.pooled():
+        with hook.session() as a:
+            first = a.rows(pid)[0][0]
+        with hook.session() as b:
+            assert b.rows(pid)[0][0] == first
+        with hook.session(parallel_workers=0) as serial:  # another setting: another session
+            assert serial.rows(pid)[0][0] != first
+        with pytest.raises(ValidationDatabaseError), hook.session() as c:
+            c.rows(("SELECT 1/0", {}))
+        with hook.session() as d:
+            assert d.rows(pid)[0][0] != first
+    with hook.session() as e:
+        assert e.rows(pid)[0][0] != first

@@ -166,3 +166,27 @@ def test_kinds() -> None:
     assert PG.column_kind("timestamp with time zone") is ColumnKind.TIMESTAMPTZ
     assert PG.column_kind("character varying(32)") is ColumnKind.TEXT
     assert PG.column_kind("integer[]") is ColumnKind.OTHER
+
+
+def test_tables_start_largest_first_and_are_reported_in_the_given_order() -> None:
+    import contextlib
+    from types import SimpleNamespace
+
+    from bascule.validation.compare import Comparator, CompareSettings, TableRef, start_order
+
+    refs = [TableRef("clinic", "audit_log", size_bytes=300), TableRef("clinic", "observations", size_bytes=9000),
+            TableRef("clinic", "staff"), TableRef("clinic", "patients", size_bytes=300)]
+    assert start_order(refs) == [1, 0, 3, 2]  # ties keep the given order; unknown sizes (0) last
+
+    side = SimpleNamespace(engine="postgres", db_conn_id="x", pooled=contextlib.nullcontext)
+    comparator = Comparator(source=side, target=side, settings=CompareSettings(parallelism=1))
+    started = []
+
+    def compare_table(ref):
+        started.append(ref.table)
+        return TableResult(table=ref.qualified)
+
+    comparator.compare_table = compare_table
+    report = comparator.compare(refs)
+    assert started == ["observations", "audit_log", "patients", "staff"]
+    assert [t.table for t in report.tables] == [r.qualified for r in refs]
