@@ -18,6 +18,7 @@ from bascule.engines.cutover_base import (
     CutoverDialect,
     FreezeRecord,
     Grant,
+    KeySet,
     Statement,
     catalog_name,
     check_name,
@@ -501,7 +502,7 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
         )
 
     def orphan_count_sql(self, schema: str, table: str, columns: Sequence[str], ref_schema: str,
-                         ref_table: str, ref_columns: Sequence[str]) -> Query:
+                         ref_table: str, ref_columns: Sequence[str], *, among: Sequence[KeySet] = ()) -> Query:
         """Rows of ``table`` whose foreign key finds no parent (``columns`` quoted, as
         :meth:`foreign_keys_sql` returns them): rows the apply worker
         inserted with triggers (RI checks included) switched off. A count, never a value."""
@@ -511,8 +512,21 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
         parent = self.qualified(ref_schema, ref_table)
         not_null = " AND ".join(f"c.{col} IS NOT NULL" for col in columns)
         join = " AND ".join(f"p.{rc} = c.{col}" for col, rc in zip(columns, ref_columns, strict=True))
-        return (f"SELECT count(*) FROM {child} c WHERE {not_null} "
-                f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})", {})
+        params: dict[str, Any] = {}
+        scope = ""
+        if among:
+            # Each key set is unnested from binds cast to its columns' types, so the child's indexes serve.
+            ors = []
+            for i, keyset in enumerate(among):
+                cols = ", ".join(f"c.{col}" for col, _ in keyset.columns)
+                arrays = []
+                for j, (_, typ) in enumerate(keyset.columns):
+                    params[f"s{i}_{j}"] = [k[j] for k in keyset.keys]
+                    arrays.append(f"%(s{i}_{j})s::text[]::{typ}[]")
+                ors.append(f"({cols}) IN (SELECT * FROM unnest({', '.join(arrays)}))")
+            scope = f" AND ({' OR '.join(ors)})"
+        return (f"SELECT count(*) FROM {child} c WHERE {not_null}{scope} "
+                f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})", params)
 
     def validate_constraint_sql(self, schema: str, table: str, constraint: str) -> str:
         return (f"ALTER TABLE {self.qualified(schema, table)} VALIDATE CONSTRAINT "
