@@ -512,21 +512,23 @@ class PostgresCutoverDialect(PostgresEngine, CutoverDialect):
         parent = self.qualified(ref_schema, ref_table)
         not_null = " AND ".join(f"c.{col} IS NOT NULL" for col in columns)
         join = " AND ".join(f"p.{rc} = c.{col}" for col, rc in zip(columns, ref_columns, strict=True))
+        orphan = f"{not_null} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})"
+        if not among:
+            return f"SELECT count(*) FROM {child} c WHERE {orphan}", {}
+        # One branch per key set, each a semi-join on its unnested binds (cast to the columns' types) that the
+        # child's indexes serve; an OR of them would filter a scan of the whole child. UNION on ctid: a row in
+        # two sets counts once.
         params: dict[str, Any] = {}
-        scope = ""
-        if among:
-            # Each key set is unnested from binds cast to its columns' types, so the child's indexes serve.
-            ors = []
-            for i, keyset in enumerate(among):
-                cols = ", ".join(f"c.{col}" for col, _ in keyset.columns)
-                arrays = []
-                for j, (_, typ) in enumerate(keyset.columns):
-                    params[f"s{i}_{j}"] = [k[j] for k in keyset.keys]
-                    arrays.append(f"%(s{i}_{j})s::text[]::{typ}[]")
-                ors.append(f"({cols}) IN (SELECT * FROM unnest({', '.join(arrays)}))")
-            scope = f" AND ({' OR '.join(ors)})"
-        return (f"SELECT count(*) FROM {child} c WHERE {not_null}{scope} "
-                f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})", params)
+        branches = []
+        for i, keyset in enumerate(among):
+            cols = ", ".join(f"c.{col}" for col, _ in keyset.columns)
+            arrays = []
+            for j, (_, typ) in enumerate(keyset.columns):
+                params[f"s{i}_{j}"] = [k[j] for k in keyset.keys]
+                arrays.append(f"%(s{i}_{j})s::text[]::{typ}[]")
+            branches.append(f"SELECT c.ctid FROM {child} c WHERE ({cols}) IN (SELECT * FROM unnest("
+                            f"{', '.join(arrays)})) AND {orphan}")
+        return f"SELECT count(*) FROM ({' UNION '.join(branches)}) u", params
 
     def validate_constraint_sql(self, schema: str, table: str, constraint: str) -> str:
         return (f"ALTER TABLE {self.qualified(schema, table)} VALIDATE CONSTRAINT "

@@ -89,7 +89,8 @@ def test_the_batch_holds_the_changed_rows_and_the_rows_of_changed_parents() -> N
     assert split.rows_in_scope == 2
     assert split.delta_query == (
         'SELECT t.* FROM "clinic"."encounters" t WHERE (t."encounter_id") IN (SELECT * FROM unnest('
-        "ARRAY['7']::text[]::bigint[])) OR (t.\"patient_id\") IN (SELECT * FROM unnest("
+        "ARRAY['7']::text[]::bigint[])) UNION ALL "
+        'SELECT t.* FROM "clinic"."encounters" t WHERE (t."patient_id") IN (SELECT * FROM unnest('
         "ARRAY['it''s']::text[]::bigint[]))")
 
 
