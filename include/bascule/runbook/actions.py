@@ -250,7 +250,7 @@ def window_baseline(ctx: StepContext) -> dict[str, Any]:
     from bascule.cutover.fixups import check_constraints
     from bascule.hooks.validation import ValidationHook
     from bascule.validation.delta import DeltaTracker, delta_slot
-    from bascule.validation.runner import run_suites
+    from bascule.validation.runner import run_baseline_suites
 
     if not _window_tracks_changes(ctx.plan):
         ctx.log(f"no change tracker on {ctx.plan.target.engine.value}: the suites and the constraints run in "
@@ -262,7 +262,7 @@ def window_baseline(ctx: StepContext) -> dict[str, Any]:
     result: dict[str, Any] = {"tracked": True}
     if ctx.plan.validation.suites:
         result["suites_tracking"] = DeltaTracker(hook=hook, slot=delta_slot(ctx.plan.name, "suites")).start()
-        suites = run_suites(ctx.plan, side="target")
+        suites = run_baseline_suites(ctx.plan)
         result["suites"] = {"ok": suites["ok"],
                             "suites": [{"suite": x["suite"], "success": x["success"]} for x in suites["suites"]]}
         if not suites["ok"]:

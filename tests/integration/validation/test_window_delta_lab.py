@@ -19,7 +19,7 @@ def test_the_window_checks_only_what_changed_and_still_catches_it(fresh_lab: Any
     from bascule.hooks.validation import ValidationHook
     from bascule.plan import default_plan_path, load_plan
     from bascule.validation.delta import DeltaTracker, delta_slot, referenced_tables
-    from bascule.validation.runner import run_suites, run_suites_in_window
+    from bascule.validation.runner import run_baseline_suites, run_suites_in_window
     from bascule.validation.service import tables_in_scope
     from bascule.validation.suites import load_suite_file
 
@@ -36,7 +36,7 @@ def test_the_window_checks_only_what_changed_and_still_catches_it(fresh_lab: Any
         # The baseline: trackers first, then everything in full.
         suites_slot.start()
         fk_slot.start()
-        assert run_suites(plan, side="target")["ok"]
+        assert run_baseline_suites(plan)["ok"]
         assert check_constraints(target, schemas=["clinic"]).ok
 
         # Nothing changed: the window proves it without reading a row of any table.
