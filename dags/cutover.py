@@ -5,8 +5,9 @@ The big-bang switch from the source to the target, gated by people, with the
 downtime clock running from the freeze. Each runbook step is its own task:
 
 1. `announce_start`, `tminus_checks`: replication streaming under its lag
-   threshold, a green full comparison (change tracking starts here), the endpoint
-   on the source. The evidence becomes the first gate's body.
+   threshold, a green full comparison (change tracking starts here), the target's
+   suites and constraints in full behind change trackers of their own (ADR 0061),
+   the endpoint on the source. The evidence becomes the first gate's body.
 2. **Gate `gate_go_for_freeze`** (GO / NO-GO, only the plan's assigned users).
    NO-GO ends the run at `abort_before_freeze`: nothing changed, replication runs on.
 3. `restore_point`, `freeze_source` (revoke the application's writes, end its
@@ -16,9 +17,10 @@ downtime clock running from the freeze. Each runbook step is its own task:
 5. Then, side by side: `stop_replication` (the drained subscription is disabled)
    then `prepare_reverse_replication` (target -> source, created disabled: its slot
    keeps every write from now on); `final_validation` (incremental comparison since
-   T-minus); `target_suites` (the Great Expectations invariants on the target); and
+   T-minus); `target_suites` (the Great Expectations invariants on the target, on the
+   rows changed since T-minus); and
 6. `fixups` (sequences advanced past the source's, constraints and triggers
-   checked), then
+   checked, foreign keys on the rows changed since T-minus), then
 7. `switch_endpoint` (still paused), `smoke_tests` through the new endpoint.
 8. **Gate `gate_go_live`**, the point of no return; it shows the evidence it
    gathers as it opens. GO: `open_target_writes` (**the downtime ends**), then

@@ -409,6 +409,16 @@ class Validation(_Section):
     surrogate_keys: tuple[QualifiedColumn, ...] = ()
     wait_and_confirm_s: NonNegativeSeconds = 5.0
     suites: tuple[Slug, ...] = ()
+    # Suites run whole inside the window, cost accepted: those with an expectation that has no delta
+    # method (ADR 0061); every other suite runs at T-minus in full and on the changed rows in the window.
+    suites_in_full: tuple[Slug, ...] = ()
+
+    @model_validator(mode="after")
+    def _in_full_are_suites(self) -> Validation:
+        for i, name in enumerate(self.suites_in_full):
+            if name not in self.suites:
+                raise _FieldError(("suites_in_full", i), f"{name!r} is not one of validation.suites")
+        return self
 
 
 class Downtime(_Section):

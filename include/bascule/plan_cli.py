@@ -8,6 +8,7 @@ gate a DAG asks must be in the plan; a DAG would fail to build otherwise.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from bascule.durations import format_duration
@@ -34,6 +35,7 @@ def check_command(path: str, *, connections: bool = False) -> int:
         return EXIT_INTERNAL
     try:
         places = gate_places(plan)
+        check_suite_deltas(plan)
         if connections:
             check_connections(plan)
     except PlanError as exc:
@@ -50,6 +52,29 @@ def check_command(path: str, *, connections: bool = False) -> int:
     for line in calendar_lines(plan):
         print(f"  {line}")
     return EXIT_OK
+
+
+def check_suite_deltas(plan: Plan, *, suites_dir: Path | None = None) -> None:
+    """Where the window checks only what changed (a change tracker on both engines), every expectation of
+    a suite not run whole in the window needs a delta method (ADR 0061); else the plan must say
+    ``validation.suites_in_full`` and accept the cost."""
+    from bascule.engines import dialect_for
+    from bascule.validation.delta import suite_delta_findings
+    from bascule.validation.suites import SuiteError, load_suite_file
+
+    tracked = all(dialect_for(e.engine.value).supports_logical_decoding for e in (plan.source, plan.target))
+    for i, name in enumerate(plan.validation.suites):
+        try:
+            doc = load_suite_file(name) if suites_dir is None else load_suite_file(name, suites_dir)
+        except SuiteError as exc:
+            raise PlanError(plan.path or plan.name, f"validation.suites[{i}]", str(exc)) from None
+        if not tracked or name in plan.validation.suites_in_full:
+            continue
+        found = suite_delta_findings(doc)
+        if found:
+            raise PlanError(plan.path or plan.name, f"validation.suites[{i}]",
+                            f"suite {name}: {'; '.join(found)}: no delta method for the window; list the suite "
+                            "in validation.suites_in_full to run it whole there")
 
 
 def calendar_lines(plan: Plan) -> list[str]:

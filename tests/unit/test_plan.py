@@ -593,3 +593,32 @@ def test_the_archive_connection_may_not_be_the_targets_own(tmp_path: Path,
     assert err.count("\n") == 1 and "storage.archive_conn_id: must name a database outside the target's cluster" in err
     data["storage"]["archive_conn_id"] = "hosp_archive"
     assert load_plan(write_plan(tmp_path, data)).storage.archive_conn_id == "hosp_archive"
+
+
+def test_plan_check_rejects_a_suite_expectation_with_no_delta_method(tmp_path: Path) -> None:
+    """ADR 0061: where the window checks only what changed, an expectation without a delta method is refused,
+    unless the plan runs its suite whole in the window."""
+    import json
+
+    from bascule.plan_cli import check_suite_deltas
+
+    suites = tmp_path / "expectations"
+    suites.mkdir()
+    (suites / "stats.json").write_text(json.dumps({
+        "name": "stats", "meta": {"bascule": {"table": "clinic.patients"}},
+        "expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "mrn"}},
+                         {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "x", "min_value": 0}}]}))
+    text = LAB_PLAN.read_text()
+    marked = text.replace("  suites: [clinic_patients, clinic_encounters, clinic_prescriptions, clinic_observations]",
+                          "  suites: [stats]\n  suites_in_full: [stats]")
+    assert marked != text
+    (tmp_path / "lab").symlink_to(LAB_PLAN.parent / "lab")  # the release migration the plan names
+    (tmp_path / "full.yaml").write_text(marked)
+    check_suite_deltas(load_plan(tmp_path / "full.yaml"), suites_dir=suites)
+    (tmp_path / "delta.yaml").write_text(marked.replace("  suites_in_full: [stats]\n", ""))
+    with pytest.raises(PlanError, match=r"validation\.suites\[0\]: suite stats: expectations\[1\] "
+                                        r"\(expect_column_mean_to_be_between\).*suites_in_full"):
+        check_suite_deltas(load_plan(tmp_path / "delta.yaml"), suites_dir=suites)
+    (tmp_path / "unknown.yaml").write_text(marked.replace("suites_in_full: [stats]", "suites_in_full: [other]"))
+    with pytest.raises(PlanError, match=r"validation\.suites_in_full\[0\].*not one of validation\.suites"):
+        load_plan(tmp_path / "unknown.yaml")

@@ -15,10 +15,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bascule.engines.base import TableChanges
 from bascule.hooks.cutover import CatalogFinding, CutoverDatabaseHook
 from bascule.privacy.sanitize import SafeMessage
 
@@ -97,6 +98,8 @@ class ConstraintReport:
     silent_triggers: tuple[CatalogFinding, ...]
     orphans: tuple[CatalogFinding, ...]
     validated_now: tuple[str, ...] = field(default_factory=tuple)
+    # How each foreign key's orphans were counted: whole, or among the rows changed since (ADR 0061).
+    orphan_scope: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
@@ -108,16 +111,19 @@ class ConstraintReport:
 
         return {"ok": self.ok, "not_validated": names(self.not_validated),
                 "silent_triggers": names(self.silent_triggers), "orphans": names(self.orphans),
-                "validated_now": list(self.validated_now)}
+                "validated_now": list(self.validated_now), "orphan_scope": list(self.orphan_scope)}
 
 
-def check_constraints(target: CutoverDatabaseHook, *, schemas: Sequence[str], validate: bool = True
-                      ) -> ConstraintReport:
+def check_constraints(target: CutoverDatabaseHook, *, schemas: Sequence[str], validate: bool = True,
+                      changed: Mapping[str, TableChanges] | None = None) -> ConstraintReport:
     """What on the target would not hold for the application; optionally VALIDATE the NOT VALID ones.
 
     Validating is idempotent (a valid constraint is skipped by the catalog query).
     A validation that fails raises the database's error: that is a finding for
-    the gate, not something to paper over.
+    the gate, not something to paper over. With ``changed`` (what a change tracker
+    saw since a full check passed, ADR 0061), orphans are counted only among the
+    rows a change can have orphaned; replication applies rows with foreign-key
+    checks off, so a constraint validated before is no proof for rows applied since.
     """
     validated = []
     if validate:
@@ -126,8 +132,13 @@ def check_constraints(target: CutoverDatabaseHook, *, schemas: Sequence[str], va
                 target.validate_constraint(f.schema, f.table, f.name)
                 validated.append(f"{f.schema}.{f.table}.{f.name}")
     # Empty where the engine's replication applies with foreign keys enforced (GoldenGate).
-    orphans: list[CatalogFinding] = target.foreign_key_orphans(schemas)
+    scope: list[dict[str, Any]] = []
+    if changed is None:
+        orphans: list[CatalogFinding] = target.foreign_key_orphans(schemas)
+    else:
+        orphans, scope = target.foreign_key_orphans_changed(schemas, changed)
     return ConstraintReport(
+        orphan_scope=tuple(scope),
         not_validated=tuple(target.invalid_constraints(schemas)),
         silent_triggers=tuple(target.disabled_triggers(schemas)),
         orphans=tuple(orphans),

@@ -284,6 +284,17 @@ class ValidationDialect(EngineDialect):
 
 
 
+@dataclass(frozen=True)
+class TableChanges:
+    """What a change tracker saw of one table since a full check: its primary key's (name, type), the
+    keys (as text) of the rows inserted, updated or deleted, or why the table must be checked whole
+    (a TRUNCATE). Shared by the window's deltas (ADR 0061): the suites and the foreign keys."""
+
+    key_columns: tuple[tuple[str, str], ...]
+    keys: frozenset[tuple[str, ...]] = frozenset()
+    whole: str | None = None
+
+
 class LogicalDecodingDialect(abc.ABC):
     """Logical decoding of the keys touched since a full comparison (ADR 0021), where the engine has it
     (``EngineDialect.supports_logical_decoding``). Mixed into that engine's validation dialect."""
@@ -300,8 +311,21 @@ class LogicalDecodingDialect(abc.ABC):
         """One row: how many slots of that name exist."""
 
     @abc.abstractmethod
-    def changed_keys_sql(self, slot: str, key_columns: dict[str, list[str]]) -> Query:
-        """Rows (qualified table, operation, JSON array per key column of key texts) per decoded change."""
+    def changed_keys_sql(self, slot: str, key_columns: dict[str, list[str]], *, consume: bool = True) -> Query:
+        """Rows (qualified table, operation, JSON array per key column of key texts) per decoded change;
+        ``consume=False`` peeks, leaving the changes in the slot."""
+
+    @abc.abstractmethod
+    def current_position_sql(self) -> Query:
+        """One row: the engine's current log position, as text."""
+
+    @abc.abstractmethod
+    def unique_indexes_sql(self, schema: str, table: str) -> Query:
+        """One row per valid unique index over plain columns: (index name, array of column names)."""
+
+    @abc.abstractmethod
+    def literal_keys_sql(self, columns: list[tuple[str, str]], keys: list[tuple[str, ...]]) -> str:
+        """A query of the keys (texts, cast to the columns' types) as literals, one column per key column."""
 
 
 def bucket_layout(lo: int, hi: int, buckets: int) -> tuple[int, int]:

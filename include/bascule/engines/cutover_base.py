@@ -127,6 +127,16 @@ class FreezeRecord:
     position: str | None
 
 
+
+@dataclass(frozen=True)
+class KeySet:
+    """Keys (as text) of some rows: ``columns`` are the (quoted) columns they are matched on, with the
+    types their texts are cast to. A restriction of a query to the rows changed since a full check."""
+
+    columns: tuple[tuple[str, str], ...]
+    keys: tuple[tuple[str, ...], ...]
+
+
 class CutoverDialect(EngineDialect):
     """The cutover questions every engine answers with SQL text."""
 
@@ -328,6 +338,7 @@ class CutoverDialect(EngineDialect):
         return None
 
     def orphan_count_sql(self, schema: str, table: str, columns: Sequence[str], ref_schema: str,
-                         ref_table: str, ref_columns: Sequence[str]) -> Query:
-        """One row (count) of child rows whose parent is missing."""
+                         ref_table: str, ref_columns: Sequence[str], *, among: Sequence[KeySet] = ()) -> Query:
+        """One row (count) of child rows whose parent is missing; with ``among``, only of the child rows
+        whose columns hold one of those keys (the rows changed since a full count, ADR 0061)."""
         raise NotImplementedError(f"{self.name}: no orphan count (foreign_keys_sql is None)")

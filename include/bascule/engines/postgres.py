@@ -338,22 +338,52 @@ class PostgresValidation(ValidationDialect, LogicalDecodingDialect):
     def change_slot_exists_sql(self, slot: str) -> Query:
         return "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %(slot)s", {"slot": slot}
 
-    def read_changes_sql(self, slot: str) -> Query:
-        # Consumed (get, not peek): the slot then holds no WAL back for what was read.
+    def read_changes_sql(self, slot: str, *, consume: bool = True) -> Query:
+        # Consumed (get): the slot then holds no WAL back for what was read. Peeked: read again by a
+        # retry, the same changes come back (the window's deltas, ADR 0061).
+        function = "pg_logical_slot_get_changes" if consume else "pg_logical_slot_peek_changes"
         return (
-            "SELECT data FROM pg_logical_slot_get_changes(%(slot)s, NULL, NULL,"
+            f"SELECT data FROM {function}(%(slot)s, NULL, NULL,"
             " 'include-xids', '0', 'skip-empty-xacts', '1')",
             {"slot": slot},
         )
 
-    def changed_keys_sql(self, slot: str, key_columns: dict[str, list[str]]) -> Query:
+    def current_position_sql(self) -> Query:
+        return "SELECT pg_current_wal_lsn()::text", {}
+
+    def unique_indexes_sql(self, schema: str, table: str) -> Query:
+        """One row per valid, total (no predicate, no expression) unique index: its name and columns."""
+        return (
+            """
+            SELECT ic.relname, array_agg(a.attname::text ORDER BY k.ord)
+              FROM pg_index i
+              JOIN pg_class ic ON ic.oid = i.indexrelid
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = to_regclass(%(rel)s) AND i.indisunique AND i.indisvalid
+               AND i.indpred IS NULL AND i.indexprs IS NULL
+             GROUP BY ic.relname
+            """,
+            {"rel": self.qualified(schema, table)},
+        )
+
+    def literal_keys_sql(self, columns: list[tuple[str, str]], keys: list[tuple[str, ...]]) -> str:
+        """``SELECT * FROM unnest(ARRAY[...]::type[], ...)`` of ``keys`` (texts) as literals: a GX batch's
+        query takes no binds. Quoted by doubling quotes (standard_conforming_strings is on since 9.1)."""
+        arrays = []
+        for i, (_, typ) in enumerate(columns):
+            items = ", ".join("'" + str(k[i]).replace("'", "''") + "'" for k in keys)
+            arrays.append(f"ARRAY[{items}]::text[]::{typ}[]")
+        return f"SELECT * FROM unnest({', '.join(arrays)})"
+
+    def changed_keys_sql(self, slot: str, key_columns: dict[str, list[str]], *, consume: bool = True) -> Query:
         """(qualified table, operation, JSON array per key column of its key texts) per decoded change
-        of the tables given, consumed from ``slot``.
+        of the tables given, consumed from ``slot`` (else peeked).
 
         The key columns are cut out of each change by a regular expression inside
         PostgreSQL: the other columns' values never leave the server (ADR 0021).
         """
-        slot_sql, params = self.read_changes_sql(slot)
+        slot_sql, params = self.read_changes_sql(slot, consume=consume)
         cases = []
         for i, (table, cols) in enumerate(sorted(key_columns.items())):
             params[f"t{i}"] = table

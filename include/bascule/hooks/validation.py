@@ -177,19 +177,29 @@ class ComparisonSession:
         self.rows(d.drop_change_slot_sql(slot))
         return str(self.rows(d.create_change_slot_sql(slot))[0][0])
 
+    def current_position(self) -> str:
+        return str(self.rows(self._require_decoding().current_position_sql())[0][0])
+
+    def unique_indexes(self, schema: str, table: str) -> dict[str, tuple[str, ...]]:
+        """Valid unique indexes over plain columns: name -> columns (what proves uniqueness, ADR 0061)."""
+        query = self._require_decoding().unique_indexes_sql(schema, table)
+        return {str(name): tuple(str(c) for c in cols) for name, cols in self.rows(query)}
+
     def drop_change_slot(self, slot: str) -> None:
         self.rows(self._require_decoding().drop_change_slot_sql(slot))
 
     def change_slot_exists(self, slot: str) -> bool:
         return bool(self.rows(self._require_decoding().change_slot_exists_sql(slot))[0][0])
 
-    def changed_keys(self, slot: str, key_columns: dict[str, list[str]]) -> Iterator[tuple[str, str, list[str]]]:
+    def changed_keys(self, slot: str, key_columns: dict[str, list[str]], *, consume: bool = True,
+                     ) -> Iterator[tuple[str, str, list[str]]]:
         """(qualified table, operation, key texts...) per decoded change of the tables given.
 
         The dialect's query cuts the key columns out of each change inside the
         database: the other columns' values never reach this process.
         """
-        for table, op, keys in self.rows(self._require_decoding().changed_keys_sql(slot, key_columns)):
+        query = self._require_decoding().changed_keys_sql(slot, key_columns, consume=consume)
+        for table, op, keys in self.rows(query):
             values = json.loads(keys) if keys else []
             yield str(table), str(op), values
 

@@ -204,6 +204,10 @@ def tminus_checks(ctx: StepContext) -> dict[str, Any]:
         findings.append(f"full comparison found differences in {', '.join(comparison['failed_tables'])}")
     ctx.log(f"full comparison: {comparison['rows_compared']:,} rows, "
             f"{comparison['differences']} differences, {comparison['seconds']:.1f} s")
+    # The suites and the constraints in full now, while replication streams: the window then checks only
+    # the rows changed since (ADR 0061).
+    baseline = window_baseline(ctx)
+    findings.extend(baseline.pop("findings"))
     endpoint = endpoint_switch(ctx.plan)
     endpoint_state = endpoint.state().as_dict() if endpoint is not None else None
     if endpoint_state is not None and (endpoint_state["side"] != "source" or endpoint_state["paused"]):
@@ -220,6 +224,7 @@ def tminus_checks(ctx: StepContext) -> dict[str, Any]:
                        "failed_tables": comparison["failed_tables"], "seconds": comparison["seconds"]},
         "comparison_report": comparison,
         "endpoint": endpoint_state,
+        "window_baseline": baseline,
         "forecast_downtime_s": forecast,
         "findings": findings,
     }
@@ -229,13 +234,96 @@ def tminus_checks(ctx: StepContext) -> dict[str, Any]:
     return result
 
 
+def _window_tracks_changes(plan: Any) -> bool:
+    """Both engines decode their log: the window's deltas can be read on the target (ADR 0061)."""
+    from bascule.engines import dialect_for
+
+    return all(dialect_for(e.engine.value).supports_logical_decoding for e in (plan.source, plan.target))
+
+
+def window_baseline(ctx: StepContext) -> dict[str, Any]:
+    """The target's suites and constraints checked in full before the freeze, each behind a change tracker
+    started just before it (a slot of its own on the target): what the window then re-checks is only what
+    changed since. Where the engines track no change the window runs them in full, and nothing is done here."""
+    import time
+
+    from bascule.cutover.fixups import check_constraints
+    from bascule.hooks.validation import ValidationHook
+    from bascule.validation.delta import DeltaTracker, delta_slot
+    from bascule.validation.runner import run_baseline_suites
+
+    if not _window_tracks_changes(ctx.plan):
+        ctx.log(f"no change tracker on {ctx.plan.target.engine.value}: the suites and the constraints run in "
+                "full in the window")
+        return {"tracked": False, "findings": []}
+    started = time.monotonic()
+    hook = ValidationHook(db_conn_id=ctx.plan.target.conn_id, engine=ctx.plan.target.engine.value)
+    findings: list[str] = []
+    result: dict[str, Any] = {"tracked": True}
+    if ctx.plan.validation.suites:
+        result["suites_tracking"] = DeltaTracker(hook=hook, slot=delta_slot(ctx.plan.name, "suites")).start()
+        suites = run_baseline_suites(ctx.plan)
+        result["suites"] = {"ok": suites["ok"],
+                            "suites": [{"suite": x["suite"], "success": x["success"]} for x in suites["suites"]]}
+        if not suites["ok"]:
+            findings.append("suites failed on the target: " + ", ".join(
+                x["suite"] for x in suites["suites"] if not x["success"]))
+    result["constraints_tracking"] = DeltaTracker(hook=hook, slot=delta_slot(ctx.plan.name, "constraints")).start()
+    report = check_constraints(_db(ctx, "target"), schemas=list(ctx.plan.scope.schemas), validate=True)
+    result["constraints"] = report.as_dict()
+    if not report.ok:
+        findings.append("target constraints or triggers are not ready")
+    result["seconds"] = round(time.monotonic() - started, 3)
+    ctx.log(f"window baseline: suites {'ok' if result.get('suites', {}).get('ok', True) else 'FAILED'}, "
+            f"constraints {'ok' if report.ok else 'NOT ok'} in full, {result['seconds']:.1f} s; the window "
+            "checks the rows changed since")
+    return {**result, "findings": findings}
+
+
+def _window_changes(ctx: StepContext, purpose: str, tables: list[tuple[str, str]]) -> tuple[Any, dict[str, Any]]:
+    """What changed on the target since the baseline of ``purpose`` (suites, constraints), or (None, why)
+    when the window must check in full: no tracker, no baseline, or a baseline that did not pass."""
+    from bascule.hooks.validation import ValidationHook
+    from bascule.validation.delta import DeltaTracker
+
+    baseline = (ctx.result_of(TMINUS) or {}).get("window_baseline") or {}
+    if not baseline.get("tracked"):
+        return None, {"reason": f"no change tracker on {ctx.plan.target.engine.value}: run in full in the window"}
+    part = baseline.get(purpose) or {}
+    tracking = baseline.get(f"{purpose}_tracking")
+    if tracking is None or not part.get("ok"):
+        return None, {"reason": f"the T-minus {purpose} baseline did not pass: run in full in the window"}
+    hook = ValidationHook(db_conn_id=ctx.plan.target.conn_id, engine=ctx.plan.target.engine.value)
+    changed, reading = DeltaTracker(hook=hook, slot=tracking["slot"]).changes(tables)
+    return changed, {"from_position": tracking["position"], "baseline_at": tracking["started_at"], **reading}
+
+
+def drop_window_slots(ctx: StepContext) -> str | None:
+    """The window's delta slots hold the target's WAL: dropped once the night is decided. Best effort."""
+    from bascule.hooks.validation import ValidationHook
+    from bascule.privacy.sanitize import sanitize_error_text
+    from bascule.validation.delta import DeltaTracker, delta_slot
+
+    if not _window_tracks_changes(ctx.plan):
+        return None
+    hook = ValidationHook(db_conn_id=ctx.plan.target.conn_id, engine=ctx.plan.target.engine.value)
+    try:
+        for purpose in ("suites", "constraints"):
+            DeltaTracker(hook=hook, slot=delta_slot(ctx.plan.name, purpose)).stop()
+    except Exception as exc:  # a person drops it later; the night's outcome matters more
+        return f"not dropped: {sanitize_error_text(exc)}"
+    return "dropped"
+
+
 def abort_before_freeze(ctx: StepContext) -> dict[str, Any]:
     from bascule.notifications.events import CutoverOutcome, FinalReport
     from bascule.runbook.announce import notify
 
     repl = _replication(ctx)
     state = repl.reading().state.value
-    ctx.log(f"NO-GO for freeze: nothing was changed; replication keeps running ({state})")
+    slots = drop_window_slots(ctx)
+    ctx.log(f"NO-GO for freeze: nothing was changed; replication keeps running ({state})"
+            + (f"; the window's delta slots {slots}" if slots else ""))
     notify(ctx, FinalReport(dag_id=ctx.dag_id, run_id=ctx.run_id, outcome=CutoverOutcome.ABORTED,
                             downtime_s=0.0, downtime_budget_s=ctx.plan.budget_seconds, tables_migrated=0))
     return {"outcome": "aborted", "replication": state, "changed": False}
@@ -318,20 +406,32 @@ def final_validation(ctx: StepContext) -> dict[str, Any]:
 
 
 def target_suites(ctx: StepContext) -> dict[str, Any]:
-    """The clinical invariants (Great Expectations, BOOLEAN_ONLY) on the target, after the drain."""
-    from bascule.validation.runner import run_suites
+    """The clinical invariants (Great Expectations, BOOLEAN_ONLY) on the target, after the drain: on the
+    rows changed since T-minus's full run where a change tracker names them, else whole (ADR 0061)."""
+    from bascule.validation.delta import referenced_tables
+    from bascule.validation.runner import run_suites_in_window
+    from bascule.validation.suites import load_suite_file
 
     if not ctx.plan.validation.suites:
         return {"ok": True, "suites": []}
-    result = run_suites(ctx.plan, side="target")
+    docs = [load_suite_file(name) for name in ctx.plan.validation.suites]
+    changed, tracking = _window_changes(ctx, "suites", referenced_tables(docs))
+    if changed is None:
+        result = run_suites_in_window(ctx.plan, changed=None, tracking=tracking, whole_reason=tracking["reason"])
+    else:
+        result = run_suites_in_window(ctx.plan, changed=changed, tracking=tracking)
     ctx.log("suites on the target: " + ", ".join(
-        f"{s['suite']} {'passed' if s['success'] else 'FAILED'}" for s in result["suites"]))
+        f"{s['suite']} {'passed' if s['success'] else 'FAILED'} ({s['run']}"
+        + (f", {s['rows_in_scope']} rows" if s.get("rows_in_scope") is not None else "") + ")"
+        for s in result["suites"]))
     failed = [s["suite"] for s in result["suites"] if not s["success"]]
     _notify_validation(ctx, ok=not failed, tables=len(result["suites"]), failed=[])
     if failed:
         raise CutoverCheckFailed(f"suites failed on the target: {', '.join(failed)} "
                                  f"(outcomes in XCom {ctx.dag_id}.{TARGET_SUITES}, run {ctx.run_id})")
-    return {"ok": True, "suites": [{"suite": s["suite"], "success": s["success"]} for s in result["suites"]]}
+    return {"ok": True, "tracking": result["tracking"], "seconds": result["seconds"],
+            "suites": [{k: s[k] for k in ("suite", "success", "run", "reason", "rows_in_scope", "proven_by_index")}
+                       for s in result["suites"]]}
 
 
 def _notify_validation(ctx: StepContext, *, ok: bool, tables: int, failed: list[str]) -> None:
@@ -349,12 +449,26 @@ def fixups(ctx: StepContext) -> dict[str, Any]:
     schemas = list(ctx.plan.scope.schemas)
     moved = advance_sequences(source=_db(ctx, "source"), target=_db(ctx, "target"), schemas=schemas,
                               margin=SequenceMargin(ctx.plan.cutover.sequence_margin, 0.0))
-    report = check_constraints(_db(ctx, "target"), schemas=schemas, validate=True)
+    # Validated and counted in full at T-minus; here only among the rows changed since (ADR 0061).
+    changed, tracking = _window_changes(ctx, "constraints", _tables_in_scope(ctx))
+    report = check_constraints(_db(ctx, "target"), schemas=schemas, validate=True, changed=changed)
     ctx.log(f"{sum(1 for m in moved if m.moved)} of {len(moved)} target sequences advanced; constraints "
-            f"{'ok' if report.ok else 'NOT ok'}")
+            f"{'ok' if report.ok else 'NOT ok'} "
+            + (f"(foreign keys on {tracking['rows_changed']} rows changed since T-minus)" if changed is not None
+               else f"({tracking['reason']})"))
     if not report.ok:
         raise CutoverCheckFailed(f"target constraints or triggers are not ready: {report.as_dict()}")
-    return {"sequences": [m.as_dict() for m in moved], "constraints": report.as_dict()}
+    return {"sequences": [m.as_dict() for m in moved], "constraints": report.as_dict(), "tracking": tracking}
+
+
+def _tables_in_scope(ctx: StepContext) -> list[tuple[str, str]]:
+    from bascule.hooks.validation import ValidationHook
+    from bascule.validation.service import tables_in_scope
+
+    if not _window_tracks_changes(ctx.plan):
+        return []
+    source = ValidationHook(db_conn_id=ctx.plan.source.conn_id, engine=ctx.plan.source.engine.value)
+    return [(ref.schema, ref.table) for ref in tables_in_scope(ctx.plan, source)]
 
 
 def switch_endpoint(ctx: StepContext) -> dict[str, Any]:
@@ -486,8 +600,10 @@ def retire_forward_replication(ctx: StepContext) -> dict[str, Any]:
         ctx.log("forward replication for this method is retired outside bascule")
         return {"retired": False}
     _replication(ctx).drop()
-    ctx.log("forward replication retired: subscription, slot and publication dropped")
-    return {"retired": True}
+    slots = drop_window_slots(ctx)
+    ctx.log("forward replication retired: subscription, slot and publication dropped"
+            + (f"; the window's delta slots {slots}" if slots else ""))
+    return {"retired": True, "window_slots": slots}
 
 
 def open_target_writes(ctx: StepContext) -> dict[str, Any]:
@@ -551,6 +667,8 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
         proof, proof_error = {"downtime_end": None, "end_event": None}, sanitize_error_text(exc)
     resumed = None
     reverse_dropped = _drop_prepared_reverse(ctx)
+    # The next night's T-minus starts them again.
+    drop_window_slots(ctx)
     repl = _replication(ctx)
     if hasattr(repl, "enable"):
         try:

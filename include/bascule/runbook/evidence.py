@@ -57,7 +57,9 @@ def freeze_gate_body(plan: Any, t: dict[str, Any]) -> str:
 def go_live_gate_body(plan: Any, g: dict[str, Any]) -> str:
     val = g.get("validation") or {}
     smoke = g.get("smoke") or {}
-    suites = ", ".join(s["suite"] + (" ok" if s["success"] else " FAILED") for s in val.get("suites", []))
+    # How each ran in the window: on the rows changed since T-minus's full run, or whole (ADR 0061).
+    suites = ", ".join(s["suite"] + (" ok" if s["success"] else " FAILED")
+                       + (f" ({s['run']})" if s.get("run") else "") for s in val.get("suites", []))
     lines = [
         f"## GO LIVE? Plan `{plan.name}` ({plan.mode.value})",
         "",

@@ -30,10 +30,14 @@ def slot_name(plan_name: str) -> str:
     return name[:63]
 
 
-def _unquote(text: str) -> str:
+def unquote_key_text(text: str) -> str:
+    """A key value as test_decoding prints it (quoted when it is text), as text."""
     if len(text) >= 2 and text[0] == "'" and text[-1] == "'":
         return text[1:-1].replace("''", "'")
     return text
+
+
+_unquote = unquote_key_text
 
 
 @dataclass

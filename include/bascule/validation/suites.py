@@ -144,8 +144,13 @@ def suites_context(root: Path, suites: list[dict[str, Any]]) -> Any:
     return context
 
 
-def build_context(root: Path, *, side: str, engine: str, suites: list[dict[str, Any]]) -> Any:
-    """The suites' context plus one data source and one BOOLEAN_ONLY checkpoint per suite."""
+def build_context(root: Path, *, side: str, engine: str, suites: list[dict[str, Any]],
+                  queries: dict[str, str] | None = None) -> Any:
+    """The suites' context plus one data source and one BOOLEAN_ONLY checkpoint per suite.
+
+    A suite named in ``queries`` runs on the rows of that query (a batch restricted to the rows changed
+    since the baseline, ADR 0061) instead of its whole table.
+    """
     import great_expectations as gx
 
     context = suites_context(root, suites)
@@ -155,7 +160,10 @@ def build_context(root: Path, *, side: str, engine: str, suites: list[dict[str, 
     source = add_source(name=side, connection_string=env)
     for doc in suites:
         schema, table = suite_table(doc)
-        asset = source.add_table_asset(name=doc["name"], table_name=table, schema_name=schema)
+        if queries and doc["name"] in queries:
+            asset = source.add_query_asset(name=doc["name"], query=queries[doc["name"]])
+        else:
+            asset = source.add_table_asset(name=doc["name"], table_name=table, schema_name=schema)
         batch = asset.add_batch_definition_whole_table(name=doc["name"])
         suite = context.suites.get(doc["name"])
         definition = context.validation_definitions.add_or_update(

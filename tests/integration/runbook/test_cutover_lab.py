@@ -124,6 +124,10 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     assert (bounds["start"], bounds["end"]) == (report["frozen_at"], report["downtime_end"])
     assert not _target_refuses_the_application(night.lab), "GO LIVE opened the target"
     assert report["validation"]["ok"] and report["validation"]["differences"] == 0
+    # The suites ran in full at T-minus; in the window only on the rows changed since (ADR 0061).
+    suites = report["validation"]["suites"]
+    assert {s["run"] for s in suites} == {"delta"} and all(s["success"] for s in suites), suites
+    assert sum(s["rows_in_scope"] for s in suites) > 0, suites
     assert {d["gate"]: d["decision"] for d in report["decisions"]} == {"go_for_freeze": "GO", "go_live": "GO"}
     assert {d["by"] for d in report["decisions"]} <= set(plan.gate("go_live").assigned_users) | set(
         plan.gate("go_for_freeze").assigned_users)
@@ -143,6 +147,9 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     assert result.tasks["retire_forward_replication"] == "success"
     assert flows["new_subscriptions"] == set() and flows["legacy_slots"] == set(), flows
     assert flows["legacy_subscriptions"] == {"bascule_sub_reverse"}, flows
+    with night.lab.connect("new", "clinic") as conn:
+        left = {r[0] for r in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'bascule_d%'")}
+    assert left == set(), f"the window's delta slots hold the target's WAL: {left}"
 
     texts = [json.dumps(r) for r in slack_capture.records]
     assert texts, "the run posted to Slack"
