@@ -677,6 +677,9 @@ class Cutover(_Section):
     sequence_margin: Annotated[int, Field(strict=True, ge=0)] = 1000
     # Run in order through the endpoint after each switch (a chart read, a rolled-back write).
     smoke: tuple[SmokeCheck, ...] = ()
+    # After GO LIVE, how long reverse replication is watched and the fallback kept possible, before the
+    # gate ``close_rollback_window`` may retire it (dags/post_go_live.py, ADR 0057).
+    rollback_window: Duration = 7 * 86400.0
 
     @model_validator(mode="after")
     def _smoke_binds(self) -> Cutover:

@@ -120,6 +120,21 @@ def _replication(ctx: StepContext, direction: str = "forward") -> Any:
     return replication_from_plan(ctx.plan, direction)
 
 
+def flow_event(ctx: StepContext, direction: str, event: str) -> None:
+    """Record on the target what this run did to a flow on purpose, so that no monitor reports a flow the
+    night stopped or retired as broken (ADR 0057). Bookkeeping: it never fails a step."""
+    from bascule.hooks.replication import ReplicationHistoryHook
+
+    try:
+        ReplicationHistoryHook(history_conn_id=ctx.plan.target.conn_id).record_flow_event(
+            method=ctx.plan.replication.method.value, direction=direction, event=event, dag_id=ctx.dag_id,
+            run_id=ctx.run_id)
+    except Exception as exc:
+        from bascule.privacy.sanitize import sanitize_error_text
+
+        ctx.log(f"the {direction} flow's {event} event was not recorded: {sanitize_error_text(exc)}")
+
+
 def _push_evidence(ctx: StepContext, markdown: str) -> None:
     ctx.ti.xcom_push(key=EVIDENCE_XCOM_KEY, value=markdown)
 
@@ -279,6 +294,7 @@ def stop_replication(ctx: StepContext) -> dict[str, Any]:
     if hasattr(repl, "disable"):
         repl.disable()
     reading = repl.reading()
+    flow_event(ctx, "forward", "stopped")
     # Logical replication's slot, or GoldenGate's trail, keeps every later change for a restart.
     ctx.log(f"forward replication stopped ({reading.state.value}); later changes stay queued for a restart")
     return {"state": reading.state.value, "applied_position": reading.applied_position}
@@ -457,6 +473,7 @@ def start_reverse_replication(ctx: StepContext) -> dict[str, Any]:
     reverse = _replication(ctx, "reverse")
     tables = reverse.create_publication()
     reverse.create_subscription(copy_data=False, enabled=True)
+    flow_event(ctx, "reverse", "started")
     ctx.log(f"reverse replication started: {len(tables)} tables published by the target")
     return {"started": True, "tables": len(tables)}
 
@@ -472,6 +489,7 @@ def retire_forward_replication(ctx: StepContext) -> dict[str, Any]:
         ctx.log("forward replication for this method is retired outside bascule")
         return {"retired": False}
     _replication(ctx).drop()
+    flow_event(ctx, "forward", "retired")
     ctx.log("forward replication retired: subscription, slot and publication dropped")
     return {"retired": True}
 
@@ -536,6 +554,7 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
         try:
             repl.enable()
             resumed = "enabled"
+            flow_event(ctx, "forward", "resumed")
         except Exception as exc:  # the evidence matters more than this step's success
             from bascule.privacy.sanitize import sanitize_error_text
 
