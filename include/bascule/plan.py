@@ -715,6 +715,12 @@ class Rehearsal(_Section):
     target: Endpoint
     replication: PostgresLogical | GoldenGate | None = None
     endpoint: AppEndpoint = Field(default_factory=AppEndpoint)
+    # The site's command that makes the rehearsal environment fresh before each scheduled rehearsal (restore
+    # the latest backup of production there, put the new platform back to its initial state), as arguments;
+    # run by the rehearsal DAG with the workers' own environment first on PATH (ADR 0058). Empty: refreshed
+    # by hand, and the DAG says so.
+    refresh: tuple[Text, ...] = ()
+    refresh_timeout: Duration = 6 * 3600.0
 
 
 # --------------------------------------------------------------------------- the plan

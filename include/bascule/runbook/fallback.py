@@ -31,7 +31,15 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.notifications.events import CutoverOutcome
 from bascule.replication.factory import runs_reverse
-from bascule.runbook.actions import _db, _push_evidence, endpoint_switch, freeze_side, reopened, smoke_side
+from bascule.runbook.actions import (
+    _db,
+    _push_evidence,
+    endpoint_switch,
+    flow_event,
+    freeze_side,
+    reopened,
+    smoke_side,
+)
 from bascule.runbook.context import SafeMessage, StepContext
 from bascule.runbook.registry import Runbook, TriggerRule, drain, gate, report, step
 
@@ -159,6 +167,8 @@ def stop_reverse_replication(ctx: StepContext) -> dict[str, Any]:
         reading = repl.reading()
     finally:
         repl.close()
+    # On purpose: the rollback window's watch (dags/post_go_live.py) ends here, and no monitor reports it.
+    flow_event(ctx, "reverse", "stopped")
     ctx.log(f"reverse replication stopped ({reading.state.value}); its slot on the target keeps the position")
     return {"state": reading.state.value, "applied_position": reading.applied_position}
 
@@ -227,6 +237,7 @@ def undo_fallback(ctx: StepContext) -> dict[str, Any]:
         try:
             repl.enable()
             reverse = "enabled"
+            flow_event(ctx, "reverse", "resumed")
         except Exception as exc:  # the application's way back matters more than this step's success
             from bascule.privacy.sanitize import sanitize_error_text
 
