@@ -222,6 +222,14 @@ def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any) -> No
     thread = result.report["slack_thread"]
     in_thread = [r for r in _posted_since(slack_capture, before) if r["body"].get("thread_ts") == thread["ts"]]
     assert any("close_rollback_window" in json.dumps(r["body"]) for r in in_thread), in_thread
+    # The old source's part is over: the rollback DAG refuses before anything moves.
+    ops.unpause("rollback")
+    fallback = ops.trigger("rollback")
+    assert ops.wait_for_run("rollback", fallback, timeout=180) == "failed"
+    refused = {ti["task_id"]: str(ti["state"]) for ti in ops.task_instances("rollback", fallback)}
+    assert refused["check_reverse_replication"] == "failed" and refused["freeze_target"] in (
+        "upstream_failed", "skipped"), refused
+    assert "the rollback window is closed" in ops.task_log("rollback", fallback, "check_reverse_replication")
     # Both flows retired on purpose: the monitor stays quiet.
     before = len(slack_capture.records)
     assert _run_monitor(night)["samples"] == 0
