@@ -169,6 +169,18 @@ class ReplicationHistoryHook(BaseHook):
             cur.execute(sql_text, params)
             return [tuple(r) for r in cur.fetchall()]
 
+    def recent(self, *, method: str, direction: str, limit: int = 5000) -> list[tuple[Any, float]]:
+        """The latest ``(observed_at, lag_seconds)`` readings of a flow, newest first; none without a history."""
+        from bascule.engines import postgres_replication as q
+
+        with self._sql_hook().get_conn() as conn:
+            cur = conn.cursor()
+            cur.execute(*q.history_table_exists())
+            if not cur.fetchone()[0]:
+                return []
+            cur.execute(*q.recent_history(method, direction, limit))
+            return [tuple(r) for r in cur.fetchall()]
+
     def record_flow_event(self, *, method: str, direction: str, event: str, dag_id: str | None,
                           run_id: str | None) -> None:
         """Record what a run did to a flow on purpose: ``started``, ``stopped``, ``resumed`` or ``retired``."""

@@ -584,6 +584,17 @@ class SlackNotifications(LoggingMixin):
             self.log.warning("Slack: could not keep the flow's state (%s)", type(exc).__name__)
         return posted
 
+    def post_alone(self, event: Event) -> bool:
+        """One message in the channel, outside any thread (the weekly readiness). True when Slack accepted it."""
+        with self._lock:
+            try:
+                delivered, _ = self._send(event, thread=None)
+                self.flush_ledger()
+                return delivered
+            except Exception:
+                self.log.exception("Slack notification for %s failed unexpectedly", getattr(event, "kind", "?"))
+                return False
+
     def forget_thread(self, dag_id: str, run_id: str) -> None:
         key = thread_key(dag_id, run_id)
         self._known_threads.pop(key, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ calendar:
     go_no_go_meeting: {date: 2027-02-27, done: "go/no-go meeting held", owner: cutover_manager}
   rehearsals: {first: 2027-02-06, count: 2, every_days: 10, last_by_days: 7}
 """
-CALENDAR_DAGS = ("cutover", "milestones", "rehearsal")
+CALENDAR_DAGS = ("cutover", "milestones", "rehearsal", "readiness")
 
 
 def _reparse(ops: Any, dag_ids: tuple[str, ...]) -> None:
@@ -134,8 +135,8 @@ def _rehearse(night: Any) -> tuple[str, dict[str, Any]]:
     return rehearsal_run, ops.xcom("rehearsal", run_id, "compare")
 
 
-def test_the_night_waits_for_the_calendar_and_rehearsals_compare_themselves(calendar_stack: Any,
-                                                                           lab: Any) -> None:
+def test_the_night_waits_for_the_calendar_and_rehearsals_compare_themselves(calendar_stack: Any, lab: Any,
+                                                                           slack_capture: Any) -> None:
     from airflow.sdk import ObjectStoragePath
 
     from bascule_lab.scenario import start_forward_replication
@@ -182,6 +183,21 @@ def test_the_night_waits_for_the_calendar_and_rehearsals_compare_themselves(cale
     # Each rehearsal's night worked on the rehearsal environment's connections only.
     report = night.report(second_run)
     assert report["rehearsal"] is True and report["environment"]["source"] == "bascule_rehearsal_legacy", report
+
+    # The weekly readiness, from the same recorded facts: one Slack message, the timeline planned against actual.
+    before = len(slack_capture.records)
+    ops = night.client("bascule_ops")
+    weekly_run = ops.trigger("readiness")
+    assert ops.wait_for_run("readiness", weekly_run, timeout=180) == "success"
+    ready = ops.xcom("readiness", weekly_run, "weekly_readiness")
+    assert [r["status"] for r in ready["timeline"]] == ["on time"] * 7, ready["timeline"]
+    assert ready["rehearsals"]["done"] >= 2 and ready["rehearsals"]["last_run"] == second_run, ready["rehearsals"]
+    assert ready["days_left"] == (night.plan.calendar.night_date - date.fromisoformat(ready["today"])).days
+    posted = [r for r in slack_capture.records[before:] if r["api_method"] == "chat.postMessage"
+              and weekly_run in r["raw_body"]]
+    assert len(posted) == 1 and not posted[0]["body"].get("thread_ts"), posted
+    assert "planned against actual" in ObjectStoragePath(ready["page"]).read_text()
+    timings["readiness"] = time.monotonic() - started - sum(timings.values())
 
     # Everything fresh and a green rehearsal: the night starts for real (stopped by a person at the first gate).
     lab.reset()
