@@ -174,7 +174,11 @@ def calendar_checks(ctx: StepContext) -> dict[str, Any]:
     key = DecisionKeyHook(key_conn_id=ctx.plan.decisions.key_conn_id).key()
     found = milestones.findings(ctx.plan, events, key=key)
     if found:
-        raise CutoverCheckFailed("the night may not start for real: " + "; ".join(found))
+        # One line each in the log: the error's text is clipped by the sanitiser, and every condition counts.
+        for line in found:
+            ctx.log(f"calendar: {line}")
+        raise CutoverCheckFailed(f"the night may not start for real: {len(found)} condition(s) fail: "
+                                 + "; ".join(found))
     ctx.log(f"calendar: {len(events) - 1} milestones and the last rehearsal hold")
     return {"checked": True, "milestones": len(events) - 1}
 

@@ -184,6 +184,7 @@ def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any) -> No
     from bascule.today import parse_instant
     from bascule_lab.gates.auto import answer_gates
 
+    phase = time.monotonic()
     before = len(slack_capture.records)
     monitored = _run_monitor(night)
     assert monitored["alert"] is None and monitored["samples"] == 0, monitored
@@ -235,7 +236,7 @@ def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any) -> No
     assert _run_monitor(night)["samples"] == 0
     assert _posted_since(slack_capture, before) == []
     print(f"post-go-live: rollback window of {plan.cutover.rollback_window:.0f} s watched, gate asked "
-          f"{watched_s:.1f} s after the trigger; closing {closing['file']}")
+          f"{watched_s:.1f} s after the trigger; closing {closing['file']}; phase {time.monotonic() - phase:.1f} s")
 
 
 def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: Any) -> None:
