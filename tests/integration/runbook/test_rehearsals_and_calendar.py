@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.integration
+# Two rehearsal nights, a refused night and a night stopped at its first gate: longer than the suite's 600 s.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 # Owners the lab's stack knows (the plan's gate users). Dates are those of a migration in 2027: in the future,
 # so the rehearsal DAG's schedule (every 10 days from the first rehearsal) creates no run during the test.
