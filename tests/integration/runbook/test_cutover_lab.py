@@ -205,6 +205,12 @@ def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any) -> No
     assert tasks == {"watch_reverse_replication": "success", "gate_close_rollback_window": "success",
                      "retire_reverse_replication": "success", "keep_rollback_window": "skipped",
                      "close_migration": "success"}, tasks
+    # Watched reading after reading (reschedule mode) until the window's end, each reading in the target's history.
+    with night.lab.connect("new", "clinic") as conn:
+        readings = conn.execute("SELECT count(*), count(*) FILTER (WHERE state = 'streaming') FROM "
+                                "bascule_meta.replication_history WHERE direction = 'reverse' AND dag_run_id = %s",
+                                (run_id,)).fetchone()
+    assert readings[0] >= 2 and readings[0] == readings[1], readings
     watched = ops.xcom("post_go_live", run_id, "watch_reverse_replication")
     assert watched["night"] == result.run_id and watched["state"] == "streaming", watched
     assert watched["window_s"] == plan.cutover.rollback_window
@@ -235,8 +241,8 @@ def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any) -> No
     before = len(slack_capture.records)
     assert _run_monitor(night)["samples"] == 0
     assert _posted_since(slack_capture, before) == []
-    print(f"post-go-live: rollback window of {plan.cutover.rollback_window:.0f} s watched, gate asked "
-          f"{watched_s:.1f} s after the trigger; closing {closing['file']}; phase {time.monotonic() - phase:.1f} s")
+    print(f"post-go-live: rollback window of {plan.cutover.rollback_window:.0f} s watched ({readings[0]} readings), "
+          f"gate asked {watched_s:.1f} s after the trigger; closing {closing['file']}; phase {time.monotonic() - phase:.1f} s")
 
 
 def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: Any) -> None:
