@@ -101,6 +101,8 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
             refused.append(exc.status)
 
     result = night.run(before_gate=outsider_tries)
+    # The rollback window runs from go-live: its watch starts now, and reads while this night is checked.
+    watch = _start_post_go_live(night, result)
 
     assert result.state == "success", result.tasks
     assert refused == [403, 403]
@@ -153,7 +155,7 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     _no_canary(json.dumps(report), *texts)
     # The weeks after: the same GO night's rollback window, watched then closed (before the leak check, which
     # then covers them too).
-    _after_go_live(night, plan, result, slack_capture)
+    _after_go_live(night, plan, result, slack_capture, watch)
     searched = assert_no_leak(night.leak_patient, night_bytes(night.lab, airflow_stack, night.workdir,
                                                               slack_capture))
     print(f"leak check, GO night: {searched}")
@@ -176,7 +178,16 @@ def _run_monitor(night: Any) -> dict[str, Any]:
     return ops.xcom("replication_monitor", run_id, "record_lag")
 
 
-def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any) -> None:
+def _start_post_go_live(night: Any, result: Any) -> tuple[str, float]:
+    import time
+
+    ops = night.client("bascule_ops")
+    ops.wait_for_dag("post_go_live")
+    ops.unpause("post_go_live")
+    return ops.trigger("post_go_live", conf={"cutover_run_id": result.run_id}), time.monotonic()
+
+
+def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any, watch: tuple[str, float]) -> None:
     """ADR 0057: replication_monitor stays quiet about the forward flow the night retired; post_go_live watches
     reverse replication to the end of the plan's rollback window, its gate retires it, the migration closes."""
     import time
@@ -192,10 +203,7 @@ def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any) -> No
     assert _posted_since(slack_capture, before) == [], "the monitor said something about the retired flow"
 
     ops = night.client("bascule_ops")
-    ops.wait_for_dag("post_go_live")
-    ops.unpause("post_go_live")
-    started = time.monotonic()
-    run_id = ops.trigger("post_go_live", conf={"cutover_run_id": result.run_id})
+    run_id, started = watch
     ops.wait_for_gate("post_go_live", run_id, "gate_close_rollback_window", timeout=300)
     watched_s = time.monotonic() - started
     answer_gates(plan, client_for=night.client, dag_id="post_go_live", run_id=run_id,
