@@ -13,7 +13,8 @@ Trigger a run with the param `milestone`. The owner named in the plan answers
 workers, as an event on its Asset (`bascule.<plan>.<milestone>`). The `cutover`
 DAG refuses to start for real until every milestone is recorded, in order, and
 the last rehearsal is green and recent (ADR 0048). Plans without a calendar
-(the lab) get an empty DAG.
+(the lab) get an empty DAG. A lab or demo plan with a calendar may also confirm
+here a stage's milestone whose owner the calendar names (ADR 0058).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from bascule.dag_defaults import START_DATE, default_args, tags
 from bascule.notifications.slack import failure_notifiers
 from bascule.operators.gates import CheckpointOperator
 from bascule.operators.milestones import MilestoneOperator
-from bascule.plan import MilestoneId, default_plan_path, load_plan
+from bascule.plan import MilestoneId, PlanMode, default_plan_path, load_plan
 
 plan = load_plan(default_plan_path())
-MANUAL = [m for m in MilestoneId if m.manual]
+# A lab or demo plan has no three months of stages to run: there, a stage's milestone may be confirmed by the
+# owner the calendar names too (ADR 0058). A production plan records those only from the prepare DAG's stages.
+MANUAL = [m for m in MilestoneId if m.manual or (
+    plan.mode is not PlanMode.PRODUCTION and plan.calendar is not None and plan.calendar.milestones[m].owner)]
 
 
 @dag(

@@ -135,12 +135,37 @@ def _fresh_stack(lab: object, *, database: str, prefix: str, env_extra: dict[str
         stack.stop()
 
 
+def write_stack_plan(path: Path, extra: str = "") -> Path:
+    """The lab plan, at ``path``, with ``extra`` YAML appended (a calendar): the plan the LocalExecutor stack's
+    DAGs and workers read. Its release migration is named by its absolute path, so the copy loads anywhere."""
+    import re
+
+    from bascule.paths import LAB_PLAN
+    from bascule.plan import load_plan
+
+    migration = load_plan(LAB_PLAN).release_migration_path
+    text = re.sub(r"(?m)^(\s+migration:).*$", lambda m: f"{m.group(1)} {migration}", LAB_PLAN.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text + extra)
+    tmp.replace(path)  # whole, never half-written, for a worker that reads it meanwhile
+    return path
+
+
 @pytest.fixture(scope="session")
 def airflow_stack(lab: object, slack_capture: object) -> Iterator[object]:
-    """A real Airflow (api-server, scheduler, dag-processor, triggerer) on the lab's control cluster."""
+    """A real Airflow (api-server, scheduler, dag-processor, triggerer) on the lab's control cluster.
+
+    Its plan is a copy of the lab plan (``stack.plan_file``), so that a test may give it a calendar for a while
+    (tests/integration/runbook/test_rehearsals_and_calendar.py); rehearsal refreshes reset this session's lab."""
     from bascule_lab.clusters import AIRFLOW_DB
 
-    yield from _fresh_stack(lab, database=AIRFLOW_DB, prefix="bascule-stack-")
+    plan_file = write_stack_plan(_AIRFLOW_HOME / "stack-plan" / "lab.yaml")
+    for stack in _fresh_stack(lab, database=AIRFLOW_DB, prefix="bascule-stack-",
+                              env_extra={"BASCULE_PLAN": str(plan_file), "BASCULE_LAB_PURPOSE": TEST_LAB}):
+        stack.plan_file = plan_file  # type: ignore[attr-defined]
+        stack.write_plan = lambda extra="": write_stack_plan(plan_file, extra)  # type: ignore[attr-defined]
+        yield stack
 
 
 @pytest.fixture(scope="session")

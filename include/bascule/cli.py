@@ -50,12 +50,13 @@ def _lab_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
     return run
 
 
-def _lab(purpose: str = "demo") -> Any:
-    """The lab's clusters: a ``bascule_lab.clusters.Lab``."""
+def _lab(purpose: str | None = None) -> Any:
+    """The lab's clusters: a ``bascule_lab.clusters.Lab``; ``$BASCULE_LAB_PURPOSE`` (else the demo's) names
+    which lab, so that a rehearsal's refresh command on a test stack resets the test's lab."""
     from bascule_lab.clusters import Lab
     from bascule_lab.paths import lab_dir
 
-    return Lab(lab_dir(purpose=purpose), echo=_echo)
+    return Lab(lab_dir(purpose=purpose or os.environ.get("BASCULE_LAB_PURPOSE") or "demo"), echo=_echo)
 
 
 def _release_migration(plan_path: Path) -> Path | None:

@@ -694,6 +694,9 @@ class Cutover(_Section):
     sequence_margin: Annotated[int, Field(strict=True, ge=0)] = 1000
     # Run in order through the endpoint after each switch (a chart read, a rolled-back write).
     smoke: tuple[SmokeCheck, ...] = ()
+    # After GO LIVE, how long reverse replication is watched and the fallback kept possible, before the
+    # gate ``close_rollback_window`` may retire it (dags/post_go_live.py, ADR 0057).
+    rollback_window: Duration = 7 * 86400.0
 
     @model_validator(mode="after")
     def _smoke_binds(self) -> Cutover:
@@ -729,6 +732,12 @@ class Rehearsal(_Section):
     target: Endpoint
     replication: PostgresLogical | GoldenGate | None = None
     endpoint: AppEndpoint = Field(default_factory=AppEndpoint)
+    # The site's command that makes the rehearsal environment fresh before each scheduled rehearsal (restore
+    # the latest backup of production there, put the new platform back to its initial state), as arguments;
+    # run by the rehearsal DAG with the workers' own environment first on PATH (ADR 0058). Empty: refreshed
+    # by hand, and the DAG says so.
+    refresh: tuple[Text, ...] = ()
+    refresh_timeout: Duration = 6 * 3600.0
 
 
 # --------------------------------------------------------------------------- the plan

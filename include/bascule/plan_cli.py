@@ -196,6 +196,16 @@ def gate_places(plan: Plan) -> list[str]:
                                                        "assigned users")
         asked.add(gate_id)
         lines.append(f"gate {gate_id}: prepare, sign-off; assigned: {', '.join(plan.gates[gate_id].assigned_users)}")
+    # After GO LIVE (dags/post_go_live.py, ADR 0057): the end of the rollback window.
+    from bascule.operators.post_go_live import CLOSE_GATE
+
+    if CLOSE_GATE not in plan.gates:
+        raise PlanError(where, f"gates.{CLOSE_GATE}", "the post_go_live DAG asks this gate at the end of the "
+                                                      "rollback window; add it with its assigned users")
+    asked.add(CLOSE_GATE)
+    lines.append(f"gate {CLOSE_GATE}: post_go_live, after {plan.cutover.rollback_window:.0f} s of rollback window "
+                 f"(GO retires reverse replication, NO-GO keeps it); assigned: "
+                 f"{', '.join(plan.gates[CLOSE_GATE].assigned_users)}")
     for gate_id in plan.gates:
         if gate_id not in asked:
             raise PlanError(where, f"gates.{gate_id}", "no DAG asks this gate: give it a place (after: <task>) "

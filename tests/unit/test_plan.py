@@ -498,7 +498,8 @@ def test_check_command_on_missing_and_broken_files(
 
 
 DAG_GATES = {gate_id: {"title": gate_id, "assigned_users": ["dba"]}
-             for gate_id in ("fallback", "assessment_signoff", "schema_signoff", "replay_signoff", "storage_apply")}
+             for gate_id in ("fallback", "assessment_signoff", "schema_signoff", "replay_signoff", "storage_apply",
+                             "close_rollback_window")}
 
 
 def test_check_command_on_valid_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -509,7 +510,7 @@ def test_check_command_on_valid_plan(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert err == ""
     summary, *places = out.splitlines()
     # The summary, then one line per gate saying where it sits.
-    assert len(places) == 7 and all(line.startswith("  gate ") for line in places)
+    assert len(places) == 8 and all(line.startswith("  gate ") for line in places)
     out = summary
     for fragment in (
         "'unit'",
@@ -517,7 +518,7 @@ def test_check_command_on_valid_plan(tmp_path: Path, capsys: pytest.CaptureFixtu
         "postgres -> postgres",
         "postgres-logical",
         "budget 2h",
-        "7 gates",
+        "8 gates",
     ):
         assert fragment in out
 

@@ -19,6 +19,7 @@ Query = tuple[str, dict[str, Any]]
 META_SCHEMA = "bascule_meta"
 HEARTBEAT_TABLE = "heartbeat"
 HISTORY_TABLE = "replication_history"
+FLOW_EVENTS_TABLE = "replication_flow_events"
 
 # pg_subscription_rel.srsubstate letters, spelt out.
 SYNC_STATES = {"i": "init", "d": "data_copy", "f": "finished_copy", "s": "synchronized", "r": "ready"}
@@ -133,6 +134,43 @@ def recent_history(method: str, direction: str, limit: int) -> Query:
         """,
         {"method": method, "direction": direction},
     )
+
+
+def create_flow_events_table() -> sql.Composed:
+    # What bascule did to a flow on purpose (started, stopped, retired), by which run: the monitors read
+    # it so that a flow the night retired is never reported broken (ADR 0057).
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {}.{} ("
+        " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+        " method text NOT NULL,"
+        " direction text NOT NULL,"
+        " event text NOT NULL,"
+        " dag_id text,"
+        " run_id text)"
+    ).format(sql.Identifier(META_SCHEMA), sql.Identifier(FLOW_EVENTS_TABLE))
+
+
+def insert_flow_event() -> str:
+    return (
+        f"INSERT INTO {META_SCHEMA}.{FLOW_EVENTS_TABLE} (method, direction, event, dag_id, run_id)"
+        " VALUES (%(method)s, %(direction)s, %(event)s, %(dag_id)s, %(run_id)s)"
+    )
+
+
+def last_flow_event(method: str, direction: str) -> Query:
+    return (
+        f"""
+        SELECT event, dag_id, run_id, at FROM {META_SCHEMA}.{FLOW_EVENTS_TABLE}
+         WHERE method = %(method)s AND direction = %(direction)s
+         ORDER BY at DESC, id DESC LIMIT 1
+        """,
+        {"method": method, "direction": direction},
+    )
+
+
+def flow_events_table_exists() -> Query:
+    return "SELECT to_regclass(%(t)s) IS NOT NULL", {"t": f"{META_SCHEMA}.{FLOW_EVENTS_TABLE}"}
 
 
 # ----------------------------------------------------------------------- prerequisites

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -120,6 +121,25 @@ class PostgresLogicalReplicationHook(BaseHook):
         return str(self.get_connection(self.replication_conn_id).login)
 
 
+@dataclass(frozen=True)
+class FlowEvent:
+    """What a run did to a replication flow on purpose (``bascule_meta.replication_flow_events``)."""
+
+    event: str
+    dag_id: str | None
+    run_id: str | None
+    at: Any
+
+    @property
+    def quiet(self) -> bool:
+        """Stopped or retired on purpose: a monitor must not report the flow as broken."""
+        return self.event in ("stopped", "retired")
+
+    def describe(self) -> str:
+        when = self.at.isoformat(timespec="seconds") if hasattr(self.at, "isoformat") else str(self.at)
+        return f"{self.event} on purpose by {self.dag_id} run {self.run_id} at {when}"
+
+
 class ReplicationHistoryHook(BaseHook):
     """The ``bascule_meta.replication_history`` table on the target: readings only, never row values."""
 
@@ -148,3 +168,41 @@ class ReplicationHistoryHook(BaseHook):
             sql_text, params = q.recent_history(method, direction, 50)
             cur.execute(sql_text, params)
             return [tuple(r) for r in cur.fetchall()]
+
+    def recent(self, *, method: str, direction: str, limit: int = 5000) -> list[tuple[Any, float]]:
+        """The latest ``(observed_at, lag_seconds)`` readings of a flow, newest first; none without a history."""
+        from bascule.engines import postgres_replication as q
+
+        with self._sql_hook().get_conn() as conn:
+            cur = conn.cursor()
+            cur.execute(*q.history_table_exists())
+            if not cur.fetchone()[0]:
+                return []
+            cur.execute(*q.recent_history(method, direction, limit))
+            return [tuple(r) for r in cur.fetchall()]
+
+    def record_flow_event(self, *, method: str, direction: str, event: str, dag_id: str | None,
+                          run_id: str | None) -> None:
+        """Record what a run did to a flow on purpose: ``started``, ``stopped``, ``resumed`` or ``retired``."""
+        from bascule.engines import postgres_replication as q
+
+        with self._sql_hook().get_conn() as conn:
+            conn.autocommit = True
+            cur = conn.cursor()
+            for stmt in (q.create_meta_schema(), q.create_flow_events_table()):
+                cur.execute(stmt)
+            cur.execute(q.insert_flow_event(), {"method": method, "direction": direction, "event": event,
+                                                "dag_id": dag_id, "run_id": run_id})
+
+    def last_flow_event(self, *, method: str, direction: str) -> FlowEvent | None:
+        """The last thing a run did to this flow on purpose, or None (never recorded)."""
+        from bascule.engines import postgres_replication as q
+
+        with self._sql_hook().get_conn() as conn:
+            cur = conn.cursor()
+            cur.execute(*q.flow_events_table_exists())
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute(*q.last_flow_event(method, direction))
+            row = cur.fetchone()
+        return None if row is None else FlowEvent(event=row[0], dag_id=row[1], run_id=row[2], at=row[3])

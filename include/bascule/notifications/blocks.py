@@ -26,6 +26,7 @@ from bascule.notifications.events import (
     GateDecision,
     GateWaiting,
     LagAlert,
+    ReadinessSummary,
     ReplicationBrokenEvent,
     ReplicationRecovered,
     RunStarted,
@@ -376,6 +377,19 @@ def _final_report(e: FinalReport, links: AirflowLinks) -> Rendered:
     return text, blocks
 
 
+def _readiness_summary(e: ReadinessSummary, links: AirflowLinks) -> Rendered:
+    text = (f"Readiness of {e.plan_id}: {e.days_left} days to the night; milestones {e.on_time} on time, "
+            f"{e.late} late, {e.overdue} overdue; rehearsals {e.rehearsals_done}/{e.rehearsals_planned}; "
+            f"{len(e.risks)} risk(s)")
+    pairs = [("Days to the night", str(e.days_left)),
+             ("Milestones", f"{e.on_time} on time, {e.late} late, {e.overdue} overdue"),
+             ("Rehearsals", f"{e.rehearsals_done} of {e.rehearsals_planned}"),
+             ("Risks", "\n".join(f"• {r}" for r in e.risks[:8]) or "none")]
+    blocks = [header(f"Weekly readiness: {e.plan_id}"), fields_section(pairs),
+              button("Open the run in Airflow", links.run(e.dag_id, e.run_id), "open_run"), _run_context(e)]
+    return text, blocks
+
+
 _RENDERERS: dict[EventKind, Callable[[Any, AirflowLinks], Rendered]] = {
     EventKind.RUN_STARTED: _run_started,
     EventKind.GATE_WAITING: _gate_waiting,
@@ -389,6 +403,7 @@ _RENDERERS: dict[EventKind, Callable[[Any, AirflowLinks], Rendered]] = {
     EventKind.VALIDATION_RESULT: _validation_result,
     EventKind.TASK_FAILED: _task_failed,
     EventKind.FINAL_REPORT: _final_report,
+    EventKind.READINESS_SUMMARY: _readiness_summary,
 }
 
 

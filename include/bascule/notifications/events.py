@@ -39,6 +39,7 @@ class EventKind(enum.StrEnum):
     VALIDATION_RESULT = "validation_result"
     TASK_FAILED = "task_failed"
     FINAL_REPORT = "final_report"
+    READINESS_SUMMARY = "readiness_summary"
 
 
 class Severity(enum.StrEnum):
@@ -361,6 +362,21 @@ class FinalReport(Event):
     notifications_failed: Count = 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReadinessSummary(Event):
+    """The weekly readiness, one message (ADR 0059): days left, milestones, rehearsals, the risks' lines."""
+
+    kind: ClassVar[EventKind] = EventKind.READINESS_SUMMARY
+    plan_id: PlanId
+    days_left: int
+    on_time: Count
+    late: Count
+    overdue: Count
+    rehearsals_done: Count
+    rehearsals_planned: Count
+    risks: tuple[Cause, ...] = ()
+
+
 EVENT_TYPES: dict[EventKind, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -376,5 +392,7 @@ EVENT_TYPES: dict[EventKind, type[Event]] = {
         ValidationResult,
         TaskFailed,
         FinalReport,
+        ReadinessSummary,
     )
 }
+

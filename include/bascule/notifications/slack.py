@@ -545,12 +545,13 @@ class SlackNotifications(LoggingMixin):
             self.log.warning("Slack: finishing the run's thread failed: %s", type(exc).__name__)
         return out
 
-    def flow_change(self, flow: str, event: Event | None, *, state: str) -> bool:
+    def flow_change(self, flow: str, event: Event | None, *, state: str, thread: ThreadRef | None = None) -> bool:
         """The monitor's one thread per flow: post when the flow's state changes, and only then.
 
         ``state`` is ``ok`` or an alert's kind (``lag``, ``broken``). A flow going from ok to an alert opens a
         thread with the alert; a change between alerts replies in it; back to ok replies "recovered" and
         closes the thread (its Variable is deleted), so the next break opens a new one. No change: nothing.
+        ``thread``: reply there instead of opening a thread of the flow's own (the night's, after go-live).
         Returns True when something was posted.
         """
         from airflow.sdk import Variable
@@ -564,7 +565,7 @@ class SlackNotifications(LoggingMixin):
             previous = {"state": "unknown"}
         if previous.get("state") == state:
             return False
-        ref = ThreadRef(**previous["thread"]) if previous.get("thread") else None
+        ref = ThreadRef(**previous["thread"]) if previous.get("thread") else thread
         posted = False
         if event is not None:
             message = render(event, self.links)
@@ -582,6 +583,17 @@ class SlackNotifications(LoggingMixin):
         except Exception as exc:
             self.log.warning("Slack: could not keep the flow's state (%s)", type(exc).__name__)
         return posted
+
+    def post_alone(self, event: Event) -> bool:
+        """One message in the channel, outside any thread (the weekly readiness). True when Slack accepted it."""
+        with self._lock:
+            try:
+                delivered, _ = self._send(event, thread=None)
+                self.flush_ledger()
+                return delivered
+            except Exception:
+                self.log.exception("Slack notification for %s failed unexpectedly", getattr(event, "kind", "?"))
+                return False
 
     def forget_thread(self, dag_id: str, run_id: str) -> None:
         key = thread_key(dag_id, run_id)

@@ -88,7 +88,23 @@ class StartReplicationOperator(_ReplicationOperator):
         repl.enable()
         self.log.info("publication %s: %d tables; subscription %s enabled", repl.publication, len(tables),
                       repl.subscription)
+        # The monitors watch this flow again (a flow retired by an earlier night is started anew here).
+        self._record_started(context, repl)
         return repl.reading().to_json()
+
+    def _record_started(self, context: Any, repl: Any) -> None:
+        # Bookkeeping: a flow that runs is what matters; a failure here only leaves the monitors' note as it was.
+        direction = str(self.replication_config.get("direction", "forward"))
+        try:
+            # Recorded where the monitors keep their history: the plan's target, whichever way the flow runs.
+            history = repl.subscriber_conn_id if direction == "forward" else repl.publisher_conn_id
+            ti = context.get("ti")
+            ReplicationHistoryHook(history_conn_id=history).record_flow_event(
+                method=repl.method, direction=direction, event="started", dag_id=getattr(ti, "dag_id", None),
+                run_id=getattr(ti, "run_id", None))
+        except Exception as exc:
+            self.log.warning("the %s flow's start was not recorded for the monitors: %s", direction,
+                             sanitize_error_text(exc))
 
 
 class StopReplicationOperator(_ReplicationOperator):
@@ -178,11 +194,18 @@ class ReplicationMonitorOperator(_ReplicationOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         threshold = float(self.lag_threshold_s)
+        direction = str(self.replication_config.get("direction", "forward"))
+        # A flow a run stopped or retired on purpose (the night retires the forward flow at GO LIVE) is not
+        # broken: say so in the log, post nothing, and watch it again once a run starts it (ADR 0057).
+        last = self.history.last_flow_event(method=self.replication.method, direction=direction)
+        if last is not None and last.quiet:
+            self.log.info("the %s flow was %s: not watched", direction, last.describe())
+            return {"reading": None, "samples": 0, "eta": None, "alert": None, "alert_delivered": None,
+                    "recovery_posted": False, "quiet": last.describe()}
         readings = self._sample()
         final = readings[-1]
         # The cause goes to the history table and the log: sanitised first (a driver's cause can quote a row).
         cause = sanitize_error_text(final.cause) if final.cause else None
-        direction = str(self.replication_config.get("direction", "forward"))
         history = [(r.observed_at, r.lag_seconds) for r in readings if r.lag_seconds is not None]
         row = {"observed_at": final.observed_at, "state": final.state.value, "lag_seconds": final.lag_seconds,
                "lag_bytes": final.lag_bytes, "source_position": final.source_position,

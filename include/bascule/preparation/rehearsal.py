@@ -27,6 +27,7 @@ class Rehearsal:
     downtime_s: float | None
     budget_s: float
     steps: tuple[Mapping[str, Any], ...]
+    rehearsal: bool = False
 
     def step_seconds(self) -> dict[str, float]:
         return {s["step"]: float(s["actual_s"]) for s in self.steps}
@@ -50,7 +51,8 @@ def from_report(report: Mapping[str, Any]) -> Rehearsal:
                 raise ValueError(f"report of run {report.get('run_id')!r}: a step lacks {key!r}")
     return Rehearsal(run_id=str(report["run_id"]), started_at=str(steps[0]["started_at"]),
                      outcome=str(report.get("outcome")), downtime_s=report.get("downtime_s"),
-                     budget_s=float(report.get("budget_s") or 7200.0), steps=steps)
+                     budget_s=float(report.get("budget_s") or 7200.0), steps=steps,
+                     rehearsal=bool(report.get("rehearsal")))
 
 
 def load_history(plan_name: str, *, dag_id: str = "cutover", base: Any = None) -> list[Rehearsal]:
@@ -125,6 +127,81 @@ def compare_last_two(history: Sequence[Rehearsal]) -> list[dict[str, Any]]:
                      "change_s": None if a is None or b is None else round(b - a, 3),
                      "change_pct": None if not a or b is None else round(100 * (b - a) / a, 1)})
     return rows
+
+
+# The validation inside the downtime window: the incremental comparison and the suites on the target.
+VALIDATION_STEPS = ("final_validation", "target_suites")
+
+
+def figures(r: Rehearsal) -> dict[str, Any]:
+    """What a rehearsal is compared on: its downtime, its critical path (the sum of the critical-path steps it
+    timed), its validation time inside the window, and its outcome."""
+    seconds = r.step_seconds()
+    return {"downtime_s": None if r.downtime_s is None else round(float(r.downtime_s), 3),
+            "critical_path_s": round(sum(r.critical_seconds().values()), 3),
+            "validation_s": round(sum(v for k, v in seconds.items() if k in VALIDATION_STEPS), 3),
+            "outcome": r.outcome}
+
+
+def _change(a: Any, b: Any) -> dict[str, Any]:
+    numeric = isinstance(a, int | float) and isinstance(b, int | float)
+    return {"previous": a, "latest": b, "change_s": round(b - a, 3) if numeric else None,
+            "change_pct": round(100 * (b - a) / a, 1) if numeric and a else None}
+
+
+def compare(history: Sequence[Rehearsal], *, budget_s: float, planned: Sequence[Any] = ()) -> dict[str, Any]:
+    """Rehearsal N against N-1 and against the plan (ADR 0058).
+
+    Against N-1: the downtime, the critical path, the validation time, and every step. Against the plan: the
+    downtime budget, and the day rehearsal N was planned for (``planned``, the calendar's dates) against the
+    day it ran.
+    """
+    if not history:
+        raise ValueError("no rehearsal yet: nothing to compare")
+    latest = history[-1]
+    # N-1 is the last rehearsal that went all the way (one stopped at its first gate has no window to compare).
+    previous = next((r for r in reversed(history[:-1]) if r.outcome == "completed"), None)
+    now, before = figures(latest), figures(previous) if previous is not None else None
+    ran_on = parse_instant(latest.started_at).date()
+    number = len(history)
+    planned_on = planned[number - 1] if number <= len(planned) else None
+    downtime = now["downtime_s"]
+    return {
+        "number": number,
+        "latest_run": latest.run_id,
+        "previous_run": previous.run_id if previous is not None else None,
+        "latest": now,
+        "against_previous": None if before is None else {
+            key: _change(before[key], now[key]) for key in ("downtime_s", "critical_path_s", "validation_s")},
+        "steps": compare_last_two([previous, latest]) if previous is not None else [],
+        "against_plan": {
+            "budget_s": budget_s,
+            "downtime_s": downtime,
+            "budget_used_pct": None if downtime is None or not budget_s else round(100 * downtime / budget_s, 2),
+            "within_budget": None if downtime is None else downtime <= budget_s,
+            "planned_on": planned_on.isoformat() if planned_on is not None else None,
+            "ran_on": ran_on.isoformat(),
+            "days_late": (ran_on - planned_on).days if planned_on is not None else None,
+            "planned_count": len(planned) or None,
+        },
+    }
+
+
+def compare_markdown(data: Mapping[str, Any]) -> str:
+    lines = [f"**Rehearsal {data['number']}** (`{data['latest_run']}`): {data['latest']['outcome']}, downtime "
+             f"{data['latest']['downtime_s']} s, critical path {data['latest']['critical_path_s']} s, validation "
+             f"{data['latest']['validation_s']} s"]
+    plan = data["against_plan"]
+    lines.append(f"Against the plan: {plan['budget_used_pct']}% of the {plan['budget_s']:.0f} s budget"
+                 + (f"; planned {plan['planned_on']}, ran {plan['ran_on']} ({plan['days_late']:+d} days)"
+                    if plan["planned_on"] else ""))
+    if data.get("against_previous"):
+        lines += ["", f"Against rehearsal {data['number'] - 1} (`{data['previous_run']}`):", "",
+                  "| figure | N-1 | N | change |", "|---|---|---|---|"]
+        for key, row in data["against_previous"].items():
+            change = "-" if row["change_s"] is None else f"{row['change_s']:+.2f} s"
+            lines.append(f"| {key} | {row['previous']} | {row['latest']} | {change} |")
+    return "\n".join(lines)
 
 
 def summary(history: Sequence[Rehearsal], *, budget_s: float, scale: float = 1.0) -> dict[str, Any]:

@@ -120,6 +120,21 @@ def _replication(ctx: StepContext, direction: str = "forward") -> Any:
     return replication_from_plan(ctx.plan, direction)
 
 
+def flow_event(ctx: StepContext, direction: str, event: str) -> None:
+    """Record on the target what this run did to a flow on purpose, so that no monitor reports a flow the
+    night stopped or retired as broken (ADR 0057). Bookkeeping: it never fails a step."""
+    from bascule.hooks.replication import ReplicationHistoryHook
+
+    try:
+        ReplicationHistoryHook(history_conn_id=ctx.plan.target.conn_id).record_flow_event(
+            method=ctx.plan.replication.method.value, direction=direction, event=event, dag_id=ctx.dag_id,
+            run_id=ctx.run_id)
+    except Exception as exc:
+        from bascule.privacy.sanitize import sanitize_error_text
+
+        ctx.log(f"the {direction} flow's {event} event was not recorded: {sanitize_error_text(exc)}")
+
+
 def _push_evidence(ctx: StepContext, markdown: str) -> None:
     ctx.ti.xcom_push(key=EVIDENCE_XCOM_KEY, value=markdown)
 
@@ -159,7 +174,11 @@ def calendar_checks(ctx: StepContext) -> dict[str, Any]:
     key = DecisionKeyHook(key_conn_id=ctx.plan.decisions.key_conn_id).key()
     found = milestones.findings(ctx.plan, events, key=key)
     if found:
-        raise CutoverCheckFailed("the night may not start for real: " + "; ".join(found))
+        # One line each in the log: the error's text is clipped by the sanitiser, and every condition counts.
+        for line in found:
+            ctx.log(f"calendar: {line}")
+        raise CutoverCheckFailed(f"the night may not start for real: {len(found)} condition(s) fail: "
+                                 + "; ".join(found))
     ctx.log(f"calendar: {len(events) - 1} milestones and the last rehearsal hold")
     return {"checked": True, "milestones": len(events) - 1}
 
@@ -367,6 +386,7 @@ def stop_replication(ctx: StepContext) -> dict[str, Any]:
     if hasattr(repl, "disable"):
         repl.disable()
     reading = repl.reading()
+    flow_event(ctx, "forward", "stopped")
     # Logical replication's slot, or GoldenGate's trail, keeps every later change for a restart.
     ctx.log(f"forward replication stopped ({reading.state.value}); later changes stay queued for a restart")
     return {"state": reading.state.value, "applied_position": reading.applied_position}
@@ -585,6 +605,7 @@ def start_reverse_replication(ctx: StepContext) -> dict[str, Any]:
     reverse = _replication(ctx, "reverse")
     tables = reverse.create_publication()
     reverse.create_subscription(copy_data=False, enabled=True)
+    flow_event(ctx, "reverse", "started")
     ctx.log(f"reverse replication started: {len(tables)} tables published by the target")
     return {"started": True, "tables": len(tables)}
 
@@ -601,6 +622,7 @@ def retire_forward_replication(ctx: StepContext) -> dict[str, Any]:
         return {"retired": False}
     _replication(ctx).drop()
     slots = drop_window_slots(ctx)
+    flow_event(ctx, "forward", "retired")
     ctx.log("forward replication retired: subscription, slot and publication dropped"
             + (f"; the window's delta slots {slots}" if slots else ""))
     return {"retired": True, "window_slots": slots}
@@ -674,6 +696,7 @@ def rollback(ctx: StepContext) -> dict[str, Any]:
         try:
             repl.enable()
             resumed = "enabled"
+            flow_event(ctx, "forward", "resumed")
         except Exception as exc:  # the evidence matters more than this step's success
             from bascule.privacy.sanitize import sanitize_error_text
 

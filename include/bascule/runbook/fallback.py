@@ -31,7 +31,15 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from bascule.notifications.events import CutoverOutcome
 from bascule.replication.factory import runs_reverse
-from bascule.runbook.actions import _db, _push_evidence, endpoint_switch, freeze_side, reopened, smoke_side
+from bascule.runbook.actions import (
+    _db,
+    _push_evidence,
+    endpoint_switch,
+    flow_event,
+    freeze_side,
+    reopened,
+    smoke_side,
+)
 from bascule.runbook.context import SafeMessage, StepContext
 from bascule.runbook.registry import Runbook, TriggerRule, drain, gate, report, step
 
@@ -77,6 +85,14 @@ def announce_fallback(ctx: StepContext) -> dict[str, Any]:
     return {"plan": ctx.plan.name, "mode": ctx.plan.mode.value}
 
 
+def _reverse_retired(ctx: StepContext) -> str | None:
+    from bascule.hooks.replication import ReplicationHistoryHook
+
+    last = ReplicationHistoryHook(history_conn_id=ctx.plan.target.conn_id).last_flow_event(
+        method=ctx.plan.replication.method.value, direction="reverse")
+    return last.describe() if last is not None and last.event == "retired" else None
+
+
 def check_reverse_replication(ctx: StepContext, *, readings: int = 3, pause_s: float = 0.5) -> dict[str, Any]:
     """Reverse replication streaming (else a fallback would lose writes), the endpoint on the open target."""
     from bascule.replication.base import ReplicationState
@@ -86,6 +102,11 @@ def check_reverse_replication(ctx: StepContext, *, readings: int = 3, pause_s: f
             f"replication.method {ctx.plan.replication.method.value}: bascule runs no reverse replication for it, "
             "so it cannot prove that the writes made on the target since go-live reached the source; "
             "fall back by the site's own procedure")
+    retired = _reverse_retired(ctx)
+    if retired is not None:
+        # The rollback window was closed (dags/post_go_live.py, ADR 0057): the old source has no part left.
+        raise FallbackCheckFailed(f"reverse replication was {retired}: the rollback window is closed and the source "
+                                  "no longer receives the target's writes; there is no way back by this DAG")
     repl = _reverse(ctx)
     try:
         # The first reading of a fresh object may see a worker mid-restart: a few, until streaming.
@@ -159,6 +180,8 @@ def stop_reverse_replication(ctx: StepContext) -> dict[str, Any]:
         reading = repl.reading()
     finally:
         repl.close()
+    # On purpose: the rollback window's watch (dags/post_go_live.py) ends here, and no monitor reports it.
+    flow_event(ctx, "reverse", "stopped")
     ctx.log(f"reverse replication stopped ({reading.state.value}); its slot on the target keeps the position")
     return {"state": reading.state.value, "applied_position": reading.applied_position}
 
@@ -227,6 +250,7 @@ def undo_fallback(ctx: StepContext) -> dict[str, Any]:
         try:
             repl.enable()
             reverse = "enabled"
+            flow_event(ctx, "reverse", "resumed")
         except Exception as exc:  # the application's way back matters more than this step's success
             from bascule.privacy.sanitize import sanitize_error_text
 

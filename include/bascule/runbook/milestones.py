@@ -109,6 +109,19 @@ def _latest(key: bytes, plan: Plan, milestone: str, events: Iterable[Seen]) -> t
     return (latest[0], refused, latest[1]) if latest else (None, refused, None)
 
 
+def recorded(plan: Plan, events: Mapping[str, Iterable[Seen]], *, key: bytes) -> dict[str, datetime | None]:
+    """When each milestone (and the rehearsal) was last recorded with valid signed evidence, else None."""
+    names = [m.value for m in MilestoneId] + [REHEARSAL]
+    return {name: _latest(key, plan, name, events.get(name, ()))[0] for name in names}
+
+
+def latest_figures(plan: Plan, events: Mapping[str, Iterable[Seen]], milestone: str, *,
+                   key: bytes) -> dict[str, Any] | None:
+    """The figures signed with a milestone's latest valid event (a stage's counts and timings), else None."""
+    seen = _latest(key, plan, milestone, events.get(milestone, ()))[2]
+    return dict(seen.extra.get("figures") or {}) if seen is not None else None
+
+
 def findings(plan: Plan, events: Mapping[str, Iterable[Seen]], *, key: bytes,
              now: datetime | None = None) -> list[str]:
     """Why the night may not start for real: one line per milestone missing, forged or stale, and for the

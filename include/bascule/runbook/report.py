@@ -279,6 +279,7 @@ def run_report(ctx: Any) -> dict[str, Any]:
     """
     from bascule.notifications.events import FinalReport, ValidationOutcome
     from bascule.notifications.slack import LEDGER_XCOM_KEY, merge_ledgers
+    from bascule.runbook.announce import notifier as notifier_of
     from bascule.runbook.announce import notify
     from bascule.runbook.context import (
         DECISION_XCOM_KEY,
@@ -320,6 +321,11 @@ def run_report(ctx: Any) -> dict[str, Any]:
     # Which databases the run worked on: a rehearsal names its rehearsal environment's connections.
     report["environment"] = {"rehearsal": bool(ctx.conf.get("rehearsal", False)), "source": plan.source.conn_id,
                              "target": plan.target.conn_id}
+    # The run's Slack thread (channel and message ts, no text): what comes after the run (the rollback window
+    # watched after GO LIVE, ADR 0057) replies in it.
+    slack = notifier_of(ctx)
+    ref = slack.thread(ctx.dag_id, ctx.run_id) if slack is not None else None
+    report["slack_thread"] = {"channel": ref.channel, "ts": ref.ts} if ref is not None else None
     report.update(runbook.sections(results) if runbook.sections is not None else {})
     report.update(sections)
     validation = report.get("validation")

@@ -91,6 +91,15 @@ class AirflowApiClient:
     def unpause(self, dag_id: str) -> None:
         self._call("PATCH", f"/api/v2/dags/{self._q(dag_id)}", json={"is_paused": False})
 
+    def pause(self, dag_id: str) -> None:
+        self._call("PATCH", f"/api/v2/dags/{self._q(dag_id)}", json={"is_paused": True})
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        entry = self._call("GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances/"
+                                  f"{self._q(task_id)}/xcomEntries/{self._q(key)}", params={"deserialize": "true"})
+        value = entry.get("value")
+        return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
+
     def wait_for_dag(self, dag_id: str, *, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while True:

@@ -101,6 +101,8 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
             refused.append(exc.status)
 
     result = night.run(before_gate=outsider_tries)
+    # The rollback window runs from go-live: its watch starts now, and reads while this night is checked.
+    watch = _start_post_go_live(night, result)
 
     assert result.state == "success", result.tasks
     assert refused == [403, 403]
@@ -158,9 +160,104 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
     assert by_kind["gate_waiting"]["delivered"] == 2 and by_kind["gate_decided"]["delivered"] == 2, by_kind
     assert by_kind["step_started"]["delivered"] == by_kind["step_finished"]["delivered"] > 10, by_kind
     _no_canary(json.dumps(report), *texts)
+    # The weeks after: the same GO night's rollback window, watched then closed (before the leak check, which
+    # then covers them too).
+    _after_go_live(night, plan, result, slack_capture, watch)
     searched = assert_no_leak(night.leak_patient, night_bytes(night.lab, airflow_stack, night.workdir,
                                                               slack_capture))
     print(f"leak check, GO night: {searched}")
+
+
+def _posted_since(slack_capture: Any, before: int) -> list[dict[str, Any]]:
+    return [r for r in slack_capture.records[before:] if r["api_method"] == "chat.postMessage"]
+
+
+def _run_monitor(night: Any) -> dict[str, Any]:
+    """One run of the scheduled replication_monitor, under the scheduler; paused again after it."""
+    ops = night.client("bascule_ops")
+    ops.wait_for_dag("replication_monitor")
+    run_id = ops.trigger("replication_monitor")
+    ops.unpause("replication_monitor")
+    try:
+        assert ops.wait_for_run("replication_monitor", run_id, timeout=180) == "success"
+    finally:
+        ops.pause("replication_monitor")
+    return ops.xcom("replication_monitor", run_id, "record_lag")
+
+
+def _start_post_go_live(night: Any, result: Any) -> tuple[str, float]:
+    import time
+
+    ops = night.client("bascule_ops")
+    ops.wait_for_dag("post_go_live")
+    ops.unpause("post_go_live")
+    return ops.trigger("post_go_live", conf={"cutover_run_id": result.run_id}), time.monotonic()
+
+
+def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any, watch: tuple[str, float]) -> None:
+    """ADR 0057: replication_monitor stays quiet about the forward flow the night retired; post_go_live watches
+    reverse replication to the end of the plan's rollback window, its gate retires it, the migration closes."""
+    import time
+
+    from bascule.today import parse_instant
+    from bascule_lab.gates.auto import answer_gates
+
+    phase = time.monotonic()
+    before = len(slack_capture.records)
+    monitored = _run_monitor(night)
+    assert monitored["alert"] is None and monitored["samples"] == 0, monitored
+    assert monitored["quiet"].startswith(f"retired on purpose by cutover run {result.run_id} at "), monitored
+    assert _posted_since(slack_capture, before) == [], "the monitor said something about the retired flow"
+
+    ops = night.client("bascule_ops")
+    run_id, started = watch
+    ops.wait_for_gate("post_go_live", run_id, "gate_close_rollback_window", timeout=300)
+    watched_s = time.monotonic() - started
+    answer_gates(plan, client_for=night.client, dag_id="post_go_live", run_id=run_id,
+                 decisions={"close_rollback_window": "GO"})
+    assert ops.wait_for_run("post_go_live", run_id, timeout=300) == "success"
+    tasks = {ti["task_id"]: str(ti["state"]) for ti in ops.task_instances("post_go_live", run_id)}
+    assert tasks == {"watch_reverse_replication": "success", "gate_close_rollback_window": "success",
+                     "retire_reverse_replication": "success", "keep_rollback_window": "skipped",
+                     "close_migration": "success"}, tasks
+    # Watched reading after reading (reschedule mode) until the window's end, each reading in the target's history.
+    with night.lab.connect("new", "clinic") as conn:
+        readings = conn.execute("SELECT count(*), count(*) FILTER (WHERE state = 'streaming') FROM "
+                                "bascule_meta.replication_history WHERE direction = 'reverse' AND dag_run_id = %s",
+                                (run_id,)).fetchone()
+    assert readings[0] >= 2 and readings[0] == readings[1], readings
+    watched = ops.xcom("post_go_live", run_id, "watch_reverse_replication")
+    assert watched["night"] == result.run_id and watched["state"] == "streaming", watched
+    assert watched["window_s"] == plan.cutover.rollback_window
+    assert parse_instant(watched["window_start"]) == parse_instant(result.report["downtime_end"]), watched
+    closing = ops.xcom("post_go_live", run_id, "close_migration")
+    assert closing["closed"] is True and closing["retired"] == {"reverse_replication": "dropped",
+                                                                "source": "retired"}, closing
+    assert closing["decision"]["decision"] == "GO" and closing["decision"]["by"] in plan.gate(
+        "close_rollback_window").assigned_users, closing
+    assert json.loads(ObjectStoragePath(closing["file"]).read_text())["night"] == result.run_id
+    # Nothing flows any more between the two databases, and no slot holds WAL on either side.
+    flows = _flows(night.lab)
+    assert flows == {"legacy_subscriptions": set(), "legacy_slots": set(), "new_subscriptions": set(),
+                     "new_slots": set()}, flows
+    # The closing is said in the night's own thread.
+    thread = result.report["slack_thread"]
+    in_thread = [r for r in _posted_since(slack_capture, before) if r["body"].get("thread_ts") == thread["ts"]]
+    assert any("close_rollback_window" in json.dumps(r["body"]) for r in in_thread), in_thread
+    # The old source's part is over: the rollback DAG refuses before anything moves.
+    ops.unpause("rollback")
+    fallback = ops.trigger("rollback")
+    assert ops.wait_for_run("rollback", fallback, timeout=180) == "failed"
+    refused = {ti["task_id"]: str(ti["state"]) for ti in ops.task_instances("rollback", fallback)}
+    assert refused["check_reverse_replication"] == "failed" and refused["freeze_target"] in (
+        "upstream_failed", "skipped"), refused
+    assert "the rollback window is closed" in ops.task_log("rollback", fallback, "check_reverse_replication")
+    # Both flows retired on purpose: the monitor stays quiet.
+    before = len(slack_capture.records)
+    assert _run_monitor(night)["samples"] == 0
+    assert _posted_since(slack_capture, before) == []
+    print(f"post-go-live: rollback window of {plan.cutover.rollback_window:.0f} s watched ({readings[0]} readings), "
+          f"gate asked {watched_s:.1f} s after the trigger; closing {closing['file']}; phase {time.monotonic() - phase:.1f} s")
 
 
 def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: Any) -> None:

@@ -29,6 +29,7 @@ from bascule.notifications.events import (
     GateDecision,
     GateWaiting,
     LagAlert,
+    ReadinessSummary,
     ReplicationBrokenEvent,
     ReplicationRecovered,
     RunStarted,
@@ -77,6 +78,9 @@ def sample_events() -> list:
             validation=ValidationOutcome.PASSED,
             **RUN,
         ),
+        ReadinessSummary(plan_id="lab", days_left=93, on_time=4, late=1, overdue=0, rehearsals_done=1,
+                         rehearsals_planned=3, risks=("assessment_signed_off late (3 days after 2026-12-18)",),
+                         **RUN),
     ]
 
 

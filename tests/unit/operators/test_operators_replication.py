@@ -164,9 +164,13 @@ def test_ddl_sync_carries_the_apply_flag_and_returns_what_was_missing(monkeypatc
 
 
 class FakeHistory:
-    def __init__(self, past=()):
+    def __init__(self, past=(), last_event=None):
         self.rows = []
         self.past = list(past)
+        self.last_event = last_event
+
+    def last_flow_event(self, *, method, direction):
+        return self.last_event
 
     def record(self, row, *, method, direction):
         self.rows.append((row, method, direction))
@@ -261,3 +265,22 @@ def test_the_monitor_speaks_when_the_flow_breaks_and_recovers_and_is_quiet_in_be
     tick(make_reading(lag=0.2))
     assert slack.kinds() == ["ReplicationBrokenEvent", "ReplicationRecovered"]
     assert slack.flows == {"postgres_logical__forward": "ok"}
+
+
+def test_a_flow_retired_on_purpose_is_not_sampled_nor_reported(fake_replication, make_reading, ctx_factory, slack,
+                                                                lab_plan):
+    from bascule.hooks.replication import FlowEvent
+
+    retired = FlowEvent(event="retired", dag_id="cutover", run_id="lab__1", at=datetime(2026, 12, 3, 22, tzinfo=UTC))
+    repl = fake_replication([make_reading(ReplicationState.BROKEN, None, cause="subscription missing")])
+    history = FakeHistory(last_event=retired)
+    result = _monitor(repl, history, samples=3, notifications=lab_plan.notifications).execute(ctx_factory("m"))
+
+    assert repl.reads == 0 and history.rows == [] and slack.posted == []
+    assert result["alert"] is None and result["quiet"] == (
+        "retired on purpose by cutover run lab__1 at 2026-12-03T22:00:00+00:00")
+    # Started again by a run: watched again, and a break is reported.
+    history = FakeHistory(last_event=FlowEvent(event="started", dag_id="prepare", run_id="r", at=retired.at))
+    repl = fake_replication([make_reading(ReplicationState.BROKEN, None, cause="slot inactive")])
+    assert _monitor(repl, history, samples=1, notifications=lab_plan.notifications
+                    ).execute(ctx_factory("m"))["alert"] == "broken"

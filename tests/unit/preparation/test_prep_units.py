@@ -200,3 +200,36 @@ def test_timed_backups_make_each_run_in_a_fresh_folder_and_keep_the_last(tmp_pat
     assert series.folder == str(tmp_path / "before-3") and Path(series.folder).exists()
     with pytest.raises(ValueError, match="runs must be at least 1"):
         backup.timed_backups(Hook(), tmp_path, label="x", runs=0)
+
+
+def test_rehearsal_n_against_n_minus_1_and_the_plan():
+    from datetime import date
+
+    def rep(run, day, secs, outcome="completed", downtime=None):
+        steps = [{"step": s, "started_at": f"2026-12-{day:02d}T00:00:0{i}+00:00", "actual_s": v,
+                  "critical_path": s != "announce_start"} for i, (s, v) in enumerate(secs.items())]
+        return rehearsal.from_report({"run_id": f"r{run}", "steps": steps, "rehearsal": True, "outcome": outcome,
+                                      "downtime_s": downtime, "budget_s": 7200})
+
+    first = rep(1, 1, {"announce_start": 1.0, "freeze_source": 2.0, "final_validation": 4.0, "target_suites": 6.0},
+                downtime=20.0)
+    stopped = rep(2, 2, {"announce_start": 1.0}, outcome="aborted")
+    latest = rep(3, 5, {"announce_start": 1.0, "freeze_source": 3.0, "final_validation": 5.0, "target_suites": 3.0},
+                 downtime=15.0)
+    out = rehearsal.compare([first, stopped, latest], budget_s=7200.0,
+                            planned=[date(2026, 12, 1), date(2026, 12, 3), date(2026, 12, 4)])
+
+    # N-1 is the last rehearsal that went all the way, not the one stopped at its first gate.
+    assert (out["number"], out["latest_run"], out["previous_run"]) == (3, "r3", "r1")
+    assert out["latest"] == {"downtime_s": 15.0, "critical_path_s": 11.0, "validation_s": 8.0, "outcome": "completed"}
+    prev = out["against_previous"]
+    assert prev["downtime_s"] == {"previous": 20.0, "latest": 15.0, "change_s": -5.0, "change_pct": -25.0}
+    assert prev["critical_path_s"]["change_s"] == -1.0 and prev["validation_s"]["change_s"] == -2.0
+    assert {r["step"]: r["change_s"] for r in out["steps"]}["target_suites"] == -3.0
+    assert out["against_plan"] == {"budget_s": 7200.0, "downtime_s": 15.0, "budget_used_pct": 0.21,
+                                   "within_budget": True, "planned_on": "2026-12-04", "ran_on": "2026-12-05",
+                                   "days_late": 1, "planned_count": 3}
+    text = rehearsal.compare_markdown(out)
+    assert "Rehearsal 3" in text and "| downtime_s | 20.0 | 15.0 | -5.00 s |" in text
+    alone = rehearsal.compare([first], budget_s=7200.0)
+    assert alone["against_previous"] is None and alone["steps"] == [] and alone["against_plan"]["planned_on"] is None

@@ -102,7 +102,8 @@ def test_a_plan_without_a_calendar_checks_nothing(lab_plan: Any) -> None:
     assert findings(lab_plan, {}, key=KEY) == []
 
 
-def test_the_nights_first_checks_read_the_milestones_as_inlets_and_refuse(plan: Any, ctx_factory: Any) -> None:
+def test_the_nights_first_checks_read_the_milestones_as_inlets_and_refuse(plan: Any, ctx_factory: Any,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     from bascule.runbook.actions import CUTOVER, CutoverCheckFailed, calendar_checks
 
     entry = next(e for e in CUTOVER.entries if e.task_id == "calendar_checks")
@@ -120,8 +121,12 @@ def test_the_nights_first_checks_read_the_milestones_as_inlets_and_refuse(plan: 
     ctx = StepContext(plan=plan, airflow=context, step="calendar_checks")
     assert calendar_checks(ctx) == {"checked": True, "milestones": 7}
     inlets[assets[0]] = []
-    with pytest.raises(CutoverCheckFailed, match="the night may not start for real: milestone platform_installed"):
+    with pytest.raises(CutoverCheckFailed, match="the night may not start for real: 1 condition\\(s\\) fail: "
+                                                 "milestone platform_installed"):
         calendar_checks(StepContext(plan=plan, airflow=context, step="calendar_checks"))
+    # Every condition has its own line in the log (the error's text is clipped by the sanitiser).
+    lines = [line for line in capsys.readouterr().out.splitlines() if "calendar: milestone" in line]
+    assert len(lines) == 1 and "platform_installed: no signed evidence" in lines[0], lines
     # A rehearsal is exempt.
     context["dag_run"] = SimpleNamespace(conf={"rehearsal": True}, run_id="r")
     assert calendar_checks(StepContext(plan=plan, airflow=context, step="calendar_checks"))["reason"] == "rehearsal"
