@@ -2,8 +2,8 @@
 
 Required: ``BASCULE_GG_URL`` (e.g. ``https://ogg.example:9012`` or with the
 reverse-proxy prefix ``https://ogg.example/hospdep/adminsrvr``),
-``BASCULE_GG_USER``, ``BASCULE_GG_PASSWORD``, ``BASCULE_ORACLE_DSN``
-(``user/password@host:port/service``, a database holding the heartbeat views).
+``BASCULE_GG_USER``, ``BASCULE_GG_PASSWORD``, ``BASCULE_ORACLE_TARGET_DSN``
+(``user/password@host:port/service``: the target, where the replicat records the heartbeats).
 Optional: ``BASCULE_GG_EXTRACT``, ``BASCULE_GG_REPLICAT``, ``BASCULE_GG_CONNECTION``
 (``domain.alias``), ``BASCULE_GG_VERIFY`` (``false`` or a CA bundle path).
 
@@ -13,18 +13,16 @@ the GG_LAG / GG_LAG_HISTORY / GG_HEARTBEAT_HISTORY column names.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import pytest
 
 from bascule.hooks.goldengate import GoldenGateHook
 from bascule.hooks.oracle_heartbeat import OracleHeartbeatHook
+from bascule_lab.testing import oracle_live as live
 
-_REQUIRED = ("BASCULE_GG_URL", "BASCULE_GG_USER", "BASCULE_GG_PASSWORD", "BASCULE_ORACLE_DSN")
+_REQUIRED = (live.GG_URL, live.GG_USER, live.GG_PASSWORD, live.TARGET_DSN)
 
 pytestmark = [
     pytest.mark.integration,
@@ -38,28 +36,19 @@ STATUSES = {"starting", "running", "stopped", "killed", "abended"}
 
 @pytest.fixture
 def gg(monkeypatch: pytest.MonkeyPatch) -> GoldenGateHook:
-    url = urlsplit(os.environ["BASCULE_GG_URL"])
-    extra: dict[str, object] = {"base_path": url.path.rstrip("/")}
-    if verify := os.environ.get("BASCULE_GG_VERIFY"):
-        extra["verify"] = False if verify.lower() == "false" else verify
-    monkeypatch.setenv("AIRFLOW_CONN_GG_LIVE", json.dumps({
-        "conn_type": "http", "host": url.hostname, "port": url.port, "schema": url.scheme,
-        "login": os.environ["BASCULE_GG_USER"], "password": os.environ["BASCULE_GG_PASSWORD"],
-        "extra": extra,
-    }))
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_GG_LIVE", live.goldengate_connection())
+    except live.LiveSettingError as exc:
+        pytest.fail(str(exc), pytrace=False)
     return GoldenGateHook(goldengate_conn_id="gg_live")
 
 
 @pytest.fixture
 def oracle(monkeypatch: pytest.MonkeyPatch) -> OracleHeartbeatHook:
-    m = re.match(r"^(?P<user>[^/]+)/(?P<pw>[^@]+)@(?P<host>[^:/]+)(?::(?P<port>\d+))?/(?P<svc>.+)$",
-                 os.environ["BASCULE_ORACLE_DSN"])
-    if not m:
-        pytest.fail("BASCULE_ORACLE_DSN must look like user/password@host:port/service")
-    monkeypatch.setenv("AIRFLOW_CONN_ORACLE_LIVE", json.dumps({
-        "conn_type": "oracle", "host": m["host"], "port": int(m["port"] or 1521),
-        "login": m["user"], "password": m["pw"], "extra": {"service_name": m["svc"]},
-    }))
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_ORACLE_LIVE", live.oracle_connection(live.TARGET_DSN))
+    except live.LiveSettingError as exc:
+        pytest.fail(str(exc), pytrace=False)
     return OracleHeartbeatHook(oracle_conn_id="oracle_live",
                                heartbeat_schema=os.environ.get("BASCULE_GG_HEARTBEAT_SCHEMA"))
 
