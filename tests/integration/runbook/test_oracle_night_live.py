@@ -155,4 +155,5 @@ def test_the_live_oracle_night(live_night: Any) -> None:
         assert "gate_go_live" not in answered and states.get("open_target_writes") != "success", states
         statuses = _statuses(plan)
         assert statuses[gg.reverse_replicat] != "running", statuses  # nothing of the target's reached the source
+        assert statuses[gg.replicat] == "running", statuses  # the rollback started the forward replicat again
         assert endpoint.current() is Side.SOURCE
