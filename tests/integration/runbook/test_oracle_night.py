@@ -3,7 +3,8 @@ recording double of both Oracle databases (bascule_lab.testing.oracle_double), t
 the worked command endpoint with stand-ins for dig/nsupdate/sqlplus. The driver is the seam
 (``oracledb.connect``): the provider's OracleHook and every bascule hook above it run unchanged. Gates are
 answered through Airflow's HITL route handler as their assigned users; the preparation's milestones are
-recorded as the signed Asset events its stages leave (ADR 0056).
+recorded as the signed Asset events its stages leave (ADR 0056). The driver (oracle_night_driver.py) is
+the live night's too (test_oracle_night_live.py, ADR 0066): only what sits behind the connections differs.
 
 Checks: every step ran, the statements came in the night's order, GoldenGate's commands (forward replicat
 stopped, reverse pair started, ADR 0055), the endpoint moved; and a scripted failure (a difference found by
