@@ -30,7 +30,7 @@ test-oracle:
 	if [ -n "$$missing" ]; then \
 	  echo "test-oracle: skipped: set$$missing (two disposable Oracle 19c databases, the migration and application users on each, a GoldenGate Microservices deployment; see docs/oracle-live.md)"; \
 	  exit 0; fi; \
-	$(MAKE) -s setup && $(VENV)/python -m pytest -m oracle_live -p no:cacheprovider $(ORACLE_LIVE_TESTS) $(PYTEST_ARGS)
+	$(MAKE) -s setup && $(VENV)/python -m pytest -m oracle_live -p no:cacheprovider --tb=short $(ORACLE_LIVE_TESTS) $(PYTEST_ARGS)
 
 lint: setup
 	@$(VENV)/ruff check .

@@ -50,15 +50,17 @@ def conn(request: pytest.FixtureRequest) -> Iterator[Any]:
     var = request.param
     if live.missing((var,)):
         pytest.skip(f"{var} not set")
+    problem, connection = None, None
     try:
         c = json.loads(live.oracle_connection(var))
-    except live.LiveSettingError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
         connection = oracledb.connect(user=c["login"], password=c["password"], dsn=oracledb.makedsn(
             c["host"], c["port"], service_name=c["extra"]["service_name"]))
-    except oracledb.Error as exc:
-        pytest.fail(f"{var} ({live.dsn_target(var)}): {str(exc).splitlines()[0]}", pytrace=False)
+    except live.LiveSettingError as exc:
+        problem = str(exc)
+    except oracledb.Error as exc:  # the driver's text names no password: one line, without its chain
+        problem = f"{var} ({live.dsn_target(var)}): {' '.join(str(exc).split())}"
+    if connection is None:
+        pytest.fail(problem, pytrace=False)
     with connection:
         yield connection
 

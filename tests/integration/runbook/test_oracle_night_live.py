@@ -34,8 +34,8 @@ pytestmark = [
 
 
 def _fail(message: str) -> NoReturn:
-    # One line, no traceback: what is wrong and where, not the test's own frames.
-    pytest.fail(message, pytrace=False)
+    # One line, no traceback: what is wrong and where, not the test's frames nor the driver's chained errors.
+    raise pytest.fail.Exception(message, pytrace=False) from None
 
 
 def _connections(plan: Any) -> dict[str, tuple[str, str]]:
@@ -68,7 +68,7 @@ def _preflight(plan: Any, connections: dict[str, tuple[str, str]], command: list
         try:
             MigrationDatabaseHook(db_conn_id=conn_id, engine="oracle").connect().close()
         except Exception as exc:
-            _fail(f"{var} ({live.dsn_target(var)}), connection {conn_id}: {exc}".splitlines()[0])
+            _fail(f"{var} ({live.dsn_target(var)}): {exc}".splitlines()[0])  # the hook's text: "<conn_id>: ..."
     gg = plan.replication.goldengate
     hook = GoldenGateHook(goldengate_conn_id=gg.conn_id)
     ok, message = hook.test_connection()
