@@ -74,14 +74,18 @@ def _preflight(plan: Any, connections: dict[str, tuple[str, str]], command: list
     ok, message = hook.test_connection()
     if not ok:
         _fail(f"{live.GG_URL}, connection {gg.conn_id}: {message}".splitlines()[0])
-    for kind, name in (("extract", gg.extract), ("replicat", gg.replicat), ("extract", gg.reverse_extract),
-                       ("replicat", gg.reverse_replicat)):
+    # Where a night starts (ADR 0055): the forward pair replicating, the reverse pair created and stopped.
+    for kind, name, running in (("extract", gg.extract, True), ("replicat", gg.replicat, True),
+                                ("extract", gg.reverse_extract, False), ("replicat", gg.reverse_replicat, False)):
         if name is None:
             _fail(f"{live.PLAN}: replication.goldengate names no reverse {kind}: the night starts one (ADR 0055)")
         try:
-            hook.get_process_status(kind, name)
+            status = str(hook.get_process_status(kind, name)["status"]).lower()
         except GoldenGateApiError as exc:
             _fail(f"GoldenGate ({gg.conn_id}): {kind} {name} of the plan: {exc}".splitlines()[0])
+        if (status == "running") is not running:
+            _fail(f"GoldenGate ({gg.conn_id}): {kind} {name} is {status}; a night starts with it "
+                  f"{'running' if running else 'created and stopped'}")
     try:
         where = CommandEndpoint(command=command).current()
     except Exception as exc:
