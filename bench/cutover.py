@@ -46,14 +46,18 @@ def main() -> int:
 def _run(last: TextIO) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=1_000_000)
+    parser.add_argument("--purpose", default="bench-cutover", help="the lab's name (its own clusters and Airflow)")
+    parser.add_argument("--out", default=None, help="where to write the figures (default bench/out/cutover.json)")
     add_night_arguments(parser)
     args = parser.parse_args()
-    figures = night(args)
+    figures = night(args, purpose=args.purpose)
+    from pathlib import Path
+
     from bascule.paths import REPO_ROOT
 
-    out = REPO_ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cutover.json").write_text(json.dumps(figures, indent=2))
+    out = Path(args.out) if args.out else REPO_ROOT / "bench" / "out" / "cutover.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
     print(json.dumps({k: v for k, v in figures.items() if k not in ("tasks",)}, indent=2))
     print(f"downtime_s={figures['downtime_s']} work_s={figures['work_s']} overhead_s={figures['overhead_s']} "
           f"overhead_pct={figures['overhead_pct']} "

@@ -2,7 +2,7 @@
 
     flock /tmp/bascule-heavy.lock .venv/bin/python bench/cutover_scaling.py
 
-Each point is bench/cutover.py's night (its own lab, purpose "bench-scaling-<n>",
+Each point is bench/cutover.py's night, in its own process (its own lab, purpose "bench-scaling-<n>",
 seeded at that size; forward replication's initial load; an Airflow stack under
 the real scheduler; the clinic simulator writing through PgBouncer at --rate from
 --sessions sessions, 30 % updates and 10 % deletes by default; gates answered at
@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from _last_line import figures_last
-from cutover import add_night_arguments, night
+from cutover import add_night_arguments
 
 SIZES = {"100k": 100_000, "300k": 300_000, "1m": 1_000_000}
 # The window's steps, in the order of the night (the report's step timings).
@@ -50,10 +52,11 @@ def _run(last: TextIO) -> int:
     from bascule.paths import REPO_ROOT
 
     points: dict[str, dict[str, Any]] = {}
+    out = REPO_ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
     for size in sizes:
         print(f"bench: point {size} ({SIZES[size]:,} patients)", flush=True)
-        args.patients = SIZES[size]
-        figures = night(args, purpose=f"bench-scaling-{size}")
+        figures = _point(size, args, out / f"cutover_scaling-{size}.json")
         points[size] = figures
         parts = {k: v for k, v in figures["steps"].items() if k in WINDOW}
         print(f"bench: {size}: state {figures['state']}, downtime {figures['downtime_s']} s (work "
@@ -62,8 +65,6 @@ def _run(last: TextIO) -> int:
               f"freeze {figures['write_rates_60s_before_freeze']}, lost {figures['lost_writes']}/"
               f"{figures['lost_updates']}/{figures['resurrected_deletes']}", flush=True)
         print(f"bench: {size}: steps {json.dumps(parts)}; suites {json.dumps(figures['window'])}", flush=True)
-    out = REPO_ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
     (out / "cutover_scaling.json").write_text(json.dumps(
         {k: {f: v for f, v in p.items() if f != "tasks"} for k, p in points.items()}, indent=2))
 
@@ -81,6 +82,27 @@ def _run(last: TextIO) -> int:
           f"resurrected_deletes={lost['resurrected_deletes']} write_rate={rate}", file=last)
     ok = all(p["state"] == "success" and p["clean"] for p in points.values())
     return 0 if ok else 1
+
+
+def _point(size: str, args: argparse.Namespace, figures_file: Path) -> dict[str, Any]:
+    """One point: bench/cutover.py in its own process. Each point has its own lab, and Airflow's connection
+    lookups and the lab's environment are per process: a second night in the same process reached the first
+    lab's (stopped) clusters."""
+    figures_file.unlink(missing_ok=True)
+    command = [sys.executable, str(Path(__file__).with_name("cutover.py")), "--patients", str(SIZES[size]),
+               "--purpose", f"bench-scaling-{size}", "--out", str(figures_file),
+               "--rate", str(args.rate), "--sessions", str(args.sessions), "--warmup", str(args.warmup),
+               "--slack-latency", str(args.slack_latency)]
+    for flag, value in (("--update-share", args.update_share), ("--delete-share", args.delete_share)):
+        if value is not None:
+            command += [flag, str(value)]
+    if args.keep:
+        command.append("--keep")
+    done = subprocess.run(command, check=False)
+    if not figures_file.exists():
+        raise SystemExit(f"bench: point {size}: bench/cutover.py ended with {done.returncode} and no figures")
+    figures: dict[str, Any] = json.loads(figures_file.read_text())
+    return figures
 
 
 if __name__ == "__main__":
