@@ -477,4 +477,23 @@ class PostgresLogicalReplication(Replication):
             raise ReplicationBroken(SafeText("; ".join(causes)))
         replay, confirmed, ws_pid = pos[6], pos[4], pos[5]
         applied = lsn_to_int(replay if ws_pid is not None and replay is not None else confirmed)
-        return applied is not None and applied >= target
+        if applied is None or applied < target:
+            return False
+        # The subscriber's reported position is not proof: while it applies one large transaction it reports
+        # what it has received, not what it has committed (bench/lag_detection.py measured the drain ending
+        # about 1 s before a 100,000-row transaction was visible). Proof is a heartbeat written after the
+        # position and visible on the subscriber: a logical subscriber commits in the publisher's commit
+        # order, so every transaction committed before that heartbeat is there too (ADR 0069).
+        if self._heartbeat_applied_through(target):
+            return True
+        beat(self.hook, self.heartbeat_writer)
+        time.sleep(self.PROOF_WAIT_S)  # a heartbeat applies in milliseconds: look again before the next poll
+        return self._heartbeat_applied_through(target)
+
+    # How long applied_through waits for its own heartbeat before answering "not yet".
+    PROOF_WAIT_S = 0.05
+
+    def _heartbeat_applied_through(self, target: int) -> bool:
+        rows = self.hook.records("subscriber", q.newest_heartbeat(self.heartbeat_writer))
+        beat_lsn = lsn_to_int(rows[0][1]) if rows and rows[0][1] is not None else None
+        return beat_lsn is not None and beat_lsn >= target

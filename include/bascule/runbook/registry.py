@@ -237,6 +237,10 @@ class Runbook:
         Followed along the runbook's own edges, not along the rollback-on-failure's guards: the rollback runs
         because something failed, whatever was answered, and its action checks what there is to undo.
         """
+        if self.entry(task_id).is_report:
+            # The report records whatever happened, a NO-GO at a checkpoint included (that NO-GO failed the
+            # checkpoint and rolled the night back): it acts on nothing, so it waits for no answer.
+            return ()
         out = []
         for g in self.gates:
             if g.checkpoint:

@@ -1,23 +1,24 @@
-"""The Oracle dialect against a real Oracle database. Skipped unless ``BASCULE_ORACLE_DSN`` names one.
+"""The Oracle dialect against real Oracle databases: each of ``BASCULE_ORACLE_SOURCE_DSN`` and
+``BASCULE_ORACLE_TARGET_DSN`` that is set (the migration user's ``user/password@host:port/service``); a side
+whose variable is unset is skipped.
 
-``make test-oracle`` runs this file and ``tests/integration/replication/test_goldengate_live.py``
-(docs/oracle-live.md). What it proves on the database named (19c, or 23ai Free with the gaps the guide
-lists):
+``make test-oracle`` runs this file, ``tests/integration/replication/test_goldengate_live.py`` and the live
+night (docs/oracle-live.md). What it proves on each database named (19c, or 23ai Free with the gaps the
+guide lists):
 
 1. every read-only statement of the catalogue (the assessment's, the inventory's, the freeze's proof,
    the comparison's over a scratch table) runs, with its binds;
 2. the migration user holds what ``bascule plan grants`` derives (``session_privs`` and
-   ``user_tab_privs``/``role_tab_privs``), for the plan in ``BASCULE_PLAN`` (the example's by default);
+   ``user_tab_privs``/``role_tab_privs``), for the plan in ``BASCULE_ORACLE_PLAN`` (the example's by default);
 3. the comparison's hashes are equal for equal rows and differ for a changed 5,000-byte row, and a
    ``KILL SESSION`` of a session already gone fails with ORA-00030 only.
 
-The freeze itself (restricted session, account lock) changes the whole database: it runs only when
-``BASCULE_ORACLE_FREEZE_USER`` names a scratch application user the test may lock and unlock.
+The freeze itself (restricted session, account lock) changes the whole database: the live night runs it
+(tests/integration/runbook/test_oracle_night_live.py), only on databases declared disposable.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -28,26 +29,40 @@ from bascule.engines.base import ColumnKind, HashColumn, HashMode
 from bascule.engines.oracle import OracleDialect
 from bascule.engines.oracle_catalogue import Names, oracle_statements
 from bascule.engines.oracle_cutover import OracleCutoverDialect
+from bascule_lab.testing import oracle_live as live
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.oracle_live,
-    pytest.mark.skipif(not os.environ.get("BASCULE_ORACLE_DSN"), reason="needs BASCULE_ORACLE_DSN"),
+    pytest.mark.skipif(len(live.missing((live.SOURCE_DSN, live.TARGET_DSN))) == 2,
+                       reason=f"needs {live.SOURCE_DSN} or {live.TARGET_DSN}"),
 ]
 
-_DSN = re.compile(r"^(?P<user>[^/]+)/(?P<pw>[^@]+)@(?P<dsn>.+)$")
 SCRATCH = "BASCULE_LIVE_T"
 
 
-@pytest.fixture(scope="module")
-def conn() -> Iterator[Any]:
+@pytest.fixture(scope="module", params=[live.SOURCE_DSN, live.TARGET_DSN], ids=["source", "target"])
+def conn(request: pytest.FixtureRequest) -> Iterator[Any]:
+    import json
+
     import oracledb
 
-    m = _DSN.match(os.environ["BASCULE_ORACLE_DSN"])
-    if not m:
-        pytest.fail("BASCULE_ORACLE_DSN must look like user/password@host:port/service")
-    with oracledb.connect(user=m["user"], password=m["pw"], dsn=m["dsn"]) as c:
-        yield c
+    var = request.param
+    if live.missing((var,)):
+        pytest.skip(f"{var} not set")
+    problem, connection = None, None
+    try:
+        c = json.loads(live.oracle_connection(var))
+        connection = oracledb.connect(user=c["login"], password=c["password"], dsn=oracledb.makedsn(
+            c["host"], c["port"], service_name=c["extra"]["service_name"]))
+    except live.LiveSettingError as exc:
+        problem = str(exc)
+    except oracledb.Error as exc:  # the driver's text names no password: one line, without its chain
+        problem = f"{var} ({live.dsn_target(var)}): {' '.join(str(exc).split())}"
+    if connection is None:
+        pytest.fail(problem, pytrace=False)
+    with connection:
+        yield connection
 
 
 def _rows(conn: Any, sql: str, binds: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -118,11 +133,12 @@ def test_a_kill_of_a_session_already_gone_is_ora_00030(conn: Any) -> None:
 
 def test_the_migration_user_holds_the_derived_grants(conn: Any) -> None:
     from bascule.engines.oracle_grants import oracle_privileges
-    from bascule.plan import default_plan_path, load_plan
+    from bascule.plan import load_plan
 
-    plan = load_plan(os.environ.get("BASCULE_PLAN") or default_plan_path())
+    # Not BASCULE_PLAN: the test session sets it to the lab's plan.
+    plan = load_plan(live.plan_file())
     if plan.source.engine.value != "oracle":
-        pytest.skip("BASCULE_PLAN is not an Oracle plan")
+        pytest.skip(f"{live.PLAN} is not an Oracle plan")
     user = _user(conn)
     names = Names(schemas=tuple(s.upper() for s in plan.scope.schemas), app_role=plan.source.app_role.upper(),
                   heartbeat_owner=plan.replication.goldengate.heartbeat_owner if plan.replication.goldengate else None)

@@ -108,6 +108,9 @@ def test_the_plan_places_its_own_gates_and_manual_steps_in_the_night(lab_plan):
     assert {(r.gate_id, r.option) for r in night.requirements("open_target_writes")} >= {
         ("data_verified", GO), ("stop_hl7", DONE)}
     assert night.requirements("rollback_on_failure") == ()  # a failure rolls back, whatever was answered
+    # A NO-GO at data_verified fails it and rolls back: the report still records the night (it was skipped
+    # as "not on the branch chosen" before, and the night had no report).
+    assert night.requirements("report") == ()
 
 
 def test_a_checkpoint_no_go_fails_it_and_a_manual_step_takes_done_from_its_owner(lab_plan, ctx_factory, slack):

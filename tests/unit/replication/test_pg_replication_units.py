@@ -246,3 +246,57 @@ def test_the_cutover_drain_waits_in_its_task_for_its_whole_timeout() -> None:
     explicit = DrainSensor(task_id="drain2", plan=plan, replication_config={"method": "none"}, timeout=120,
                            inline_wait_s=5)
     assert explicit.inline_wait_s == 5.0
+
+
+class _ScriptedHook:
+    """Publisher and subscriber as a script: the walsender's reported replay position, and the heartbeat row the
+    subscriber shows (its ``beat_lsn``), which a write on the publisher moves to ``beat_applies_at``."""
+
+    def __init__(self, replay: str, subscriber_beat: str | None, beat_applies_at: str | None) -> None:
+        self.replay, self.subscriber_beat, self.beat_applies_at, self.beats = replay, subscriber_beat, \
+            beat_applies_at, 0
+
+    def records(self, side: str, query: object) -> list[tuple]:
+        text = query[0] if isinstance(query, tuple) else str(query)
+        if "pg_subscription" in text:
+            return [(True, "bascule_sub")]
+        if "pg_replication_slots s" in text:
+            return [(datetime.now(UTC), "0/9000", True, True, "0/100", 4242, self.replay, "reserved", True)]
+        if "INSERT INTO" in text:  # the heartbeat written on the publisher after the position
+            assert side == "publisher"
+            self.beats += 1
+            self.subscriber_beat = self.beat_applies_at
+            return [(datetime.now(UTC),)]
+        if "pg_current_wal_insert_lsn" in text:
+            return [("0/9100",)]
+        if "beat_lsn" in text:
+            assert side == "subscriber"
+            return [(datetime.now(UTC), self.subscriber_beat)] if self.subscriber_beat else []
+        raise AssertionError(f"unexpected query on {side}: {text}")
+
+
+def _flow(hook: _ScriptedHook) -> object:
+    from bascule.replication.postgres_logical import PostgresLogicalReplication
+
+    flow = PostgresLogicalReplication(publisher_conn_id="p", subscriber_conn_id="s", replication_conn_id="r",
+                                      publication="bascule_pub", subscription="bascule_sub", schemas=["clinic"])
+    flow.__dict__["hook"] = hook
+    flow.PROOF_WAIT_S = 0
+    return flow
+
+
+def test_applied_through_needs_a_heartbeat_written_after_the_position_on_the_subscriber() -> None:
+    """ADR 0069: the walsender's replay position runs ahead while one large transaction is applied; only a
+    heartbeat written after the position and visible on the subscriber proves everything before it is there."""
+    # Reported at the position, but the heartbeat written after it is not applied: a transaction is in flight.
+    stuck = _ScriptedHook(replay="0/5000", subscriber_beat="0/1000", beat_applies_at=None)
+    assert _flow(stuck).applied_through("0/5000") is False and stuck.beats == 1
+    # The same report, and the heartbeat it writes is applied: everything committed before it is there.
+    done = _ScriptedHook(replay="0/5000", subscriber_beat="0/1000", beat_applies_at="0/5008")
+    assert _flow(done).applied_through("0/5000") is True and done.beats == 1
+    # A heartbeat already applied past the position is proof without writing another.
+    already = _ScriptedHook(replay="0/6000", subscriber_beat="0/5800", beat_applies_at=None)
+    assert _flow(already).applied_through("0/5000") is True and already.beats == 0
+    # Not even reported at the position: no heartbeat is written, the answer is "not yet".
+    behind = _ScriptedHook(replay="0/4000", subscriber_beat="0/5800", beat_applies_at=None)
+    assert _flow(behind).applied_through("0/5000") is False and behind.beats == 0
