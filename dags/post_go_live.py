@@ -3,8 +3,13 @@
 
 For the plan's rollback window (`cutover.rollback_window`) after a night went live,
 reverse replication (target -> source) is what makes the `rollback` DAG possible.
-Trigger this DAG once the night is live (param `cutover_run_id`; empty: the last
-night that went live, from the evidence store). ADR 0057:
+**Starts by itself**: scheduled on the Asset `bascule.<plan>.went_live`, whose event
+the night's `report` adds only for a real night that went live (not a rehearsal, a
+rolled-back or an aborted night), with the night's run id. Keep this DAG unpaused
+from before the night: a paused DAG is not queued by the event. By hand: trigger it
+with param `cutover_run_id` (empty: the last night that went live, from the
+evidence store). One run at a time: an event that comes while a run is active
+waits for it, and a window already closed is not watched again. ADR 0057:
 
 1. `watch_reverse_replication`: one reading every heartbeat interval (reschedule
    mode: no worker slot held between readings), recorded in the target's
@@ -35,12 +40,14 @@ from bascule.operators.post_go_live import (
     RollbackWindowSensor,
 )
 from bascule.plan import default_plan_path, load_plan
+from bascule.runbook.milestones import went_live_asset
 
 plan = load_plan(default_plan_path())
 
 
 @dag(
-    schedule=None,
+    # The night's report emits it when a real night went live: the watch starts without anyone remembering.
+    schedule=[went_live_asset(plan)],
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -49,7 +56,8 @@ plan = load_plan(default_plan_path())
     default_args=default_args(on_failure_callback=failure_notifiers(plan)),
     tags=tags(plan, "post-go-live"),
     params={"cutover_run_id": Param("", type="string",
-                                    description="the night that went live (empty: the last one)")},
+                                    description="a manual run: the night that went live (empty: the last "
+                                                "one); a run the night started reads it from its event")},
 )
 def post_go_live() -> None:
     watch = RollbackWindowSensor(task_id="watch_reverse_replication", plan=plan,

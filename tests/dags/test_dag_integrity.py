@@ -111,3 +111,21 @@ def test_a_bad_plan_is_an_import_error_naming_the_field(tmp_path: Path, monkeypa
     bag = DagBag(dag_folder=str(DAGS_DIR / "inventory.py"))
     (message,) = bag.import_errors.values()
     assert f"{bad}: name:" in message
+
+
+def test_the_rollback_window_s_watch_is_scheduled_on_the_night_s_went_live_event(dagbag: Any) -> None:
+    """ADR 0057: post_go_live starts by itself on the Asset the cutover's report adds to its alias only for a real
+    night that went live; no cutover task has the Asset itself as an outlet (it would get an event on every
+    success, a rehearsal's or an aborted night's too)."""
+    from airflow.sdk import Asset
+
+    from bascule.runbook.milestones import went_live_alias, went_live_asset
+
+    plan = load_plan(dagbag.bascule_plan)
+    watch = dagbag.get_dag("post_go_live")
+    assert list(watch.timetable.asset_condition.objects) == [went_live_asset(plan)]
+    assert watch.max_active_runs == 1
+    outlets = {t.task_id: t.outlets for t in dagbag.get_dag("cutover").tasks if t.outlets}
+    assert outlets == {"report": [went_live_alias(plan)]}
+    assert not any(isinstance(o, Asset) and o.name == went_live_asset(plan).name
+                   for d in dagbag.dags.values() for t in d.tasks for o in t.outlets)

@@ -13,7 +13,7 @@ writes the migration's closing record to the evidence store and says so in the n
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -32,7 +32,7 @@ from bascule.runbook.decisions import Requirement, assigned_people
 from bascule.today import parse_instant, utc_now
 
 __all__ = ["CLOSE_GATE", "CloseMigrationOperator", "NoNightToWatch", "RetireReverseReplicationOperator",
-           "RollbackWindowSensor", "find_night", "window_of"]
+           "RollbackWindowSensor", "closed_by", "find_night", "night_of_events", "window_of"]
 
 CLOSE_GATE = "close_rollback_window"
 CUTOVER_DAG = "cutover"
@@ -64,6 +64,33 @@ def find_night(plan_name: str, run_id: str | None = None, *, base: Any = None) -
         raise NoNightToWatch(f"no cutover of plan {plan_name!r} went live (evidence store {folder}): nothing to "
                              "watch")
     return max(live, key=lambda r: parse_instant(str(r["downtime_end"])))
+
+
+def night_of_events(events: Iterable[Any], asset_name: str) -> str:
+    """The cutover run whose ``went_live`` event started this run: the latest such event among those the run
+    consumed (several when the watch was paused across nights).
+
+    The run id is Airflow's own record of the run that emitted the event (``source_run_id``), which the REST
+    API cannot set, and the extra must name the same run: an event posted through the API starts no watch.
+    """
+    ours = [e for e in events if getattr(e, "source_dag_id", None) == CUTOVER_DAG and getattr(e, "source_run_id", None)
+            and (getattr(e, "extra", None) or {}).get("run_id") == e.source_run_id]
+    if not ours:
+        raise NoNightToWatch(f"this run was started by an event on {asset_name} that no cutover run emitted: "
+                             "nothing to watch (trigger it by hand with cutover_run_id)")
+    return str(max(ours, key=lambda e: e.timestamp).source_run_id)
+
+
+def closed_by(plan_name: str, night_run_id: str, *, base: Any = None, dag_id: str = "post_go_live") -> str | None:
+    """The run that already closed this night's rollback window (its closing record in the evidence store)."""
+    folder = (base / plan_name / dag_id) if base is not None else evidence.dag_folder(plan_name, dag_id)
+    if not folder.exists():
+        return None
+    for path in sorted(folder.glob("*/closing.json")):
+        record = evidence.read_json(path)
+        if record.get("night") == night_run_id and record.get("closed"):
+            return str(record.get("run_id"))
+    return None
 
 
 def window_of(night: Mapping[str, Any], window_s: float) -> tuple[datetime, datetime]:
@@ -104,11 +131,29 @@ class RollbackWindowSensor(BaseSensorOperator):
     def history(self) -> ReplicationHistoryHook:
         return ReplicationHistoryHook(history_conn_id=self._plan.target.conn_id)
 
+    def night_run_id(self, context: Any) -> str | None:
+        """The night to watch: the one whose ``went_live`` event started this run, else the param (a manual
+        run; empty: the last night that went live)."""
+        from bascule.runbook.milestones import went_live_asset
+
+        asset = went_live_asset(self._plan)
+        accessor = context.get("triggering_asset_events") if hasattr(context, "get") else None
+        events = list(accessor.get(asset) or ()) if accessor else []
+        run_type = getattr(context.get("dag_run") if hasattr(context, "get") else None, "run_type", None)
+        if events or str(getattr(run_type, "value", run_type)) == "asset_triggered":
+            return night_of_events(events, asset.name)
+        return self.cutover_run_id or None
+
     def poke(self, context: Any) -> PokeReturnValue | bool:
         from bascule.privacy.sanitize import sanitize_error_text
 
         plan = self._plan
-        night = find_night(plan.name, self.cutover_run_id or None)
+        night = find_night(plan.name, self.night_run_id(context))
+        closer = closed_by(plan.name, str(night["run_id"]))
+        if closer is not None:
+            # A run queued behind the one that closed it (max_active_runs=1): no second watch of the same night.
+            raise AirflowSkipException(f"the rollback window of night {night['run_id']} was closed by run "
+                                       f"{closer}: nothing to watch")
         start, end = window_of(night, plan.cutover.rollback_window)
         method = plan.replication.method.value
         last = self.history.last_flow_event(method=method, direction="reverse")

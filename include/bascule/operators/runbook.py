@@ -36,6 +36,8 @@ def _task(entry: Entry, runbook: Runbook, plan: Plan) -> Any:
         common["retry_delay"] = WINDOW_RETRY_DELAY
     if entry.inlets_from is not None:
         common["inlets"] = list(entry.inlets_from(plan))
+    if entry.outlets_from is not None:
+        common["outlets"] = list(entry.outlets_from(plan))
     # Airflow runs pre_execute before execute (and before a deferred task resumes): the signed answers of
     # the gates before this task are checked before it can act, whatever state a person set by hand.
     guard = guard_for(runbook, entry.task_id, plan)

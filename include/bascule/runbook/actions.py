@@ -752,9 +752,30 @@ def report_sections(results: Any) -> dict[str, Any]:
 
 
 def _run_report(ctx: StepContext) -> dict[str, Any]:
+    """The night's report, then, for a real night that went live, the ``went_live`` event that starts the
+    rollback window's watch (``post_go_live`` is scheduled on it, ADR 0057). Emitted here, not by
+    ``open_target_writes``: the watch reads the night's report (its go-live instant, its Slack thread) and
+    reverse replication is running by now. A report that fails (a night rolled back after a failure) emits
+    nothing; a rehearsal, an abort or a NO-GO adds no event to the alias, so Airflow records none."""
+    from bascule.runbook import milestones
     from bascule.runbook.report import run_report
 
-    return run_report(ctx)
+    result = run_report(ctx)
+    extra = milestones.went_live_extra(ctx.plan, result)
+    if extra is None:
+        ctx.log(f"no {milestones.WENT_LIVE} event: the night ended {result.get('outcome')}"
+                + (" as a rehearsal" if result.get("rehearsal") else ""))
+        return result
+    asset = milestones.went_live_asset(ctx.plan)
+    ctx.airflow["outlet_events"][milestones.went_live_alias(ctx.plan)].add(asset, extra=extra)
+    ctx.log(f"went live: event on asset {asset.name} for run {extra['run_id']} (the rollback window's watch starts)")
+    return result
+
+
+def _went_live_outlets(plan: Any) -> list[Any]:
+    from bascule.runbook.milestones import went_live_alias
+
+    return [went_live_alias(plan)]
 
 
 def _calendar_inlets(plan: Any) -> list[Any]:
@@ -802,6 +823,7 @@ CUTOVER = Runbook(
         step(ROLLBACK_ON_FAILURE, rollback, trigger_rule=TriggerRule.ALL_DONE,
              ends_downtime=CutoverOutcome.ROLLED_BACK,
              fails_run="the cutover was rolled back after a failure"),
-        report(REPORT, _run_report, after=(ABORT, ANNOUNCE_LIVE, ROLLBACK, ROLLBACK_ON_FAILURE)),
+        report(REPORT, _run_report, after=(ABORT, ANNOUNCE_LIVE, ROLLBACK, ROLLBACK_ON_FAILURE),
+               outlets_from=_went_live_outlets),
     ),
 )

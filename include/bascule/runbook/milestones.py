@@ -23,24 +23,53 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 
 from bascule.plan import MilestoneId, Plan
 from bascule.today import parse_instant, utc_now
 
 ASSET_GROUP = "bascule-milestones"
 REHEARSAL = "rehearsal"
+# Not a milestone of the preparation: the event a real night emits once it went live, on which the rollback
+# window's watch (``post_go_live``) is scheduled (ADR 0057).
+WENT_LIVE = "went_live"
 SIGNATURE_PREFIX = "hmac-sha256:"
 GREEN = "completed"
 
 
 def asset_name(plan: Plan, milestone: MilestoneId | str) -> str:
     # The production plan's name, also for a rehearsal run (plan.production): one calendar per migration.
-    return f"bascule.{plan.production.name}.{MilestoneId(milestone).value if milestone != REHEARSAL else REHEARSAL}"
+    name = milestone if milestone in (REHEARSAL, WENT_LIVE) else MilestoneId(milestone).value
+    return f"bascule.{plan.production.name}.{name}"
 
 
 def milestone_asset(plan: Plan, milestone: MilestoneId | str) -> Asset:
     return Asset(name=asset_name(plan, milestone), group=ASSET_GROUP)
+
+
+def went_live_asset(plan: Plan) -> Asset:
+    """``bascule.<plan>.went_live``: one event per real night that went live, its run id in the extra."""
+    return milestone_asset(plan, WENT_LIVE)
+
+
+def went_live_alias(plan: Plan) -> AssetAlias:
+    """The night's report's outlet: an alias, so that the report adds the ``went_live`` event only for a real
+    night that went live. A task's plain Asset outlet gets an event whenever the task succeeds, and the report
+    succeeds after a rehearsal, an abort or a NO-GO too."""
+    return AssetAlias(name=f"{asset_name(plan, WENT_LIVE)}.if_live", group=ASSET_GROUP)
+
+
+def went_live_extra(plan: Plan, report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``went_live`` event's extra for a night's report, or None when the night must start no watch: a
+    rehearsal (on the rehearsal environment: production's reverse flow is not its concern), a night rolled
+    back, aborted, or without a go-live instant. Names and instants only, never a value."""
+    if report.get("outcome") != GREEN or not report.get("downtime_end"):
+        return None
+    if report.get("rehearsal") or plan.production is not plan:
+        return None
+    return {"plan": plan.production.name, "dag_id": report.get("dag_id"), "run_id": report.get("run_id"),
+            "outcome": report.get("outcome"), "downtime_end": report.get("downtime_end"),
+            "downtime_s": report.get("downtime_s")}
 
 
 def calendar_assets(plan: Plan) -> list[Asset]:

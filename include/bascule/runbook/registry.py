@@ -91,6 +91,8 @@ class Entry:
     retries: int | None = None
     # The Airflow Assets this entry reads (its inlets), from the plan (ADR 0048).
     inlets_from: Callable[[Any], Sequence[Any]] | None = None
+    # ... and those it may emit events on (its outlets), from the plan (ADR 0057).
+    outlets_from: Callable[[Any], Sequence[Any]] | None = None
 
     @property
     def step(self) -> str:
@@ -291,7 +293,8 @@ class Runbook:
         return tuple(e for e in self.entries if not e.is_report)
 
 
-def report(task_id: str, action: Action, *, after: tuple[str, ...]) -> Entry:
+def report(task_id: str, action: Action, *, after: tuple[str, ...],
+           outlets_from: Callable[[Any], Sequence[Any]] | None = None) -> Entry:
     """The runbook's report: off the critical path, run whatever happened before it."""
     return Entry(task_id=task_id, kind=EntryKind.STEP, action=action, after=after, critical_path=False,
-                 trigger_rule=TriggerRule.ALL_DONE, is_report=True)
+                 trigger_rule=TriggerRule.ALL_DONE, is_report=True, outlets_from=outlets_from)

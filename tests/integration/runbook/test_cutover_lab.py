@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,20 @@ def _no_lost_update_or_resurrected_delete(writes: dict[str, Any]) -> None:
     assert writes["lost_updates"] == 0 and writes["resurrected_deletes"] == 0, writes
 
 
-def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_capture: Any,
+@pytest.fixture()
+def watch_on(night: Any) -> Iterator[Any]:
+    """post_go_live unpaused before the night, as on a real one (a paused DAG is not queued by an Asset event);
+    paused again after, so that the session's other nights that go live start no watch."""
+    ops = night.client("bascule_ops")
+    ops.wait_for_dag("post_go_live")
+    ops.unpause("post_go_live")
+    try:
+        yield ops
+    finally:
+        ops.pause("post_go_live")
+
+
+def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_capture: Any, watch_on: Any,
                                                   airflow_stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from bascule_lab.gates.client import AirflowApiError
 
@@ -101,8 +115,9 @@ def test_go_go_moves_the_application_to_the_target(night: Any, plan: Any, slack_
             refused.append(exc.status)
 
     result = night.run(before_gate=outsider_tries)
-    # The rollback window runs from go-live: its watch starts now, and reads while this night is checked.
-    watch = _start_post_go_live(night, result)
+    # The rollback window runs from go-live: its watch started by itself on the night's went_live event, and
+    # reads while this night is checked.
+    watch = _watch_started_by_the_night(night, result)
 
     assert result.state == "success", result.tasks
     assert refused == [403, 403]
@@ -185,13 +200,39 @@ def _run_monitor(night: Any) -> dict[str, Any]:
     return ops.xcom("replication_monitor", run_id, "record_lag")
 
 
-def _start_post_go_live(night: Any, result: Any) -> tuple[str, float]:
+def _events_of(night: Any, run_id: str) -> list[dict[str, Any]]:
+    """The Asset events a cutover run emitted (the night's went_live event is the only one a lab night can)."""
+    return night.client("bascule_ops")._call("GET", "/api/v2/assets/events", params={
+        "source_dag_id": "cutover", "source_run_id": run_id})["asset_events"]
+
+
+def _watch_started_by_the_night(night: Any, result: Any) -> tuple[str, float]:
+    """The post_go_live run the night's went_live Asset event created: asset-triggered (no one triggered it), the
+    latest event it consumed this night's report's."""
     import time
 
     ops = night.client("bascule_ops")
-    ops.wait_for_dag("post_go_live")
-    ops.unpause("post_go_live")
-    return ops.trigger("post_go_live", conf={"cutover_run_id": result.run_id}), time.monotonic()
+    deadline = time.monotonic() + 120
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = ops._call("GET", "/api/v2/dags/post_go_live/dagRuns",
+                         params={"run_type": "asset_triggered", "order_by": "-run_after"})["dag_runs"]
+        if runs:
+            break
+        time.sleep(0.5)
+    assert len(runs) == 1, f"one watch started by the night's event, got {runs}"
+    run = runs[0]
+    assert run["run_type"] == "asset_triggered" and run["triggered_by"] == "asset", run
+    consumed = ops._call("GET", f"/api/v2/dags/post_go_live/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")
+    events = sorted(consumed["asset_events"], key=lambda e: e["timestamp"])
+    # Every event the run consumed is a night's report's (earlier GO nights of the session, while the DAG was
+    # paused, count too: Airflow hands a first run every event since the DAG was scheduled on the Asset); the
+    # latest, which the watch follows, is this night's.
+    assert events and {(e["source_dag_id"], e["source_task_id"]) for e in events} == {("cutover", "report")}, events
+    latest = events[-1]
+    assert (latest["source_run_id"], latest["extra"]["run_id"]) == (result.run_id, result.run_id), events
+    assert latest["extra"]["outcome"] == "completed" and latest["extra"]["plan"] == "lab", events
+    return str(run["dag_run_id"]), time.monotonic()
 
 
 def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any, watch: tuple[str, float]) -> None:
@@ -257,7 +298,7 @@ def _after_go_live(night: Any, plan: Any, result: Any, slack_capture: Any, watch
     assert _run_monitor(night)["samples"] == 0
     assert _posted_since(slack_capture, before) == []
     print(f"post-go-live: rollback window of {plan.cutover.rollback_window:.0f} s watched ({readings[0]} readings), "
-          f"gate asked {watched_s:.1f} s after the trigger; closing {closing['file']}; phase {time.monotonic() - phase:.1f} s")
+          f"gate asked {watched_s:.1f} s after the night's end; closing {closing['file']}; phase {time.monotonic() - phase:.1f} s")
 
 
 def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: Any) -> None:
@@ -281,6 +322,7 @@ def test_no_go_at_go_live_rolls_back_without_losing_a_write(night: Any, plan: An
     _no_lost_update_or_resurrected_delete(result.writes)
     assert result.report is not None and result.report["outcome"] == "rolled_back"
     assert {d["gate"]: d["decision"] for d in result.report["decisions"]}["go_live"] == "NO-GO"
+    assert _events_of(night, result.run_id) == [], "a rolled-back night starts no rollback window's watch"
     assert _reading(plan, "forward").state.value == "streaming", "forward replication runs again"
     flows = _flows(night.lab)
     assert flows["legacy_subscriptions"] == set() and flows["new_slots"] == set(), \
@@ -324,6 +366,7 @@ def test_no_go_for_freeze_changes_nothing(night: Any, plan: Any, fresh_lab: Any)
                                             "target": "bascule_rehearsal_new"}
     assert result.tasks["abort_before_freeze"] == "success"
     assert result.tasks["freeze_source"] == "skipped"
+    assert _events_of(night, result.run_id) == [], "a rehearsal starts no rollback window's watch"
     assert result.endpoint_side == "legacy"
     with fresh_lab.connect("legacy", "clinic") as conn:
         assert conn.execute("SELECT count(*) FROM information_schema.role_table_grants "

@@ -126,6 +126,22 @@ def _commands(fake: Any) -> list[tuple[str, str, str]]:
 SRC, TGT, TGT_APP = "hosp_prod_legacy", "hosp_prod_new", "hosp_prod_new_app"
 
 
+def _went_live_events(run_id: str) -> list[dict[str, Any]]:
+    """The extras of the went_live events the cutover run emitted (on the example plan's Asset)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from bascule.plan import load_plan
+    from bascule.runbook.milestones import went_live_asset
+
+    name = went_live_asset(load_plan(os.environ["BASCULE_PLAN"])).name
+    with create_session() as session:
+        return [dict(e.extra or {}) for e in session.scalars(
+            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(
+                AssetModel.name == name, AssetEvent.source_dag_id == "cutover", AssetEvent.source_run_id == run_id))]
+
+
 def test_the_oracle_night_runs_every_step_in_order(oracle_night: Any) -> None:
     night, fake, endpoint_state = oracle_night
     run, states, answered = run_night()
@@ -169,6 +185,9 @@ def test_the_oracle_night_runs_every_step_in_order(oracle_night: Any) -> None:
     # the target.
     calls = _endpoint_calls(endpoint_state)
     assert calls.index("stop src") < calls.index("nsupdate") < calls.index("start tgt"), calls
+    # The night went live for real: its report emitted the went_live event the rollback window's watch is
+    # scheduled on (ADR 0057), naming this run.
+    assert [e["run_id"] for e in _went_live_events(run.run_id)] == [run.run_id]
 
 
 def test_a_difference_found_in_the_window_ends_in_the_rollback(oracle_night: Any) -> None:
@@ -190,3 +209,4 @@ def test_a_difference_found_in_the_window_ends_in_the_rollback(oracle_night: Any
     assert "unlock_user" not in night.labels(TGT)  # the target never opened
     # The reverse replicat never started: nothing of the target's reached the source.
     assert ("start", "replicat", "REPBACK") not in _commands(fake) and fake.scenario.processes["REPBACK"] == "stopped"
+    assert _went_live_events(run.run_id) == [], "a rolled-back night starts no rollback window's watch"

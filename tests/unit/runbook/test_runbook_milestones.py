@@ -130,3 +130,54 @@ def test_the_nights_first_checks_read_the_milestones_as_inlets_and_refuse(plan: 
     # A rehearsal is exempt.
     context["dag_run"] = SimpleNamespace(conf={"rehearsal": True}, run_id="r")
     assert calendar_checks(StepContext(plan=plan, airflow=context, step="calendar_checks"))["reason"] == "rehearsal"
+
+
+# --------------------------------------------------------------------------- the night went live (ADR 0057)
+
+
+def _night_report(**fields: Any) -> dict[str, Any]:
+    return {"dag_id": "cutover", "run_id": "manual__night", "outcome": "completed", "rehearsal": False,
+            "downtime_end": "2027-03-01T22:30:00+00:00", "downtime_s": 600.0, **fields}
+
+
+def test_only_a_real_night_that_went_live_has_a_went_live_event() -> None:
+    from bascule.paths import LAB_PLAN
+
+    lab = load_plan(LAB_PLAN)
+    assert milestones.went_live_asset(lab).name == "bascule.lab.went_live"
+    assert milestones.went_live_extra(lab, _night_report()) == {
+        "plan": "lab", "dag_id": "cutover", "run_id": "manual__night", "outcome": "completed",
+        "downtime_end": "2027-03-01T22:30:00+00:00", "downtime_s": 600.0}
+    assert milestones.went_live_extra(lab, _night_report(rehearsal=True)) is None
+    assert milestones.went_live_extra(lab.for_rehearsal(), _night_report()) is None  # the rehearsal environment
+    assert milestones.went_live_extra(lab, _night_report(outcome="rolled_back")) is None
+    assert milestones.went_live_extra(lab, _night_report(outcome="aborted", downtime_end=None)) is None
+
+
+@pytest.mark.parametrize(("report", "emitted"), [
+    (_night_report(), True), (_night_report(rehearsal=True), False), (_night_report(outcome="rolled_back"), False),
+    (_night_report(outcome="aborted", downtime_end=None), False)])
+def test_the_night_s_report_adds_the_event_to_its_alias_only_when_it_went_live(
+        monkeypatch: pytest.MonkeyPatch, report: dict[str, Any], emitted: bool) -> None:
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from bascule.paths import LAB_PLAN
+    from bascule.runbook import actions
+    from bascule.runbook import report as report_module
+
+    lab = load_plan(LAB_PLAN)
+    monkeypatch.setattr(report_module, "run_report", lambda ctx: report)
+    outlets = OutletEventAccessors()
+    ctx = StepContext(plan=lab, airflow={"outlet_events": outlets}, step="report")
+    assert actions._run_report(ctx) is report
+    events = outlets[milestones.went_live_alias(lab)].asset_alias_events
+    if not emitted:
+        assert events == [] and "no went_live event" in ctx.notes[-1]
+        return
+    (event,) = events
+    assert event.dest_asset_key.name == "bascule.lab.went_live" and event.extra["run_id"] == "manual__night"
+    # The cutover's report declares the alias as its only outlet: the Asset itself is on no task's outlets,
+    # since a plain outlet gets an event whenever its task succeeds.
+    entry = actions.CUTOVER.entry(actions.REPORT)
+    assert entry.outlets_from is not None and entry.outlets_from(lab) == [milestones.went_live_alias(lab)]
+    assert [e.task_id for e in actions.CUTOVER if e.outlets_from is not None] == [actions.REPORT]
