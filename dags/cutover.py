@@ -10,8 +10,11 @@ downtime clock running from the freeze. Each runbook step is its own task:
    the endpoint on the source. The evidence becomes the first gate's body.
 2. **Gate `gate_go_for_freeze`** (GO / NO-GO, only the plan's assigned users).
    NO-GO ends the run at `abort_before_freeze`: nothing changed, replication runs on.
-3. `restore_point`, `freeze_source` (revoke the application's writes, end its
-   sessions, pause the endpoint). **The downtime clock starts.**
+3. `restore_point`, `catch_up_checks` (while the application still writes: the
+   comparison, the suites and the foreign keys brought from T-minus up to now, in
+   passes, each moving its change tracker on, ADR 0070), `freeze_source` (revoke
+   the application's writes, end its sessions, pause the endpoint). **The downtime
+   clock starts.**
 4. `drain` (the target has applied everything up to the frozen position; it looks
    in the task for a few seconds, then defers).
 5. Then, side by side: `stop_replication` (the drained subscription is disabled)

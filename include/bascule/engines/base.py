@@ -320,6 +320,10 @@ class LogicalDecodingDialect(abc.ABC):
         """One row: the engine's current log position, as text."""
 
     @abc.abstractmethod
+    def advance_change_slot_sql(self, slot: str, position: str) -> Query:
+        """Move the slot on to ``position`` (changes before it are no longer read); one row."""
+
+    @abc.abstractmethod
     def unique_indexes_sql(self, schema: str, table: str) -> Query:
         """One row per valid unique index over plain columns: (index name, array of column names)."""
 

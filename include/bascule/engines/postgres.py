@@ -351,6 +351,11 @@ class PostgresValidation(ValidationDialect, LogicalDecodingDialect):
     def current_position_sql(self) -> Query:
         return "SELECT pg_current_wal_lsn()::text", {}
 
+    def advance_change_slot_sql(self, slot: str, position: str) -> Query:
+        # PostgreSQL stops at the flushed position if asked further, and refuses to move a slot back.
+        return ("SELECT end_lsn::text FROM pg_replication_slot_advance(%(slot)s, %(position)s::pg_lsn)",
+                {"slot": slot, "position": position})
+
     def unique_indexes_sql(self, schema: str, table: str) -> Query:
         """One row per valid, total (no predicate, no expression) unique index: its name and columns."""
         return (

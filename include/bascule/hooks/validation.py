@@ -180,6 +180,10 @@ class ComparisonSession:
     def current_position(self) -> str:
         return str(self.rows(self._require_decoding().current_position_sql())[0][0])
 
+    def advance_change_slot(self, slot: str, position: str) -> str:
+        """Changes before ``position`` are proven: the slot no longer reads them (ADR 0070)."""
+        return str(self.rows(self._require_decoding().advance_change_slot_sql(slot, position))[0][0])
+
     def unique_indexes(self, schema: str, table: str) -> dict[str, tuple[str, ...]]:
         """Valid unique indexes over plain columns: name -> columns (what proves uniqueness, ADR 0061)."""
         query = self._require_decoding().unique_indexes_sql(schema, table)

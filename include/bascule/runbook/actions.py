@@ -32,6 +32,7 @@ TMINUS = "tminus_checks"
 GATE_FREEZE = "gate_go_for_freeze"
 ABORT = "abort_before_freeze"
 RESTORE_POINT = "restore_point"
+CATCH_UP = "catch_up_checks"
 FREEZE = "freeze_source"
 DRAIN = "drain"
 STOP = "stop_replication"
@@ -299,6 +300,97 @@ def window_baseline(ctx: StepContext) -> dict[str, Any]:
     return {**result, "findings": findings}
 
 
+# The catch-up before the freeze (ADR 0070): passes until one takes at most this long, at most this many.
+CATCH_UP_PASS_S = 5.0
+CATCH_UP_MAX_PASSES = 3
+
+
+def catch_up_checks(ctx: StepContext) -> dict[str, Any]:
+    """After GO, before the freeze, while the application still writes: the window's three checks (the
+    comparison, the suites, the foreign keys) brought from T-minus up to now, in passes, each moving its
+    change tracker on once what it read is proven. The window then re-checks only what changed during the
+    last pass, however long T-minus and the gate took: its cost no longer grows with the database."""
+    import time
+
+    from bascule.validation.service import incremental_comparison
+
+    compare = _tracks_changes(ctx.plan)
+    window = _window_tracks_changes(ctx.plan)
+    previous = (ctx.result_of(TMINUS) or {}).get("comparison_report")
+    if not (compare and previous) and not window:
+        ctx.log("no change tracker: nothing to catch up; the window checks in full")
+        return {"passes": []}
+    passes: list[dict[str, Any]] = []
+    for number in range(1, CATCH_UP_MAX_PASSES + 1):
+        started = time.monotonic()
+        done: dict[str, Any] = {"pass": number}
+        if compare and previous:
+            previous = incremental_comparison(ctx.plan, previous, consume=False)
+            done["comparison"] = {k: previous[k] for k in ("rows_compared", "differences", "seconds")}
+        if window:
+            done["suites"] = _catch_up_suites(ctx)
+            done["constraints"] = _catch_up_constraints(ctx)
+        done["seconds"] = round(time.monotonic() - started, 3)
+        passes.append(done)
+        ctx.log(f"catch-up pass {number}: {done['seconds']:.1f} s"
+                + (f"; comparison {done['comparison']['rows_compared']:,} rows re-checked, "
+                   f"{done['comparison']['differences']} still different" if "comparison" in done else "")
+                + (f"; suites on {done['suites'].get('rows_in_scope', 0):,} rows changed"
+                   if done.get("suites") else "")
+                + (f"; foreign keys on {done['constraints'].get('rows_changed', 0):,} rows changed"
+                   if done.get("constraints") else ""))
+        if done["seconds"] <= CATCH_UP_PASS_S:
+            break
+    return {"passes": passes, "comparison_report": previous if compare else None}
+
+
+def _catch_up_suites(ctx: StepContext) -> dict[str, Any] | None:
+    """One pass of the suites on the rows changed since their tracker's position; moved on if they pass.
+    A failure moves nothing: the window checks those rows again, and fails there as it would have."""
+    from bascule.hooks.validation import ValidationHook
+    from bascule.validation.delta import DeltaTracker, referenced_tables
+    from bascule.validation.runner import run_suites_in_window
+    from bascule.validation.suites import load_suite_file
+
+    if not ctx.plan.validation.suites:
+        return None
+    docs = [load_suite_file(name) for name in ctx.plan.validation.suites]
+    changed, tracking = _window_changes(ctx, "suites", referenced_tables(docs))
+    if changed is None:
+        return {"skipped": tracking["reason"]}
+    result = run_suites_in_window(ctx.plan, changed=changed, tracking=tracking)
+    failed = [s["suite"] for s in result["suites"] if not s["success"]]
+    rows = sum(int(s.get("rows_in_scope") or 0) for s in result["suites"])
+    if failed:
+        ctx.log(f"catch-up: suites failed on the target ({', '.join(failed)}): not moved on, the window "
+                "checks these rows again")
+        return {"ok": False, "failed": failed, "rows_in_scope": rows}
+    hook = ValidationHook(db_conn_id=ctx.plan.target.conn_id, engine=ctx.plan.target.engine.value)
+    DeltaTracker(hook=hook, slot=tracking["slot"]).advance(tracking["to_position"])
+    return {"ok": True, "rows_in_scope": rows, "advanced_to": tracking["to_position"]}
+
+
+def _catch_up_constraints(ctx: StepContext) -> dict[str, Any]:
+    """One pass of the foreign keys among the rows changed since their tracker's position (validated in
+    full at T-minus: nothing is validated again here); moved on if no row is orphaned."""
+    from bascule.cutover.fixups import check_constraints
+    from bascule.hooks.validation import ValidationHook
+    from bascule.validation.delta import DeltaTracker
+
+    changed, tracking = _window_changes(ctx, "constraints", _tables_in_scope(ctx))
+    if changed is None:
+        return {"skipped": tracking["reason"]}
+    report = check_constraints(_db(ctx, "target"), schemas=list(ctx.plan.scope.schemas), validate=False,
+                               changed=changed)
+    if report.orphans:
+        ctx.log(f"catch-up: {len(report.orphans)} foreign key(s) with orphans among the rows changed: not "
+                "moved on, the window checks these rows again")
+        return {"ok": False, "rows_changed": tracking["rows_changed"]}
+    hook = ValidationHook(db_conn_id=ctx.plan.target.conn_id, engine=ctx.plan.target.engine.value)
+    DeltaTracker(hook=hook, slot=tracking["slot"]).advance(tracking["to_position"])
+    return {"ok": True, "rows_changed": tracking["rows_changed"], "advanced_to": tracking["to_position"]}
+
+
 def _window_changes(ctx: StepContext, purpose: str, tables: list[tuple[str, str]]) -> tuple[Any, dict[str, Any]]:
     """What changed on the target since the baseline of ``purpose`` (suites, constraints), or (None, why)
     when the window must check in full: no tracker, no baseline, or a baseline that did not pass."""
@@ -407,8 +499,9 @@ def final_validation(ctx: StepContext) -> dict[str, Any]:
     comparison again, ``validation.parallelism`` ranges at a time (Oracle: ADR 0052)."""
     from bascule.validation.service import full_comparison, incremental_comparison
 
-    previous = ctx.result_of(TMINUS) or {}
-    report = previous.get("comparison_report")
+    # The last comparison before the freeze: the catch-up's last pass where it ran, else T-minus's (ADR 0070).
+    report = (ctx.result_of(CATCH_UP) or {}).get("comparison_report") \
+        or (ctx.result_of(TMINUS) or {}).get("comparison_report")
     if _tracks_changes(ctx.plan):
         comparison = incremental_comparison(ctx.plan, report)
     else:
@@ -798,7 +891,8 @@ CUTOVER = Runbook(
              after=(TMINUS,), retries=1),
         step(ABORT, abort_before_freeze, critical_path=False, is_ending=True),
         step(RESTORE_POINT, restore_point),
-        step(FREEZE, freeze_source, after=(RESTORE_POINT,), starts_downtime=True, guarded=True),
+        step(CATCH_UP, catch_up_checks, after=(RESTORE_POINT,)),
+        step(FREEZE, freeze_source, after=(CATCH_UP,), starts_downtime=True, guarded=True),
         drain(DRAIN, direction="forward", position_from=FREEZE, after=(FREEZE,), guarded=True),
         # Once drained, the frozen source sends nothing more: stopping the (idle) subscription is one more
         # branch, not a step the checks must wait for; the reverse flow is prepared only once the forward

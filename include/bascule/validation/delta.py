@@ -197,6 +197,11 @@ class DeltaTracker:
         with self.hook.session() as s:
             s.drop_change_slot(self.slot)
 
+    def advance(self, position: str) -> str:
+        """The changes before ``position`` were checked before the freeze: the window no longer reads them."""
+        with self.hook.session() as s:
+            return s.advance_change_slot(self.slot, position)
+
     def changes(self, tables: Sequence[tuple[str, str]]) -> tuple[dict[str, TableChanges], dict[str, Any]]:
         """Per ``schema.table``, its primary key and the keys changed since :meth:`start` (read, not
         consumed), and where the reading stopped. A table without a primary key is to be checked whole."""

@@ -47,6 +47,8 @@ class TouchedKeys:
     keys: dict[str, set[tuple[str, ...]]] = field(default_factory=lambda: defaultdict(set))
     whole: dict[str, str] = field(default_factory=dict)
     changes: int = 0
+    # Peeked: where each side's reading started from its end (the position to advance the slot to).
+    positions: dict[str, str] = field(default_factory=dict)
 
 
 class ChangeTracker:
@@ -71,14 +73,22 @@ class ChangeTracker:
             positions = {side: f.result() for side, f in futures.items()}
         return {"slot": self.slot, "positions": positions, "started_at": time.time()}
 
+    def advance(self, positions: dict[str, str]) -> None:
+        """Each side's slot moved on to its position: what came before was re-checked (ADR 0070)."""
+        for side, position in positions.items():
+            with self.sides[side].session() as s:
+                s.advance_change_slot(self.slot, position)
+
     def stop(self) -> None:
         """Drop both slots, so they hold no WAL back once validation is over."""
         for hook in self.sides.values():
             with hook.session() as s:
                 s.drop_change_slot(self.slot)
 
-    def collect(self, key_columns: dict[str, list[str]]) -> TouchedKeys:
-        """Consume both slots; return the keys of the tables given ("schema.table" -> key columns)."""
+    def collect(self, key_columns: dict[str, list[str]], *, consume: bool = True) -> TouchedKeys:
+        """Consume (or, ``consume=False``, peek) both slots; return the keys of the tables given
+        ("schema.table" -> key columns). Peeked, ``touched.positions`` says where each side was read from
+        on: :meth:`advance` to them once what was read is proven."""
         touched = TouchedKeys()
         wanted = {t.lower(): t for t in key_columns}
         for side, hook in self.sides.items():
@@ -87,7 +97,9 @@ class ChangeTracker:
                     raise RuntimeError(
                         f"{hook.db_conn_id}: change slot {self.slot} does not exist: run a full comparison "
                         "(with change tracking) before an incremental one")
-                for table, op, values in s.changed_keys(self.slot, key_columns):
+                if not consume:
+                    touched.positions[side] = s.current_position()
+                for table, op, values in s.changed_keys(self.slot, key_columns, consume=consume):
                     name = wanted.get(table.lower().replace('"', ""))
                     if name is None:
                         continue
@@ -103,14 +115,18 @@ class ChangeTracker:
 
 def incremental_compare(
     comparator: Comparator, tracker: ChangeTracker, tables: list[TableRef], previous: dict[str, Any] | None,
+    *, consume: bool = True,
 ) -> ComparisonReport:
-    """Re-check the touched keys and the previous report's differences; whole tables where needed."""
+    """Re-check the touched keys and the previous report's differences; whole tables where needed.
+
+    ``consume=False`` (the catch-up before the freeze, ADR 0070): the slots are peeked, and moved on only
+    once every table was re-checked, so that a pass that fails half-way loses no key."""
     started = time.monotonic()
     key_columns: dict[str, list[str]] = {}
     for ref in tables:
         with comparator.source.session() as s:
             key_columns[ref.qualified] = [n for n, _ in s.primary_key(ref.schema, ref.table)]
-    touched = tracker.collect(key_columns)
+    touched = tracker.collect(key_columns, consume=consume)
     prev_tables = {t["table"]: t for t in (previous or {}).get("tables", [])}
     report = ComparisonReport(kind="incremental", source_conn_id=comparator.source.db_conn_id,
                               target_conn_id=comparator.target.db_conn_id,
@@ -138,5 +154,8 @@ def incremental_compare(
         else:
             result = comparator.recheck(ref, sorted(keys))
         report.tables.append(result)
+    if not consume:
+        tracker.advance(touched.positions)
+        report.tracking = {**(report.tracking or {}), "advanced_to": dict(touched.positions)}
     report.seconds = time.monotonic() - started
     return report

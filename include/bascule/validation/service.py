@@ -72,15 +72,16 @@ def full_comparison(plan: Any, *, track_changes: bool = True, tables: list[str] 
 
 
 def incremental_comparison(plan: Any, previous: dict[str, Any] | None, *, tables: list[str] | None = None,
-                           hasher: KeyHasher | None = None, exclude_archived: bool = True,
+                           hasher: KeyHasher | None = None, exclude_archived: bool = True, consume: bool = True,
                            **overrides: Any) -> dict[str, Any]:
-    """Re-check what changed since the full comparison whose report is ``previous``."""
+    """Re-check what changed since the comparison whose report is ``previous`` (``consume=False``: the
+    catch-up before the freeze, which moves the slots on only once the pass is through, ADR 0070)."""
     comparator = comparator_for(plan, hasher=hasher, exclude_archived=exclude_archived, **overrides)
     refs = _select(tables_in_scope(plan, comparator.source), tables)
     slot = (previous or {}).get("tracking", {}) or {}
     tracker = ChangeTracker(source=comparator.source, target=comparator.target,
                             slot=slot.get("slot") or slot_name(plan.name))
-    return incremental_compare(comparator, tracker, refs, previous).to_json()
+    return incremental_compare(comparator, tracker, refs, previous, consume=consume).to_json()
 
 
 def stop_tracking(plan: Any) -> None:
