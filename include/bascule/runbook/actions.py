@@ -358,7 +358,7 @@ def _catch_up_suites(ctx: StepContext) -> dict[str, Any] | None:
     changed, tracking = _window_changes(ctx, "suites", referenced_tables(docs))
     if changed is None:
         return {"skipped": tracking["reason"]}
-    result = run_suites_in_window(ctx.plan, changed=changed, tracking=tracking)
+    result = run_suites_in_window(ctx.plan, changed=changed, tracking=tracking, deltas_only=True)
     failed = [s["suite"] for s in result["suites"] if not s["success"]]
     rows = sum(int(s.get("rows_in_scope") or 0) for s in result["suites"])
     if failed:

@@ -122,9 +122,13 @@ def run_suites(plan: Any, *, side: str, suites: Sequence[str] | None = None) -> 
 
 def run_suites_in_window(plan: Any, *, changed: dict[str, Any] | None, tracking: dict[str, Any] | None = None,
                          whole_reason: str = "no change tracker on this engine: the suite runs in full in the window",
-                         ) -> dict[str, Any]:
+                         deltas_only: bool = False) -> dict[str, Any]:
     """The suites in the window (ADR 0061): on the rows changed since the baseline where ``changed`` (the
-    delta tracker's reading) is given, else whole. Per suite, how it ran and why."""
+    delta tracker's reading) is given, else whole. Per suite, how it ran and why.
+
+    ``deltas_only`` (the catch-up before the freeze, ADR 0070): only the row-level parts on the changed rows;
+    what runs whole (counts compared with the source's, suites the plan runs in full) is left to the window,
+    where writes have stopped and the two sides can be equal."""
     import time
 
     from bascule.validation.delta import plan_suite
@@ -153,12 +157,16 @@ def run_suites_in_window(plan: Any, *, changed: dict[str, Any] | None, tracking:
                 split = plan_suite(doc, changed=changed, in_full=doc["name"] in in_full,
                                    unique_indexes=s.unique_indexes(schema, table),
                                    literal_keys=s.dialect.literal_keys_sql, quote=s.dialect.quote_ident)
+                if split.whole_reason is not None and deltas_only:
+                    plans.append({"suite": doc["name"], "run": "left to the window", "reason": split.whole_reason,
+                                  "rows_in_scope": None, "proven_by_index": [], "parts": []})
+                    continue
                 if split.whole_reason is not None:
                     runs.append(doc)
                     plans.append({"suite": doc["name"], "run": "whole", "reason": split.whole_reason,
                                   "rows_in_scope": None, "proven_by_index": []})
                     continue
-                parts = [p for p in (split.delta, split.whole_table) if p is not None]
+                parts = [p for p in (split.delta, None if deltas_only else split.whole_table) if p is not None]
                 runs.extend(parts)
                 if split.delta is not None and split.delta_query is not None:
                     queries[split.delta["name"]] = split.delta_query
@@ -178,7 +186,7 @@ def run_suites_in_window(plan: Any, *, changed: dict[str, Any] | None, tracking:
                     expectations[doc["name"]] = outcome["expectations"]
     suites = []
     for entry in plans:
-        names = entry.get("parts", [entry["suite"]]) if entry["run"] == "delta" else [entry["suite"]]
+        names = entry.get("parts", [entry["suite"]]) if entry["run"] != "whole" else [entry["suite"]]
         suites.append({**entry, "success": all(outcomes.get(n, False) for n in names),
                        "expectations": [e for n in names for e in expectations.get(n, [])]})
     return {"ok": all(s["success"] for s in suites), "suites": suites, "tracking": tracking,
