@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from _last_line import figures_last
@@ -51,8 +53,6 @@ def _run(last: TextIO) -> int:
     add_night_arguments(parser)
     args = parser.parse_args()
     figures = night(args, purpose=args.purpose)
-    from pathlib import Path
-
     from bascule.paths import REPO_ROOT
 
     out = Path(args.out) if args.out else REPO_ROOT / "bench" / "out" / "cutover.json"
@@ -81,6 +81,27 @@ def add_night_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slack-latency", type=float, default=0.2,
                         help="seconds the local Slack capture server takes to answer each call (real Slack: 0.1-0.3)")
     parser.add_argument("--keep", action="store_true", help="leave the lab and Airflow running")
+
+
+def night_in_own_process(args: argparse.Namespace, *, patients: int, purpose: str,
+                         figures_file: Path) -> dict[str, Any]:
+    """One night as this script in a process of its own, its figures read back. Airflow's connection
+    lookups and the lab's environment are per process: a second night in the same process reached the first
+    lab's stopped clusters (bench/cutover_scaling.py, bench/write_capacity.py)."""
+    figures_file.unlink(missing_ok=True)
+    command = [sys.executable, str(Path(__file__).resolve()), "--patients", str(patients), "--purpose", purpose,
+               "--out", str(figures_file), "--rate", str(args.rate), "--sessions", str(args.sessions),
+               "--warmup", str(args.warmup), "--slack-latency", str(args.slack_latency)]
+    for flag, value in (("--update-share", args.update_share), ("--delete-share", args.delete_share)):
+        if value is not None:
+            command += [flag, str(value)]
+    if args.keep:
+        command.append("--keep")
+    done = subprocess.run(command, check=False)
+    if not figures_file.exists():
+        raise SystemExit(f"bench: {purpose}: bench/cutover.py ended with {done.returncode} and no figures")
+    figures: dict[str, Any] = json.loads(figures_file.read_text())
+    return figures
 
 
 def night(args: argparse.Namespace, *, purpose: str = "bench-cutover") -> dict[str, Any]:

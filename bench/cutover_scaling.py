@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from _last_line import figures_last
-from cutover import add_night_arguments
+from cutover import add_night_arguments, night_in_own_process
 
 SIZES = {"100k": 100_000, "300k": 300_000, "1m": 1_000_000}
 # The window's steps, in the order of the night (the report's step timings).
@@ -56,7 +54,8 @@ def _run(last: TextIO) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for size in sizes:
         print(f"bench: point {size} ({SIZES[size]:,} patients)", flush=True)
-        figures = _point(size, args, out / f"cutover_scaling-{size}.json")
+        figures = night_in_own_process(args, patients=SIZES[size], purpose=f"bench-scaling-{size}",
+                                       figures_file=out / f"cutover_scaling-{size}.json")
         points[size] = figures
         parts = {k: v for k, v in figures["steps"].items() if k in WINDOW}
         print(f"bench: {size}: state {figures['state']}, downtime {figures['downtime_s']} s (work "
@@ -82,27 +81,6 @@ def _run(last: TextIO) -> int:
           f"resurrected_deletes={lost['resurrected_deletes']} write_rate={rate}", file=last)
     ok = all(p["state"] == "success" and p["clean"] for p in points.values())
     return 0 if ok else 1
-
-
-def _point(size: str, args: argparse.Namespace, figures_file: Path) -> dict[str, Any]:
-    """One point: bench/cutover.py in its own process. Each point has its own lab, and Airflow's connection
-    lookups and the lab's environment are per process: a second night in the same process reached the first
-    lab's (stopped) clusters."""
-    figures_file.unlink(missing_ok=True)
-    command = [sys.executable, str(Path(__file__).with_name("cutover.py")), "--patients", str(SIZES[size]),
-               "--purpose", f"bench-scaling-{size}", "--out", str(figures_file),
-               "--rate", str(args.rate), "--sessions", str(args.sessions), "--warmup", str(args.warmup),
-               "--slack-latency", str(args.slack_latency)]
-    for flag, value in (("--update-share", args.update_share), ("--delete-share", args.delete_share)):
-        if value is not None:
-            command += [flag, str(value)]
-    if args.keep:
-        command.append("--keep")
-    done = subprocess.run(command, check=False)
-    if not figures_file.exists():
-        raise SystemExit(f"bench: point {size}: bench/cutover.py ended with {done.returncode} and no figures")
-    figures: dict[str, Any] = json.loads(figures_file.read_text())
-    return figures
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     flock /tmp/bascule-heavy.lock .venv/bin/python bench/write_capacity.py --rates 300,400,500,600
 
-bench/cutover.py's night (the two clusters, PgBouncer, Airflow under the real
+bench/cutover.py's night, each in its own process (the two clusters, PgBouncer, Airflow under the real
 scheduler, the clinic simulator: 30 % updates, 10 % deletes) at --patients, once
 per rate asked, in ascending order. A rate is sustained when the simulator's
 acknowledged writes over the 60 s before the freeze reach --sustained (95 %) of it
@@ -21,7 +21,7 @@ import sys
 from typing import Any, TextIO
 
 from _last_line import figures_last
-from cutover import add_night_arguments, night
+from cutover import add_night_arguments, night_in_own_process
 
 
 def main() -> int:
@@ -43,12 +43,15 @@ def _run(last: TextIO) -> int:
         parser.error(f"--rates: comma-separated numbers (got {args.rates!r})")
     from bascule.paths import REPO_ROOT
 
+    out = REPO_ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
     tried: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     failing = None
     for rate in rates:
         args.rate = rate
-        figures = night(args, purpose="bench-capacity")
+        figures = night_in_own_process(args, patients=args.patients, purpose="bench-capacity",
+                                       figures_file=out / f"write_capacity-{rate:g}.json")
         measured = figures.get("write_rate") or 0.0
         ok = figures["state"] == "success" and figures["clean"] and measured >= args.sustained * rate
         tried.append({"asked": rate, "measured": measured, "ok": ok, "state": figures["state"],
@@ -61,8 +64,6 @@ def _run(last: TextIO) -> int:
             failing = rate
             break
         best = tried[-1]
-    out = REPO_ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
     (out / "write_capacity.json").write_text(json.dumps(tried, indent=2))
     lost = {k: sum(int(t.get(k) or 0) for t in tried) for k in ("lost_writes", "lost_updates", "resurrected_deletes")}
     print(f"max_sustained_rate={best['asked'] if best else None} "
