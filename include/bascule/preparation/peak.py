@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bascule.preparation.replay import SCRIPTS_DIR, RunStat, percentile
+from bascule.preparation.replay import SCRIPTS_DIR, RunStat, check_workload, percentile
 
 # A patient-record system's busy hour: mostly reads (chart opens, which also write their audit row,
 # and searches), some writes (observations, notes, prescriptions, ward transfers, admissions).
@@ -70,11 +70,7 @@ class PeakSettings:
                              f"(got {self.rate_tps:g})")
         if self.latency_limit_ms < 1:
             raise ValueError(f"latency_limit_ms must be >= 1 (got {self.latency_limit_ms})")
-        for name, weight in self.workload.items():
-            if not (SCRIPTS_DIR / f"{name}.sql").exists():
-                raise ValueError(f"workload: no pgbench script {name}.sql in {SCRIPTS_DIR}")
-            if int(weight) < 1:
-                raise ValueError(f"workload: weight of {name} must be >= 1 (got {weight})")
+        check_workload(self.workload)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "workload": dict(self.workload)}

@@ -52,6 +52,15 @@ class CloneMethod(enum.StrEnum):
     AUTO = "auto"
 
 
+def check_workload(workload: Mapping[str, int]) -> None:
+    """Each script of a pgbench mix exists in ``SCRIPTS_DIR`` and weighs at least 1 (replay and peak)."""
+    for name, weight in workload.items():
+        if not (SCRIPTS_DIR / f"{name}.sql").exists():
+            raise ValueError(f"workload: no pgbench script {name}.sql in {SCRIPTS_DIR}")
+        if int(weight) < 1:
+            raise ValueError(f"workload: weight of {name} must be >= 1 (got {weight})")
+
+
 @dataclass(frozen=True)
 class ReplaySettings:
     concurrency: tuple[int, ...] = (1, 2, 4)
@@ -73,11 +82,7 @@ class ReplaySettings:
             raise ValueError(f"threshold must be a fraction such as 0.2 for 20% (got {self.threshold})")
         if self.noise_k < 0:
             raise ValueError(f"noise_k must be >= 0 (got {self.noise_k})")
-        for name, weight in self.workload.items():
-            if not (SCRIPTS_DIR / f"{name}.sql").exists():
-                raise ValueError(f"workload: no pgbench script {name}.sql in {SCRIPTS_DIR}")
-            if int(weight) < 1:
-                raise ValueError(f"workload: weight of {name} must be >= 1 (got {weight})")
+        check_workload(self.workload)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "concurrency": list(self.concurrency), "workload": dict(self.workload)}
