@@ -314,6 +314,12 @@ def catch_up_checks(ctx: StepContext) -> dict[str, Any]:
 
     from bascule.validation.service import incremental_comparison
 
+    if int(getattr(ctx.ti, "try_number", 1) or 1) > 1:
+        # A pass moves the trackers on and keeps the keys still different in its own result only: a second
+        # try (a retry, a task cleared by hand) would start from T-minus's report and could lose them.
+        raise CutoverCheckFailed(f"{CATCH_UP} already ran in this night (this is try {ctx.ti.try_number}): its "
+                                 "passes moved the change trackers on, so it cannot run again; start the night "
+                                 "again from T-minus (ADR 0070)")
     compare = _tracks_changes(ctx.plan)
     window = _window_tracks_changes(ctx.plan)
     previous = (ctx.result_of(TMINUS) or {}).get("comparison_report")
@@ -891,7 +897,7 @@ CUTOVER = Runbook(
              after=(TMINUS,), retries=1),
         step(ABORT, abort_before_freeze, critical_path=False, is_ending=True),
         step(RESTORE_POINT, restore_point),
-        step(CATCH_UP, catch_up_checks, after=(RESTORE_POINT,)),
+        step(CATCH_UP, catch_up_checks, after=(RESTORE_POINT,), retries=0),
         step(FREEZE, freeze_source, after=(CATCH_UP,), starts_downtime=True, guarded=True),
         drain(DRAIN, direction="forward", position_from=FREEZE, after=(FREEZE,), guarded=True),
         # Once drained, the frozen source sends nothing more: stopping the (idle) subscription is one more

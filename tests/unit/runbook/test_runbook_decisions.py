@@ -60,3 +60,17 @@ def test_the_registry_says_which_answers_each_step_needs():
     assert need(CUTOVER, "report") == set() and need(CUTOVER, "tminus_checks") == set()
     assert need(FALLBACK, "switch_back") == {("fallback", "GO")} and need(FALLBACK, "abort_fallback") == {
         ("fallback", "NO-GO")}
+
+
+def test_the_catch_up_refuses_a_second_try(lab_plan):
+    """ADR 0070: a pass moved the trackers on; a second try would start from T-minus's report."""
+    from types import SimpleNamespace
+
+    from bascule.runbook import actions
+    from bascule.runbook.context import StepContext
+
+    ti = SimpleNamespace(try_number=2, task_id="catch_up_checks", dag_id="cutover", run_id="r1")
+    ctx = StepContext(plan=lab_plan, airflow={"ti": ti}, step="catch_up_checks")
+    with pytest.raises(actions.CutoverCheckFailed, match=r"already ran in this night \(this is try 2\)"):
+        actions.catch_up_checks(ctx)
+    assert actions.CUTOVER.entry("catch_up_checks").retries == 0
