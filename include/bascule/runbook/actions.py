@@ -897,7 +897,7 @@ CUTOVER = Runbook(
              after=(TMINUS,), retries=1),
         step(ABORT, abort_before_freeze, critical_path=False, is_ending=True),
         step(RESTORE_POINT, restore_point),
-        step(CATCH_UP, catch_up_checks, after=(RESTORE_POINT,), retries=0),
+        step(CATCH_UP, catch_up_checks, after=(RESTORE_POINT,)),
         step(FREEZE, freeze_source, after=(CATCH_UP,), starts_downtime=True, guarded=True),
         drain(DRAIN, direction="forward", position_from=FREEZE, after=(FREEZE,), guarded=True),
         # Once drained, the frozen source sends nothing more: stopping the (idle) subscription is one more
