@@ -7,6 +7,9 @@ on the target and the moment the trigger fired. The watcher polls, so the row
 became visible somewhere between its last look that missed it and its first look
 that found it; a gap is negative only when the trigger fired before that window
 opened, i.e. certainly before the row was visible.
+
+Not a bench itself: it prints nothing. bench/lag_detection.py ends with the line these
+statistics make, e.g. `median_s=0.411 p95_s=0.493 max_s=0.503 negative_gaps=0`.
 """
 
 from __future__ import annotations

@@ -76,9 +76,11 @@ def _run(last: TextIO) -> int:
             for k in ("lost_writes", "lost_updates", "resurrected_deletes")}
     rates = [p["write_rate"] for p in points.values() if p.get("write_rate") is not None]
     rate = min(rates) if rates else None
-    print(f"downtime_100k_s={downtime('100k')} downtime_300k_s={downtime('300k')} downtime_1m_s={downtime('1m')} "
-          f"growth_1m_over_100k={growth} lost_writes={lost['lost_writes']} lost_updates={lost['lost_updates']} "
-          f"resurrected_deletes={lost['resurrected_deletes']} write_rate={rate}", file=last)
+    middle = downtime("300k")
+    lost_writes, lost_updates, resurrected = (lost[k] for k in ("lost_writes", "lost_updates", "resurrected_deletes"))
+    print(f"downtime_100k_s={first} downtime_300k_s={middle} downtime_1m_s={top} growth_1m_over_100k={growth} "
+          f"lost_writes={lost_writes} lost_updates={lost_updates} resurrected_deletes={resurrected} "
+          f"write_rate={rate}", file=last)
     ok = all(p["state"] == "success" and p["clean"] for p in points.values())
     return 0 if ok else 1
 
