@@ -176,9 +176,12 @@ def shared_volume() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_stack(lab: object, slack_capture: object, shared_volume: Path) -> Iterator[object]:
     """Airflow with the CeleryExecutor (ADR 0046): the four components, a local Redis and two Celery workers,
-    on its own metadata database (the LocalExecutor stack may run beside it), evidence on ``shared_volume``."""
+    on its own metadata database (the LocalExecutor stack may run beside it), evidence on ``shared_volume``.
+
+    Per module, not per session: one module uses it, and an idle stack left running (a scheduler looping every
+    0.1 s, a dag-processor re-parsing, two workers polling Redis) took CPU from every later night on 2 cores."""
     yield from _fresh_stack(lab, database="airflow_celery", prefix="bascule-celery-", executor="celery",
                             env_extra={"AIRFLOW__BASCULE__EVIDENCE_URL": f"file://{shared_volume}"})
