@@ -342,17 +342,20 @@ class AirflowStack:
         return True
 
     def stop(self) -> None:
+        started = time.monotonic()
         for proc in self.procs.values():
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        deadline = time.monotonic() + 20
-        for proc in self.procs.values():
+        deadline = started + 20
+        killed = []
+        for name, proc in self.procs.items():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                killed.append(name)
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -363,7 +366,9 @@ class AirflowStack:
             end_session(proc.pid)
         self.procs.clear()
         (self.home / "pids.json").unlink(missing_ok=True)
-        self.echo("airflow: stopped")
+        # Said, so that a slow stop (a component that ignores SIGTERM for 20 s) is seen, not guessed.
+        self.echo(f"airflow: stopped in {time.monotonic() - started:.1f} s"
+                  + (f" ({', '.join(killed)} killed after 20 s)" if killed else ""))
 
 
 def session_members(sid: int) -> list[int]:
