@@ -68,6 +68,9 @@ from _last_line import figures_last
 
 DAG_ID = "cutover"
 WINDOW_CHECKS = ("final_validation", "target_suites", "fixups")
+# The night's drain runs in the freeze's task, after the freeze's record (ADR 0071).
+DRAIN_TASK = "freeze_source"
+FREEZE_RECORD_KEY = "bascule_step"
 SUPERVISOR_DELAY_S = 2.0  # systemd's RestartSec, say: the time a supervisor takes to start a dead process again
 
 FAULTS = {
@@ -230,11 +233,25 @@ class Campaign:
                 pass
 
     def drain_held(self, api: Any, run_id: str, proof: dict[str, Any]) -> None:
-        ti = self.wait_task(api, run_id, ("drain",), ("running",))
+        # The freeze's task drains once the freeze is recorded (ADR 0071): the fault strikes after that record.
+        from bascule_lab.gates.client import AirflowApiError
+
+        self.wait_task(api, run_id, (DRAIN_TASK,), ("running",))
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if api.xcom(DAG_ID, run_id, DRAIN_TASK, FREEZE_RECORD_KEY):
+                    break
+            except AirflowApiError as exc:
+                if exc.status != 404:
+                    raise
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{DRAIN_TASK} recorded no freeze within 120 s")
+            time.sleep(0.05)
         time.sleep(0.5)
-        ti = api.task_instance(DAG_ID, run_id, "drain")
+        ti = api.task_instance(DAG_ID, run_id, DRAIN_TASK)
         if str(ti["state"]) != "running":
-            raise RuntimeError(f"the drain is {ti['state']}, not running, at the moment of the fault")
+            raise RuntimeError(f"the drain ({DRAIN_TASK}) is {ti['state']}, not running, at the moment of the fault")
         proof["target"] = self.ti_proof(ti)
         proof["target_lag_bytes_at_fault"] = self.lag_bytes()
 

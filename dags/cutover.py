@@ -15,8 +15,8 @@ downtime clock running from the freeze. Each runbook step is its own task:
    passes, each moving its change tracker on, ADR 0070), `freeze_source` (revoke
    the application's writes, end its sessions, pause the endpoint). **The downtime
    clock starts.**
-4. `drain` (the target has applied everything up to the frozen position; it looks
-   in the task for a few seconds, then defers).
+4. The drain, in `freeze_source`'s own task once the freeze is recorded (the target
+   has applied everything up to the frozen position; step `drain` in the report).
 5. Then, side by side: `stop_replication` (the drained subscription is disabled)
    then `prepare_reverse_replication` (target -> source, created disabled: its slot
    keeps every write from now on); `final_validation` (incremental comparison since

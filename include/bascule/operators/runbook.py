@@ -1,7 +1,8 @@
 """A runbook's tasks and edges, built from its registry (``bascule.runbook.registry``).
 
 The DAG files call :func:`build_runbook` inside their ``@dag`` function: every step,
-gate and drain of the runbook becomes its operator, every declared edge an edge,
+gate and drain of the runbook becomes its operator (a freeze that drains in its own
+task, one operator for both: ADR 0071), every declared edge an edge,
 and every guarded entry an upstream of the runbook's rollback-on-failure.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 from airflow.task.trigger_rule import TriggerRule
 
 from bascule.operators.decisions import guard_for
-from bascule.operators.drain import DrainSensor
+from bascule.operators.drain import DrainSensor, FreezeAndDrainOperator
 from bascule.operators.gates import CheckpointOperator, GateOperator
 from bascule.operators.steps import RunbookStepOperator
 from bascule.plan import Plan
@@ -43,6 +44,10 @@ def _task(entry: Entry, runbook: Runbook, plan: Plan) -> Any:
     guard = guard_for(runbook, entry.task_id, plan)
     if guard is not None:
         common["pre_execute"] = guard
+    if entry.kind is EntryKind.STEP and entry.drains is not None:
+        return FreezeAndDrainOperator(plan=plan, direction=entry.drains, drain_step=entry.drain_step,
+                                      step=entry.step, action=entry.action, runbook=runbook,  # type: ignore[arg-type]
+                                      critical_path=entry.critical_path, **common)
     if entry.kind is EntryKind.STEP:
         return RunbookStepOperator(step=entry.step, action=entry.action, runbook=runbook,  # type: ignore[arg-type]
                                    critical_path=entry.critical_path, **common)

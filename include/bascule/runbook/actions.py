@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bascule.notifications.events import CutoverOutcome
 from bascule.runbook.context import EVIDENCE_XCOM_KEY, SafeMessage, StepContext
-from bascule.runbook.registry import Runbook, TriggerRule, drain, gate, report, step
+from bascule.runbook.registry import Runbook, TriggerRule, gate, report, step
 from bascule.today import parse_instant, utc_now
 
 if TYPE_CHECKING:
@@ -898,15 +898,17 @@ CUTOVER = Runbook(
         step(ABORT, abort_before_freeze, critical_path=False, is_ending=True),
         step(RESTORE_POINT, restore_point),
         step(CATCH_UP, catch_up_checks, after=(RESTORE_POINT,)),
-        step(FREEZE, freeze_source, after=(CATCH_UP,), starts_downtime=True, guarded=True),
-        drain(DRAIN, direction="forward", position_from=FREEZE, after=(FREEZE,), guarded=True),
+        # The freeze's task then waits for the drain (step "drain" in the report): no task boundary between the
+        # two inside the window (ADR 0071).
+        step(FREEZE, freeze_source, after=(CATCH_UP,), starts_downtime=True, guarded=True, drains="forward",
+             drain_step=DRAIN),
         # Once drained, the frozen source sends nothing more: stopping the (idle) subscription is one more
         # branch, not a step the checks must wait for; the reverse flow is prepared only once the forward
         # one is stopped (ADR 0032).
-        step(STOP, stop_replication, after=(DRAIN,), guarded=True),
-        step(FINAL_VALIDATION, final_validation, after=(DRAIN,), guarded=True),
-        step(TARGET_SUITES, target_suites, after=(DRAIN,), guarded=True),
-        step(FIXUPS, fixups, after=(DRAIN,), guarded=True),
+        step(STOP, stop_replication, after=(FREEZE,), guarded=True),
+        step(FINAL_VALIDATION, final_validation, after=(FREEZE,), guarded=True),
+        step(TARGET_SUITES, target_suites, after=(FREEZE,), guarded=True),
+        step(FIXUPS, fixups, after=(FREEZE,), guarded=True),
         step(SWITCH, switch_endpoint, after=(FIXUPS,), guarded=True),
         step(SMOKE, smoke_tests, after=(SWITCH,), guarded=True),
         step(PREPARE_REVERSE, prepare_reverse_replication, after=(STOP,), guarded=True),

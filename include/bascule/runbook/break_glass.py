@@ -138,7 +138,10 @@ def _what(entry: Entry) -> str:
     if entry.kind is EntryKind.DRAIN:
         return f"wait until the {entry.direction} replication has applied the frozen position"
     doc = (entry.action.__doc__ or "").strip().splitlines() if entry.action else []
-    return doc[0].rstrip(".") if doc else entry.task_id.replace("_", " ")
+    what = doc[0].rstrip(".") if doc else entry.task_id.replace("_", " ")
+    if entry.drains is not None:
+        what += f"; then ({entry.drain_step}) wait until the {entry.drains} replication has applied the frozen position"
+    return what
 
 
 def render(plan: Any, runbook: Runbook, *, plan_path: str, record: RunRecord | None = None) -> list[str]:
@@ -243,6 +246,27 @@ def run_step(plan: Any, runbook: Runbook, *, plan_name: str, run_id: str, task_i
                                 "ended_at": ended.isoformat(), "seconds": round((ended - started).total_seconds(), 4),
                                 "critical_path": entry.critical_path, "result": result, "break_glass": True,
                                 "by": getpass.getuser()}
+    if entry.drains is not None:
+        # The freeze drains in its own task on the night (ADR 0071): by hand too, recorded as its own step.
+        ctx.step = entry.drain_step
+        ctx._results[task_id] = result  # the frozen position, just recorded
+        drain = _drain_by_hand(Entry(task_id=task_id, kind=EntryKind.DRAIN, step_name=entry.drain_step,
+                                     direction=entry.drains, position_from=task_id))
+        try:
+            drained = drain(ctx)
+        except BaseException:
+            _write_state(plan_name, runbook.dag_id, record, task_id, "failed", ti.pushed)
+            raise
+        finally:
+            if ctx.slack is not None:
+                ctx.slack.wait_posted()
+        done = utc_now()
+        ti.pushed[DRAIN_TIMING_XCOM_KEY] = {"step": entry.drain_step, "task_id": task_id,
+                                            "started_at": ended.isoformat(), "ended_at": done.isoformat(),
+                                            "seconds": round((done - ended).total_seconds(), 4),
+                                            "critical_path": True, "result": drained, "break_glass": True,
+                                            "by": getpass.getuser()}
+        ended = done
     path = _write_state(plan_name, runbook.dag_id, record, task_id, "success", ti.pushed)
     log(f"break glass: {task_id} done in {(ended - started).total_seconds():.1f} s; recorded in {path}")
     return result

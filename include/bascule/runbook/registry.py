@@ -78,6 +78,11 @@ class Entry:
     # Drains: which direction of replication, and the freeze whose result holds the position.
     direction: str | None = None
     position_from: str | None = None
+    # A freeze step whose own task then waits for the drain in this direction (ADR 0071): one task boundary
+    # less inside the downtime window. The drain keeps its own record and step name (``drain_step``) in the
+    # report, under DRAIN_TIMING_XCOM_KEY of the freeze's task.
+    drains: str | None = None
+    drain_step: str = "drain"
     # The report: this step's result starts the downtime (the freeze) ...
     starts_downtime: bool = False
     # ... or its ``downtime_end`` ends it, with this outcome (first such entry in the runbook that ran wins).
@@ -153,6 +158,10 @@ class Runbook:
             known(e, "position_from", [e.position_from])
             if e.kind is EntryKind.STEP and e.action is None:
                 raise RunbookError(f"runbook {self.dag_id}: step {e.task_id} has no action")
+            if e.drains is not None and not (e.kind is EntryKind.STEP and e.starts_downtime):
+                # Only the freeze's result holds the position to drain to.
+                raise RunbookError(f"runbook {self.dag_id}: {e.task_id}.drains: only the step that starts the "
+                                   "downtime (the freeze) can drain in its own task")
             if e.kind is EntryKind.GATE and (e.gate_id is None or (e.evidence_from is None) == (e.body_from is None)):
                 raise RunbookError(f"runbook {self.dag_id}: gate {e.task_id} needs a gate_id and exactly one of "
                                    "evidence_from and body_from")

@@ -292,15 +292,21 @@ def run_report(ctx: Any) -> dict[str, Any]:
 
     runbook = ctx.runbook
     steps, ledgers = [], []
+    drains = []  # a drain in its freeze's task (ADR 0071): its own step, not the task's result
     for entry in runbook.report_entries():
         key = DRAIN_TIMING_XCOM_KEY if entry.kind is EntryKind.DRAIN else STEP_XCOM_KEY
         record = ctx.ti.xcom_pull(task_ids=entry.task_id, key=key)
         if record:
             steps.append(record)
+        if entry.drains is not None:
+            drained = ctx.ti.xcom_pull(task_ids=entry.task_id, key=DRAIN_TIMING_XCOM_KEY)
+            if drained:
+                drains.append(drained)
         ledgers.append(ctx.ti.xcom_pull(task_ids=entry.task_id, key=LEDGER_XCOM_KEY))
     decisions = [d for d in (ctx.ti.xcom_pull(task_ids=g.task_id, key=DECISION_XCOM_KEY) for g in runbook.gates)
                  if d]
     results = {s["task_id"]: s.get("result") or {} for s in steps}
+    steps += drains
     ending = next((e for e in runbook.entries if e.ends_downtime is not None and e.task_id in results), None)
     outcome = ending.ends_downtime if ending is not None else CutoverOutcome.ABORTED
     end = results[ending.task_id].get("downtime_end") if ending is not None else None

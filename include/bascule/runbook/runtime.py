@@ -148,7 +148,10 @@ def clock_watch(ctx: StepContext, *, interval_s: float = CLOCK_WATCH_INTERVAL_S,
 def _frozen(ctx: StepContext) -> dict[str, Any] | None:
     """The freeze's result once its runbook's side is frozen (the clock runs from there), else None."""
     freeze = ctx.freeze_task
-    if freeze is None or ctx.step_task == freeze:
+    if freeze is None:
+        return None
+    # The freeze's own action has no clock yet; a drain waiting in the freeze's task (ADR 0071) has one.
+    if ctx.step_task == freeze and ctx.step == ctx.runbook.entry(freeze).step:  # type: ignore[union-attr]
         return None
     return ctx.result_of(freeze)
 

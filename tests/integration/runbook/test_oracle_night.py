@@ -149,7 +149,7 @@ def test_the_oracle_night_runs_every_step_in_order(oracle_night: Any) -> None:
     assert not failed, failed
     assert "?" not in night.labels(), [s.sql[:80] for s in night.sent if s.label == "?"]
     ran = {t for t, s in states.items() if s == "success"}
-    assert {"announce_start", "calendar_checks", "tminus_checks", "restore_point", "freeze_source", "drain",
+    assert {"announce_start", "calendar_checks", "tminus_checks", "restore_point", "freeze_source",
             "stop_replication", "final_validation", "fixups", "prepare_reverse_replication", "switch_endpoint",
             "smoke_tests", "open_target_writes", "start_reverse_replication", "retire_forward_replication",
             "announce_live", "report"} <= ran

@@ -142,7 +142,7 @@ def test_the_live_oracle_night(live_night: Any) -> None:
         run, states, answered = run_night()
         failed = {t: s for t, s in states.items() if s not in ("success", "skipped")}
         assert not failed, failed
-        assert {"calendar_checks", "tminus_checks", "restore_point", "freeze_source", "drain", "stop_replication",
+        assert {"calendar_checks", "tminus_checks", "restore_point", "freeze_source", "stop_replication",
                 "final_validation", "fixups", "prepare_reverse_replication", "switch_endpoint", "smoke_tests",
                 "open_target_writes", "start_reverse_replication", "report"} <= {
             t for t, s in states.items() if s == "success"}

@@ -109,3 +109,89 @@ def test_a_broken_flow_fails_the_drain_at_once_naming_the_cause(lab_plan, slack,
     assert patient not in str(err.value)
     assert context["ti"].pushed_under(DRAIN_TIMING_XCOM_KEY) == []
     assert slack.kinds() == ["StepStarted"] and slack.waits == 1
+
+
+# --------------------------------------------------------------------------- the freeze that drains in its task
+
+
+def _freeze_and_drain(plan, replication, action, *, timeout=None, runbook=None):
+    from bascule.operators.drain import FreezeAndDrainOperator
+
+    op = FreezeAndDrainOperator(task_id="freeze_source", step="freeze_source", action=action, plan=plan,
+                                direction="forward", runbook=runbook)
+    op.__dict__["plan"] = plan  # the cached plan: no plan file read
+    built = op._drain_sensor
+
+    def sensor(position):
+        s = built(position)
+        s.__dict__["replication"] = replication  # the sensor's cached Replication: no database
+        s.poll_interval = 0.01
+        if timeout is not None:
+            s.timeout = s.inline_wait_s = timeout
+        return s
+
+    op._drain_sensor = sensor
+    return op
+
+
+def _frozen(ctx):
+    return {"position": FROZEN_AT, "frozen_at": "2026-05-01T22:20:00+00:00"}
+
+
+def test_the_freeze_then_drains_in_its_own_task_with_a_record_for_each_step(lab_plan, slack, ctx_factory,
+                                                                             fake_replication, make_reading):
+    repl = fake_replication([make_reading(applied="0/5000")], applied=[False, True])
+    context = ctx_factory("freeze_source")
+    op = _freeze_and_drain(lab_plan, repl, _frozen)
+    record = op.execute(context)
+
+    ti = context["ti"]
+    assert record["step"] == "freeze_source" and record["result"]["position"] == FROZEN_AT
+    assert repl.applied_calls == [FROZEN_AT] * 2  # the drain waited for the position the freeze returned
+    (drained,) = ti.pushed_under(DRAIN_TIMING_XCOM_KEY)
+    assert drained["step"] == "drain" and drained["task_id"] == "freeze_source" and drained["critical_path"]
+    assert drained["result"]["position"] == FROZEN_AT and drained["result"]["applied_position"] == "0/5000"
+    assert datetime.fromisoformat(record["ended_at"]) <= datetime.fromisoformat(drained["started_at"])
+    # One notifier for the task: both steps announced through it, in order, one ledger for the report.
+    assert slack.kinds() == ["StepStarted", "StepFinished", "StepStarted", "StepFinished"]
+    assert [e.step for e in slack.posted] == ["freeze_source", "freeze_source", "drain", "drain"]
+    # The success callback flushes it and takes the drain's last look at the clock.
+    assert op._bascule_step_ctx.step == "drain" and op._bascule_step_ctx.clock_check_after_success
+
+
+def test_a_broken_flow_fails_the_freezes_task_naming_the_drain_and_no_value(lab_plan, slack, ctx_factory,
+                                                                          fake_replication, make_reading, broken,
+                                                                          patient):
+    repl = fake_replication([make_reading(ReplicationState.BROKEN, None)],
+                            applied=[broken(f'subscription "bascule_sub" disabled after error on {patient}')])
+    context = ctx_factory("freeze_source")
+    with pytest.raises(AirflowFailException, match="replication is broken: ") as err:
+        _freeze_and_drain(lab_plan, repl, _frozen).execute(context)
+
+    assert patient not in str(err.value)
+    # The freeze is recorded (the clock runs from it, and the rollback reads it); the drain is not.
+    assert context["ti"].pushed_under(DRAIN_TIMING_XCOM_KEY) == []
+    assert slack.kinds() == ["StepStarted", "StepFinished", "StepStarted"]
+
+
+def test_another_error_in_the_drain_is_retried_with_a_sanitised_message(lab_plan, slack, ctx_factory,
+                                                                       fake_replication, patient):
+    from bascule.operators.steps import RunbookStepError
+
+    class Unreachable(fake_replication):
+        def reading(self):  # the target went away between two looks
+            raise RuntimeError(f"server closed the connection while reading {patient}")
+
+    repl = Unreachable(applied=[False])
+    with pytest.raises(RunbookStepError, match="step drain failed: ") as err:
+        _freeze_and_drain(lab_plan, repl, _frozen).execute(ctx_factory("freeze_source"))
+    assert patient not in str(err.value)
+    assert not isinstance(err.value, AirflowFailException)  # retried: the retry freezes again (a no-op), drains
+
+
+def test_a_drain_that_outlasts_its_timeout_fails_without_deferring(lab_plan, slack, ctx_factory, fake_replication):
+    from bascule.operators.drain import DrainNotFinished
+
+    repl = fake_replication(applied=[False])
+    with pytest.raises(DrainNotFinished, match=f"did not apply the frozen position {FROZEN_AT} within"):
+        _freeze_and_drain(lab_plan, repl, _frozen, timeout=0.05).execute(ctx_factory("freeze_source"))

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from airflow.sdk import DAG
 
-from bascule.operators.drain import DrainSensor
+from bascule.operators.drain import DrainSensor, FreezeAndDrainOperator
 from bascule.operators.gates import GO, NO_GO, GateOperator
 from bascule.operators.runbook import build_runbook
 from bascule.operators.steps import RunbookStepOperator
@@ -38,7 +38,8 @@ def test_every_entry_becomes_a_task_of_its_kind_with_its_rule_and_upstreams(lab_
         upstreams[down].add(up)
     for entry in runbook.entries:
         task = tasks[entry.task_id]
-        assert type(task) is KIND_CLASS[entry.kind], entry.task_id
+        kind = FreezeAndDrainOperator if entry.drains is not None else KIND_CLASS[entry.kind]
+        assert type(task) is kind, entry.task_id
         assert task.trigger_rule == entry.trigger_rule.value, entry.task_id
         assert task.upstream_task_ids == upstreams[entry.task_id], entry.task_id
         if entry.retries is not None:
@@ -89,8 +90,24 @@ def test_gates_branch_to_their_answers_with_the_plans_people(lab_plan):
     assert live_gate.body is None and live_gate.body_from is CUTOVER.entry(actions.GATE_LIVE).body_from
 
 
-@pytest.mark.parametrize(("runbook", "direction"), [(CUTOVER, "forward"), (FALLBACK, "reverse")],
-                         ids=["cutover", "fallback"])
+def test_the_nights_freeze_drains_in_its_own_task_to_the_position_it_froze(lab_plan):
+    from bascule.runbook import actions
+
+    _, tasks = _built(CUTOVER, lab_plan)
+    freeze = tasks[actions.FREEZE]
+    assert isinstance(freeze, FreezeAndDrainOperator) and freeze.direction == "forward"
+    drain = freeze._drain_sensor("0/3A5F1C8")  # built in the task, from the position the freeze returned
+    assert not drain.has_dag() and drain.task_id == actions.FREEZE and drain.position == "0/3A5F1C8"
+    assert drain.replication_config == drain_config(lab_plan, "forward")
+    assert drain.poll_interval == lab_plan.replication.poll_interval_s
+    assert drain.timeout == lab_plan.budget_seconds == drain.inline_wait_s
+    assert drain.step == "drain" and drain.runbook is CUTOVER
+    # Nothing waits for a drain task: the checks start when the freeze's task (freeze and drain) ends.
+    assert all(tasks[t].upstream_task_ids == {actions.FREEZE}
+               for t in (actions.STOP, actions.FINAL_VALIDATION, actions.TARGET_SUITES, actions.FIXUPS))
+
+
+@pytest.mark.parametrize(("runbook", "direction"), [(FALLBACK, "reverse")], ids=["fallback"])
 def test_the_drain_waits_for_the_freezes_position_on_its_direction(lab_plan, ctx_factory, runbook, direction):
     _, tasks = _built(runbook, lab_plan)
     (entry,) = [e for e in runbook.entries if e.kind is EntryKind.DRAIN]

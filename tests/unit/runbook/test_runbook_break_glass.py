@@ -92,3 +92,30 @@ def test_steps_by_hand_are_recorded_and_guarded_like_the_night(lab_plan, tmp_pat
     assert saved["xcoms"]["after_go"]["bascule_step"]["break_glass"] is True
     lines = break_glass.render(plan, runbook, plan_path="p.yaml", record=record)
     assert " 3. after_go  [success]" in lines[3] or any("after_go  [success]" in x for x in lines)
+
+
+def test_a_freeze_that_drains_in_its_task_drains_by_hand_too_recorded_as_its_own_step(lab_plan, tmp_path,
+                                                                                       monkeypatch,
+                                                                                       fake_replication):
+    from bascule.replication import factory
+    from bascule.runbook.context import DRAIN_TIMING_XCOM_KEY, STEP_XCOM_KEY
+
+    monkeypatch.setenv("BASCULE_REPORTS_DIR", str(tmp_path))
+    monkeypatch.setattr(break_glass, "read_metadata", lambda dag_id, run_id: None)  # Airflow is down
+    repl = fake_replication(applied=[True])
+    monkeypatch.setattr(factory, "replication_from_plan", lambda plan, direction: repl)
+    runbook = Runbook(dag_id="cutover", noun="cutover", entries=(
+        step("freeze", lambda ctx: {"position": "0/5000", "frozen_at": "2026-05-01T22:20:00+00:00"},
+             starts_downtime=True, drains="forward"),
+    ))
+    plan = lab_plan.model_copy(update={"notifications": None})
+    break_glass.run_step(plan, runbook, plan_name="lab", run_id="r2", task_id="freeze", log=lambda line: None)
+
+    assert repl.applied_calls == ["0/5000"]  # the position the freeze just returned
+    pushed = break_glass.read_state("lab", "cutover", "r2").xcoms["freeze"]
+    assert pushed[STEP_XCOM_KEY]["step"] == "freeze" and pushed[STEP_XCOM_KEY]["result"]["position"] == "0/5000"
+    drained = pushed[DRAIN_TIMING_XCOM_KEY]
+    assert drained["step"] == "drain" and drained["task_id"] == "freeze" and drained["break_glass"] is True
+    assert drained["result"]["position"] == "0/5000"
+    lines = break_glass.render(plan, runbook, plan_path="p.yaml")
+    assert any("then (drain) wait until the forward replication has applied the frozen position" in x for x in lines)
