@@ -101,7 +101,7 @@ def night(rows: RunRows, *, runbook: Runbook, plan: Any, now: datetime, base_url
     def record(task_id: str) -> dict[str, Any] | None:
         return (x.get(task_id) or {}).get(STEP_XCOM_KEY) or (x.get(task_id) or {}).get(DRAIN_TIMING_XCOM_KEY)
 
-    steps, running = [], []
+    steps = []
     for task_id in order:
         e = entries[task_id]
         t = states.get(task_id)
@@ -113,9 +113,21 @@ def night(rows: RunRows, *, runbook: Runbook, plan: Any, now: datetime, base_url
                "ended_at": (rec or {}).get("ended_at") or (_iso(t.end_date) if t and state not in ACTIVE_STATES
                                                            and state != "awaiting_input" else None),
                "seconds": (rec or {}).get("seconds")}
-        if state in ACTIVE_STATES | {"deferred", "awaiting_input", "up_for_retry"}:
-            running.append(task_id)
         steps.append(row)
+        if e.drains is not None:
+            # The freeze drains in its own task (ADR 0071): the drain is a row of its own, from its record.
+            drained = (x.get(task_id) or {}).get(DRAIN_TIMING_XCOM_KEY)
+            frozen = (x.get(task_id) or {}).get(STEP_XCOM_KEY)
+            drain_state = "success" if drained else (state if frozen and state != "success" else "none")
+            if frozen and not drained and state in ACTIVE_STATES:
+                row["state"] = "success"  # the freeze is done; the task is draining
+            steps.append({**row, "step": e.drain_step, "kind": EntryKind.DRAIN.value, "critical_path": True,
+                          "state": drain_state,
+                          "started_at": (drained or {}).get("started_at")
+                          or ((frozen or {}).get("ended_at") if drain_state != "none" else None),
+                          "ended_at": (drained or {}).get("ended_at"), "seconds": (drained or {}).get("seconds")})
+    waiting = ACTIVE_STATES | {"deferred", "awaiting_input", "up_for_retry"}
+    current_rows = [s for s in steps if s["state"] in waiting]
     started = [s for s in steps if s["started_at"]]
     t0 = min((parse_instant(s["started_at"]) for s in started), default=None)
     gantt = []
@@ -142,7 +154,7 @@ def night(rows: RunRows, *, runbook: Runbook, plan: Any, now: datetime, base_url
     # downtime clock's own alert uses.
     forecast_s = None
     if elapsed is not None and downtime_end is None and previous_report:
-        current = next((s for s in steps if s["task_id"] in running), None)
+        current = current_rows[0] if current_rows else None
         step_fc = fc.step_forecast(previous_report, current["step"]) if current else None
         if step_fc is not None:
             ran = (now - parse_instant(current["started_at"])).total_seconds() if current["started_at"] else 0.0
@@ -182,7 +194,7 @@ def night(rows: RunRows, *, runbook: Runbook, plan: Any, now: datetime, base_url
                   "budget_used_pct": round(100 * elapsed / budget, 1) if elapsed is not None else None,
                   "forecast_s": forecast_s, "running": bool(frozen_at and not downtime_end),
                   "forecast_basis": (previous_report or {}).get("run_id")},
-        "current": [s for s in steps if s["task_id"] in running],
+        "current": current_rows,
         "critical_path": [s["task_id"] for s in steps if s["critical_path"] and s["kind"] != EntryKind.GATE.value],
         "steps": steps, "gantt": gantt, "lag": lag, "gates": gates, "decisions": decisions,
         "writes": (report or {}).get("writes"),

@@ -12,7 +12,6 @@ boundary lies between the two inside the downtime window (ADR 0071).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -146,8 +145,6 @@ class FreezeAndDrainOperator(RunbookStepOperator):
     other error is retried, and the retry freezes again, which changes nothing and keeps the first freeze's
     time (``bascule.cutover.freeze.freeze``), then drains.
     """
-
-    template_fields: Sequence[str] = ("step",)
 
     def __init__(self, *, plan: Any, direction: str, drain_step: str = "drain", **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -128,3 +128,25 @@ def test_validation_lists_each_table_with_its_differences_by_kind() -> None:
 def test_a_dag_that_is_not_a_runbook_is_named() -> None:
     with pytest.raises(KeyError, match="'validate' is not a bascule runbook"):
         data.runbook_for("validate")
+
+
+def test_the_drain_in_the_freezes_task_is_a_row_of_its_own() -> None:
+    from bascule.runbook.context import DRAIN_TIMING_XCOM_KEY
+
+    rows = _rows(frozen=True, waiting=False, done=False)
+    (freeze,) = [t for t in rows.tasks if t.task_id == "freeze_source"]
+    rows.tasks[rows.tasks.index(freeze)] = data.TaskRow("freeze_source", "running", hostname="worker-2")
+    n = data.night(rows, runbook=CUTOVER, plan=Plan(), now=T0 + timedelta(seconds=1), base_url="http://af:8080")
+    by_step = {s["step"]: s for s in n["steps"]}
+    # Frozen, not yet drained: the freeze's step is done, the drain runs in the same task.
+    assert by_step["freeze_source"]["state"] == "success" and by_step["drain"]["state"] == "running"
+    assert by_step["drain"]["task_id"] == "freeze_source" and by_step["drain"]["kind"] == "drain"
+    assert [s["step"] for s in n["current"]] == ["drain"] and by_step["drain"]["started_at"] == at(0.2)
+    rows.xcoms["freeze_source"][DRAIN_TIMING_XCOM_KEY] = {"step": "drain", "started_at": at(0.21),
+                                                          "ended_at": at(0.4), "seconds": 0.19}
+    rows.tasks[rows.tasks.index(data.TaskRow("freeze_source", "running", hostname="worker-2"))] = \
+        data.TaskRow("freeze_source", "success", hostname="worker-2")
+    n = data.night(rows, runbook=CUTOVER, plan=Plan(), now=T0 + timedelta(seconds=2), base_url="http://af:8080")
+    by_step = {s["step"]: s for s in n["steps"]}
+    assert by_step["drain"]["state"] == "success" and by_step["drain"]["seconds"] == 0.19
+    assert "drain" in [g["step"] for g in n["gantt"]] and n["current"] == []
