@@ -195,3 +195,17 @@ def test_a_drain_that_outlasts_its_timeout_fails_without_deferring(lab_plan, sla
     repl = fake_replication(applied=[False])
     with pytest.raises(DrainNotFinished, match=f"did not apply the frozen position {FROZEN_AT} within"):
         _freeze_and_drain(lab_plan, repl, _frozen, timeout=0.05).execute(ctx_factory("freeze_source"))
+
+
+def test_the_drain_runs_in_the_freezes_task_without_calling_an_operators_execute_from_another(
+        lab_plan, slack, ctx_factory, fake_replication, make_reading, monkeypatch):
+    from airflow.sdk.bases.operator import ExecutorSafeguard
+
+    # As in a task: the Task Runner calls the freeze's execute; a nested execute would be refused.
+    monkeypatch.setattr(ExecutorSafeguard, "test_mode", False)
+    repl = fake_replication([make_reading(applied="0/5000")], applied=[True])
+    op = _freeze_and_drain(lab_plan, repl, _frozen)
+    assert op._drain_sensor(FROZEN_AT).allow_nested_operators is False
+    context = ctx_factory("freeze_source")
+    op.execute(context, FreezeAndDrainOperator__sentinel=ExecutorSafeguard.sentinel_value)
+    assert [r["step"] for r in context["ti"].pushed_under(DRAIN_TIMING_XCOM_KEY)] == ["drain"]
