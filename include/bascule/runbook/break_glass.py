@@ -232,28 +232,13 @@ def run_step(plan: Any, runbook: Runbook, *, plan_name: str, run_id: str, task_i
     ctx.slack = SlackNotifications.for_plan(plan.notifications, ti=ti, thread_store=MemoryThreadStore())
     started = utc_now()
     log(f"break glass: {task_id} of run {run_id} by {getpass.getuser()}, by hand, outside Airflow")
-    action = entry.action if entry.kind is EntryKind.STEP else _drain_by_hand(entry)
-    try:
-        result = action(ctx) or {}  # type: ignore[misc]
-    except BaseException:
-        _write_state(plan_name, runbook.dag_id, record, task_id, "failed", ti.pushed)
-        raise
-    finally:
-        if ctx.slack is not None:
-            ctx.slack.wait_posted()
-    ended = utc_now()
-    ti.pushed[STEP_XCOM_KEY if entry.kind is EntryKind.STEP else DRAIN_TIMING_XCOM_KEY] = {"step": entry.step, "task_id": task_id, "started_at": started.isoformat(),
-                                "ended_at": ended.isoformat(), "seconds": round((ended - started).total_seconds(), 4),
-                                "critical_path": entry.critical_path, "result": result, "break_glass": True,
-                                "by": getpass.getuser()}
-    if entry.drains is not None:
-        # The freeze drains in its own task on the night (ADR 0071): by hand too, recorded as its own step.
-        ctx.step = entry.drain_step
-        ctx._results[task_id] = result  # the frozen position, just recorded
-        drain = _drain_by_hand(Entry(task_id=task_id, kind=EntryKind.DRAIN, step_name=entry.drain_step,
-                                     direction=entry.drains, position_from=task_id))
+
+    def recorded(part: Callable[[StepContext], dict[str, Any] | None], *, step: str, key: str,
+                 critical_path: bool) -> dict[str, Any]:
+        """Run ``part`` and keep its record under ``key``, as the night's task would; a failure is kept too."""
+        begun = utc_now()
         try:
-            drained = drain(ctx)
+            out = part(ctx) or {}
         except BaseException:
             _write_state(plan_name, runbook.dag_id, record, task_id, "failed", ti.pushed)
             raise
@@ -261,12 +246,24 @@ def run_step(plan: Any, runbook: Runbook, *, plan_name: str, run_id: str, task_i
             if ctx.slack is not None:
                 ctx.slack.wait_posted()
         done = utc_now()
-        ti.pushed[DRAIN_TIMING_XCOM_KEY] = {"step": entry.drain_step, "task_id": task_id,
-                                            "started_at": ended.isoformat(), "ended_at": done.isoformat(),
-                                            "seconds": round((done - ended).total_seconds(), 4),
-                                            "critical_path": True, "result": drained, "break_glass": True,
-                                            "by": getpass.getuser()}
-        ended = done
+        ti.pushed[key] = {"step": step, "task_id": task_id, "started_at": begun.isoformat(),
+                          "ended_at": done.isoformat(), "seconds": round((done - begun).total_seconds(), 4),
+                          "critical_path": critical_path, "result": out, "break_glass": True,
+                          "by": getpass.getuser()}
+        return out
+
+    action = entry.action if entry.kind is EntryKind.STEP else _drain_by_hand(entry)
+    result = recorded(action, step=entry.step,  # type: ignore[arg-type]
+                      key=STEP_XCOM_KEY if entry.kind is EntryKind.STEP else DRAIN_TIMING_XCOM_KEY,
+                      critical_path=entry.critical_path)
+    if entry.drains is not None:
+        # The freeze drains in its own task on the night (ADR 0071): by hand too, recorded as its own step.
+        ctx.step = entry.drain_step
+        ctx._results[task_id] = result  # the frozen position, just recorded
+        recorded(_drain_by_hand(Entry(task_id=task_id, kind=EntryKind.DRAIN, step_name=entry.drain_step,
+                                      direction=entry.drains, position_from=task_id)),
+                 step=entry.drain_step, key=DRAIN_TIMING_XCOM_KEY, critical_path=True)
+    ended = utc_now()
     path = _write_state(plan_name, runbook.dag_id, record, task_id, "success", ti.pushed)
     log(f"break glass: {task_id} done in {(ended - started).total_seconds():.1f} s; recorded in {path}")
     return result
